@@ -1,0 +1,3 @@
+from nnlint.cli import main
+
+main()

@@ -1,0 +1,217 @@
+"""Configuration: `[tool.nnlint]` in the nearest pyproject.toml, overridden by command-line options."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from nnlint.errors import ConfigError
+from nnlint.findings import Severity
+from nnlint.registry import Rule, all_rules, expand_codes
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# NN002 (a target could not be linted) is reported even when not selected, so that a broken
+# model never passes silently; `ignore` can still turn it off.
+ALWAYS_SELECTED = frozenset({"NN002"})
+
+
+@dataclass(frozen=True)
+class Config:
+    select: tuple[str, ...] = ("ALL",)
+    ignore: tuple[str, ...] = ()
+    fail_on: Severity = Severity.WARNING
+    per_module_ignores: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # by code
+    static: bool = False
+    device: str = "auto"
+    input_shape: tuple[int, ...] | None = None
+    batch_size: int | None = None
+    graph: str = "auto"  # "auto", "fx" or "recorded"
+    source: Path | None = None  # the file the settings were read from
+
+    def __post_init__(self) -> None:
+        try:
+            self.enabled_codes  # noqa: B018 - validates select and ignore early
+            for codes in self.per_module_ignores.values():
+                expand_codes(codes)
+        except ValueError as error:
+            raise ConfigError(f"{self._origin()}{error}") from None
+
+    def _origin(self) -> str:
+        return f"{self.source}: " if self.source else ""
+
+    @cached_property
+    def enabled_codes(self) -> frozenset[str]:
+        return frozenset((expand_codes(self.select) | ALWAYS_SELECTED) - expand_codes(self.ignore))
+
+    def is_enabled(self, code: str) -> bool:
+        return code in self.enabled_codes
+
+    def ignored_for_module(self, code: str, module: str | None) -> bool:
+        if module is None:
+            return False
+        return any(
+            fnmatch.fnmatchcase(module, pattern) and code in expand_codes(codes) for pattern, codes in self.per_module_ignores.items()
+        )
+
+    def thresholds_for(self, rule: Rule) -> dict[str, float]:
+        return {**rule.thresholds, **self.thresholds.get(rule.code, {})}
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        """A copy with the given settings replaced; `None` means "not given"."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return dataclasses.replace(self, **given)
+
+
+_KEYS = {
+    "select": "select",
+    "ignore": "ignore",
+    "fail-on": "fail_on",
+    "per-module-ignores": "per_module_ignores",
+    "thresholds": "thresholds",
+    "static": "static",
+    "device": "device",
+    "input-shape": "input_shape",
+    "batch-size": "batch_size",
+}
+
+
+def find_config_file(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above `start` that has a `[tool.nnlint]` table."""
+    directory = start if start.is_dir() else start.parent
+    for folder in [directory, *directory.parents]:
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file() and "nnlint" in _read_toml(candidate).get("tool", {}):
+            return candidate
+    return None
+
+
+def load_config(path: Path | None) -> Config:
+    """Settings from a pyproject.toml's `[tool.nnlint]` (or a standalone TOML file's top level)."""
+    if path is None:
+        return Config()
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    document = _read_toml(path)
+    table = document.get("tool", {}).get("nnlint")
+    if table is None:
+        table = {} if path.name == "pyproject.toml" else document
+    return config_from_table(table, path)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+
+
+def config_from_table(table: Mapping[str, Any], path: Path | None = None) -> Config:
+    origin = f"{path}: " if path else ""
+    settings: dict[str, Any] = {"source": path}
+    for key, value in table.items():
+        if key not in _KEYS:
+            raise ConfigError(f"{origin}[tool.nnlint] unknown key {key!r} (known: {', '.join(sorted(_KEYS))})")
+        try:
+            settings[_KEYS[key]] = _PARSERS[key](value)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{origin}[tool.nnlint] {key}: {error}") from None
+    return Config(**settings)
+
+
+def parse_codes(value: str | Iterable[str]) -> tuple[str, ...]:
+    """`"NN1,NN104"` or `["NN1", "NN104"]` -> ("NN1", "NN104"); codes are checked by Config."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(item, str) for item in items):
+        raise TypeError("expected rule codes as strings")
+    return tuple(item.strip().upper() for item in items if item.strip())
+
+
+def parse_severity(value: str) -> Severity:
+    try:
+        return Severity(str(value).lower())
+    except ValueError:
+        raise ValueError(f"expected one of error, warning, info; got {value!r}") from None
+
+
+def parse_shape(value: str | Iterable[int]) -> tuple[int, ...]:
+    """`"32,3,224,224"` -> (32, 3, 224, 224)."""
+    parts = value.replace("x", ",").split(",") if isinstance(value, str) else list(value)
+    try:
+        shape = tuple(int(str(part).strip()) for part in parts)
+    except ValueError:
+        raise ValueError(f"expected comma-separated positive integers such as 32,3,224,224; got {value!r}") from None
+    if not shape or any(size <= 0 for size in shape):
+        raise ValueError(f"expected comma-separated positive integers such as 32,3,224,224; got {value!r}")
+    return shape
+
+
+def _parse_positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"expected a positive integer, got {value!r}")
+    return value
+
+
+def _parse_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _parse_device(value: Any) -> str:
+    text = str(value)
+    if text not in ("auto", "cpu") and not text.startswith("cuda"):
+        raise ValueError(f"expected auto, cpu or cuda[:N], got {value!r}")
+    return text
+
+
+def _parse_module_ignores(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        raise TypeError("expected a table of module-path globs to lists of codes")
+    return {str(pattern): parse_codes(codes) for pattern, codes in value.items()}
+
+
+def _parse_thresholds(value: Any) -> dict[str, dict[str, float]]:
+    if not isinstance(value, Mapping):
+        raise TypeError("expected a table of rule codes to tables of thresholds")
+    by_code = {r.code: r for r in all_rules()} | {r.slug: r for r in all_rules()}
+    parsed: dict[str, dict[str, float]] = {}
+    for key, overrides in value.items():
+        rule = by_code.get(str(key).upper()) or by_code.get(str(key))
+        if rule is None:
+            raise ValueError(f"unknown rule {key!r}")
+        if not isinstance(overrides, Mapping):
+            raise TypeError(f"{key}: expected a table such as {{ {next(iter(rule.thresholds), 'name')} = 1 }}")
+        for name, number in overrides.items():
+            if name not in rule.thresholds:
+                known = ", ".join(rule.thresholds) or "none"
+                raise ValueError(f"{rule.code} has no threshold {name!r} (known: {known})")
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise ValueError(f"{rule.code}.{name}: expected a number, got {number!r}")
+        parsed[rule.code] = {name: float(number) for name, number in overrides.items()}
+    return parsed
+
+
+_PARSERS = {
+    "select": parse_codes,
+    "ignore": parse_codes,
+    "fail-on": parse_severity,
+    "per-module-ignores": _parse_module_ignores,
+    "thresholds": _parse_thresholds,
+    "static": _parse_bool,
+    "device": _parse_device,
+    "input-shape": parse_shape,
+    "batch-size": _parse_positive_int,
+}

@@ -1,0 +1,29 @@
+"""What a rule may read besides the graph: the target's extras, the batch size, thresholds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from nnlint.findings import Location
+from nnlint.targets import Target
+
+
+@dataclass(frozen=True)
+class BatchSize:
+    """The training batch size and where nnlint learned it (for the message and the location)."""
+
+    value: int
+    source: str  # "batch_size", "example_input", "example_batch" or "--batch-size"
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    target: Target
+    batch_size: BatchSize | None = None
+    target_location: Location | None = None
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    def threshold(self, name: str) -> float:
+        return self.thresholds[name]

@@ -1,0 +1,224 @@
+"""The pipeline: load -> graph -> rules -> findings, for files (the CLI) and for models (the API)."""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from nnlint.config import Config
+from nnlint.context import BatchSize, RuleContext
+from nnlint.errors import LoadError, NoModelError
+from nnlint.findings import Finding
+from nnlint.graph import GraphError, ModelGraph, build_graph, one_line
+from nnlint.inputs import InputError, example_input_for, training_batch_size
+from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file
+from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
+from nnlint.report import Problem, Report, SkippedChecks, TargetReport
+from nnlint.sources import ModuleLocator
+from nnlint.suppression import SuppressionLedger, suppressions_in
+from nnlint.targets import Target
+
+# What a rule can require, and what the user would define to enable it.
+_ENABLED_BY = {
+    "loss_fn": "need `loss_fn` (the training loss)",
+    "optimizer": "need `optimizer` (the optimizer the model is trained with)",
+    "example_batch": "need `example_batch` = (inputs, targets) of real data",
+    "batch_size": "need the training batch size: define `batch_size` or `example_input`, or pass --batch-size",
+}
+
+
+class Linter:
+    """Lints targets one by one; suppressions are tracked across all of them (for NN003)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.rules = [rule for rule in all_rules() if config.is_enabled(rule.code)]
+        self.ledger = SuppressionLedger()
+        self.reports: list[TargetReport] = []
+        self.problems: list[Problem] = []
+        self.tracebacks: list[str] = []
+        suppressions_in.cache_clear()
+
+    # -- one target ----------------------------------------------------------------------------
+    def lint(self, loaded: LoadedTarget, notes: Iterable[str] = ()) -> TargetReport:
+        findings, skipped, graph, notes = self._check(loaded, list(notes))
+        report = TargetReport(
+            name=loaded.name,
+            file=str(loaded.file) if loaded.file else None,
+            graph=graph.method if graph else None,
+            device=None,
+            findings=tuple(sorted(self._kept(findings, loaded), key=Finding.sort_key)),
+            skipped=tuple(SkippedChecks(tuple(codes), reason) for reason, codes in skipped.items()),
+            notes=tuple(notes),
+        )
+        if loaded.file is not None:
+            self.ledger.consult(str(loaded.file), len(self.reports))
+        self.reports.append(report)
+        return report
+
+    def _check(self, loaded: LoadedTarget, notes: list[str]) -> tuple[list[Finding], dict[str, list[str]], ModelGraph | None, list[str]]:
+        if loaded.problem is not None:
+            return [self._unusable(loaded, loaded.problem)], {}, None, notes
+        try:
+            example_input, inferred = example_input_for(loaded, self.config.input_shape)
+        except InputError as error:
+            return [self._unusable(loaded, f"{error}; define `example_input` or pass --input-shape")], {}, None, notes
+        if inferred:
+            notes.append(f"no example input given: inferred {_describe_input(example_input)} from the first layer")
+        graph: ModelGraph | None = None
+        findings: list[Finding] = []
+        try:
+            graph = build_graph(loaded.target.model, example_input, ModuleLocator(loaded.target.model, loaded.location), self.config.graph)
+        except GraphError as error:
+            self._keep_traceback(error)
+            module = f" (module `{error.module}`)" if error.module else ""
+            findings.append(self._unusable(loaded, f"{error}{module}", module=error.module))
+        if graph is not None and graph.recorded_on == "real":
+            notes.append("the forward needs real values (e.g. `.item()`), so the graph was recorded on one real sample")
+        batch_size = training_batch_size(loaded, example_input, inferred, self.config.batch_size)
+        context = RuleContext(loaded.target, batch_size, loaded.location)
+        skipped: dict[str, list[str]] = defaultdict(list)
+        for rule in self.rules:
+            if rule.check is None:
+                continue
+            missing = _missing_requirement(rule, graph, loaded.target, batch_size)
+            if missing is not None:
+                if missing in _ENABLED_BY:
+                    skipped[_ENABLED_BY[missing]].append(rule.code)
+                continue
+            findings += self._run_rule(rule, graph, dataclasses.replace(context, thresholds=self.config.thresholds_for(rule)), loaded)
+        return findings, skipped, graph, notes
+
+    def _run_rule(self, rule: Rule, graph: ModelGraph | None, context: RuleContext, loaded: LoadedTarget) -> list[Finding]:
+        try:
+            hits = list(rule.check(graph, context))  # type: ignore[misc, arg-type]
+        except Exception as error:
+            self._keep_traceback(error)
+            self.problems.append(
+                Problem(
+                    str(loaded.file) if loaded.file else None,
+                    f"internal error in rule {rule.code} ({rule.slug}) on `{loaded.name}`: {one_line(error)}; please report it",
+                )
+            )
+            return []
+        return [self._finding(rule, hit, graph, loaded) for hit in hits]
+
+    def _finding(self, rule: Rule, hit: Hit, graph: ModelGraph | None, loaded: LoadedTarget) -> Finding:
+        location = hit.location
+        if location is None and graph is not None and hit.module in graph.modules:
+            location = graph.modules[hit.module].location
+        return Finding(
+            code=rule.code,
+            name=rule.slug,
+            severity=hit.severity or rule.severity,
+            phase=rule.phase,
+            message=hit.message,
+            module=hit.module,
+            location=location or loaded.location,
+            evidence=dict(hit.evidence),
+            fix=hit.fix,
+        )
+
+    def _unusable(self, loaded: LoadedTarget, reason: str, module: str | None = None) -> Finding:
+        rule = rules_by_code()["NN002"]
+        return self._finding(
+            rule, Hit(message=f"`{loaded.name}` cannot be linted: {reason}", fix=_UNUSABLE_FIX, module=module), None, loaded
+        )
+
+    def _kept(self, findings: list[Finding], loaded: LoadedTarget) -> list[Finding]:
+        """Drop duplicates, unselected codes, per-module ignores and inline suppressions."""
+        kept: dict[tuple, Finding] = {}
+        target_file = str(loaded.file) if loaded.file else None
+        for finding in findings:
+            key = (finding.code, finding.module, finding.location, finding.message)
+            if key in kept or not self.config.is_enabled(finding.code) or self.config.ignored_for_module(finding.code, finding.module):
+                continue
+            if self.ledger.suppresses(finding, target_file, len(self.reports)):
+                continue
+            kept[key] = finding
+        return list(kept.values())
+
+    def _keep_traceback(self, error: BaseException) -> None:
+        cause = error.__cause__ or error
+        self.tracebacks.append("".join(traceback.format_exception(cause)))
+
+    # -- the whole run -------------------------------------------------------------------------
+    def report(self) -> Report:
+        """The final report, with NN003 for every suppression that silenced nothing."""
+        reports = list(self.reports)
+        for index, finding in self._unused_suppressions():
+            target = reports[index]
+            reports[index] = dataclasses.replace(target, findings=tuple(sorted((*target.findings, finding), key=Finding.sort_key)))
+        return Report(tuple(reports), tuple(self.problems), self.config.fail_on, tuple(self.tracebacks))
+
+    def _unused_suppressions(self) -> list[tuple[int, Finding]]:
+        if not self.config.is_enabled("NN003"):
+            return []
+        rule = rules_by_code()["NN003"]
+        unused = []
+        for suppression, code in self.ledger.unused():
+            try:
+                codes = expand_codes([code])
+            except ValueError:
+                message, fix = (
+                    f"`# nnlint: ignore[{code}]` names no rule: {code!r} is not an nnlint code",
+                    "correct the code (`nnlint rules` lists them) or remove it",
+                )
+            else:
+                if not codes & self.config.enabled_codes:
+                    continue  # the rule is not selected, so its suppression cannot be judged
+                kind = "ignore-file" if suppression.whole_file else "ignore"
+                message, fix = f"`# nnlint: {kind}[{code}]` suppresses nothing: no {code} finding here", "remove the suppression"
+            finding = Finding(rule.code, rule.slug, rule.severity, rule.phase, message, None, suppression.location, {"code": code}, fix)
+            unused.append((self.ledger.consulted_by[suppression.location.file], finding))
+        return unused
+
+
+_UNUSABLE_FIX = "make the model build and run on its example input (run it once in Python to see the full error), or pass --verbose"
+
+
+def _missing_requirement(rule: Rule, graph: ModelGraph | None, target: Target, batch_size: BatchSize | None) -> str | None:
+    for requirement in sorted(rule.requires):
+        if requirement == "graph" and graph is None:
+            return "graph"
+        if requirement == "batch_size" and batch_size is None:
+            return "batch_size"
+        if requirement in ("loss_fn", "optimizer", "example_batch") and getattr(target, requirement) is None:
+            return requirement
+    return None
+
+
+def _describe_input(value: object) -> str:
+    shape = getattr(value, "shape", None)
+    return f"an input of shape {'x'.join(map(str, shape))}" if shape is not None else "an input"
+
+
+def lint_paths(paths: list[Path], config: Config) -> Report:
+    """Lint every model file under `paths` in this process; a file that fails does not stop the rest."""
+    linter = Linter(config)
+    files, errors = collect_model_files(paths)
+    linter.problems += [Problem(error.path, error.message) for error in errors]
+    linted_from: dict[Path, int] = defaultdict(int)
+    for path, explicit in files:
+        try:
+            with loaded_model_file(path) as loaded_file:
+                notes = loaded_file.notes
+                for loaded in loaded_file.targets:
+                    linter.lint(loaded, notes)
+                    notes = []
+                    linted_from[path] += 1
+        except NoModelError as error:
+            if explicit:
+                linter.problems.append(Problem(error.path, error.message))
+        except LoadError as error:
+            linter._keep_traceback(error)
+            linter.problems.append(Problem(error.path, error.message))
+    for folder in (p for p in paths if p.is_dir()):
+        if not any(linted_from[f] for f, _ in files if folder in f.parents) and not any(
+            Path(p.file or "").is_relative_to(folder) for p in linter.problems
+        ):
+            linter.problems.append(Problem(str(folder), "no model found in any of its Python files"))
+    return linter.report()

@@ -1,0 +1,111 @@
+"""Recover a model's graph: torch.fx when it can trace, else an eager recording on meta."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+import torch.fx
+from torch import nn
+
+from nnlint.findings import GraphMethod
+from nnlint.graph.execution import call_arguments, meta_stand_ins, one_sample, run_with_tensors, to_meta
+from nnlint.graph.fx_trace import propagate_shapes, symbolic_trace
+from nnlint.graph.ir import ModelGraph, ModuleInfo
+from nnlint.graph.recorder import GraphRecorder, RecordingError
+from nnlint.graph.state import is_on_meta, model_device, preserved_module_attributes, training_flags
+from nnlint.sources import ModuleLocator
+
+__all__ = ["GraphError", "ModelGraph", "ModuleInfo", "build_graph", "one_line"]
+
+AUTO = "auto"
+
+
+class GraphError(Exception):
+    """Neither way could produce a graph: the forward itself fails on this input."""
+
+    def __init__(self, message: str, module: str | None = None) -> None:
+        super().__init__(message)
+        self.module = module
+
+
+def build_graph(model: nn.Module, example_input: Any, locator: ModuleLocator, method: str = AUTO) -> ModelGraph:
+    """The model's graph, traced in evaluation mode; the model is left exactly as it was.
+
+    `method` is "auto" (fx, then the recorder), "fx" or "recorded".
+    """
+    args, kwargs = call_arguments(example_input)
+    with preserved_module_attributes(model), training_flags(model, False):
+        fx_error = None
+        if method != GraphMethod.RECORDED:
+            try:
+                graph = symbolic_trace(model, args, kwargs)
+            except Exception as error:
+                fx_error = f"symbolic tracing failed: {one_line(error)}"
+            else:
+                try:
+                    propagate_shapes(model, graph, args, kwargs)
+                    return _assemble(model, graph, GraphMethod.FX, locator, _fx_call_counts(graph))
+                except Exception as error:
+                    fx_error = f"the traced graph did not run: {one_line(error)}"
+            if method == GraphMethod.FX:
+                raise GraphError(f"torch.fx: {fx_error}")
+        recorder, recorded_on = _record(model, args, kwargs)
+        graph_ = _assemble(model, recorder.graph, GraphMethod.RECORDED, locator, recorder.calls)
+        graph_.fx_error = fx_error
+        graph_.recorded_on = recorded_on
+        return graph_
+
+
+def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[GraphRecorder, str]:
+    """Record on meta; if the forward needs real values (`.item()`, `if x.sum() > 0`), on one real sample."""
+    stand_ins = meta_stand_ins(model)
+    meta_recorder = GraphRecorder(model, _names_by_identity(stand_ins))
+    try:
+        run_with_tensors(model, stand_ins, lambda *a, **k: meta_recorder.record(model, a, k), *to_meta((args, kwargs)))
+        return meta_recorder, "meta"
+    except RecordingError as meta_error:
+        if is_on_meta(model):
+            raise GraphError(_forward_failure(meta_error), meta_error.module) from meta_error.cause
+    real_tensors = dict(model.named_parameters(remove_duplicate=False)) | dict(model.named_buffers(remove_duplicate=False))
+    real_recorder = GraphRecorder(model, _names_by_identity(real_tensors))
+    device = model_device(model)
+    try:
+        real_recorder.record(model, one_sample(args, device), one_sample(kwargs, device))
+    except RecordingError as real_error:
+        raise GraphError(_forward_failure(real_error), real_error.module) from real_error.cause
+    return real_recorder, "real"
+
+
+def _names_by_identity(tensors: dict[str, torch.Tensor]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for name, tensor in tensors.items():
+        names.setdefault(id(tensor), name)
+    return names
+
+
+def _forward_failure(error: RecordingError) -> str:
+    where = f" in `{error.module}`" if error.module else ""
+    return f"forward raised{where}: {one_line(error.cause)}"
+
+
+def _fx_call_counts(graph: torch.fx.Graph) -> Counter[str]:
+    calls: Counter[str] = Counter(str(node.target) for node in graph.nodes if node.op == "call_module")
+    for node in graph.nodes:
+        for path in node.meta.get("nnlint_scope", ()):
+            calls[path] = max(calls[path], 1)
+    return calls
+
+
+def _assemble(model: nn.Module, graph: torch.fx.Graph, method: GraphMethod, locator: ModuleLocator, calls: Counter[str]) -> ModelGraph:
+    modules = {path: ModuleInfo(path, module, locator.locate(path), calls.get(path, 0)) for path, module in model.named_modules()}
+    modules[""].calls = 1
+    return ModelGraph(fx_graph=graph, method=method, root=model, modules=modules)
+
+
+def one_line(error: BaseException, limit: int = 240) -> str:
+    """An exception as one readable line: its type and the first line of its message."""
+    text = str(error).strip().splitlines()
+    message = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return message if len(message) <= limit else message[: limit - 1] + "…"

@@ -1,0 +1,80 @@
+"""Running a user's model without touching its weights: meta stand-ins and input plumbing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.utils._pytree import tree_map_only
+
+
+def call_arguments(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """An example input as forward's (args, kwargs): tensor -> (x,), tuple -> args, dict -> kwargs."""
+    if isinstance(example_input, dict):
+        return (), dict(example_input)
+    if isinstance(example_input, (tuple, list)):
+        return tuple(example_input), {}
+    return (example_input,), {}
+
+
+def to_meta(value: Any) -> Any:
+    """The same structure with every tensor replaced by a meta tensor of its shape and dtype."""
+    return tree_map_only(torch.Tensor, lambda t: t if t.is_meta else torch.empty_like(t, device="meta"), value)
+
+
+def one_sample(value: Any, device: torch.device) -> Any:
+    """The first sample of every batched tensor, moved to `device` (for a cheap real forward)."""
+
+    def first(t: torch.Tensor) -> torch.Tensor:
+        t = t[:1] if t.dim() > 0 and t.shape[0] > 1 else t
+        return t.to(device)
+
+    return tree_map_only(torch.Tensor, first, value)
+
+
+def meta_stand_ins(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A meta tensor for every parameter and buffer name; tied tensors share one stand-in."""
+    by_identity: dict[int, torch.Tensor] = {}
+    stand_ins: dict[str, torch.Tensor] = {}
+    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    for name, tensor in named:
+        if id(tensor) not in by_identity:
+            by_identity[id(tensor)] = tensor if tensor.is_meta else torch.empty_like(tensor, device="meta")
+        stand_ins[name] = by_identity[id(tensor)]
+    return stand_ins
+
+
+class _Runner(nn.Module):
+    """Holds the user's model as its child so `functional_call` can swap its tensors for ours."""
+
+    def __init__(self, model: nn.Module, body: Callable[..., Any]) -> None:
+        super().__init__()
+        self.model = model
+        self._body = body
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self._body(*args, **kwargs)
+
+
+def run_with_tensors(
+    model: nn.Module,
+    tensors: dict[str, torch.Tensor] | None,
+    body: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Call `body(*args, **kwargs)` while `model`'s parameters and buffers are `tensors`.
+
+    With `tensors=None` the model's own tensors are used. The model's own tensors are never
+    copied or written; `functional_call` puts them back when the call returns or raises.
+    """
+    runner = _Runner(model, body)
+    if tensors is None:
+        return runner(*args, **kwargs)
+    prefixed = {f"model.{name}": tensor for name, tensor in tensors.items()}
+    # Tensors the forward creates itself (`torch.arange(T)`) must land on meta too.
+    with torch.device("meta"):
+        return functional_call(runner, prefixed, args, kwargs, tie_weights=False)

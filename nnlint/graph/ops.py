@@ -1,0 +1,189 @@
+"""One vocabulary for operations, whichever way they were written.
+
+`nn.ReLU()`, `F.relu(x)`, `torch.relu(x)`, `x.relu()` and `x.relu_()` are all the op "relu";
+rules ask about ops and op families, never about spellings.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch.fx
+from torch import nn
+
+# Module types, most specific first where they inherit from one another.
+_MODULE_OPS: dict[type[nn.Module], str] = {
+    nn.modules.batchnorm._BatchNorm: "batch_norm",
+    nn.LayerNorm: "layer_norm",
+    nn.GroupNorm: "group_norm",
+    nn.modules.instancenorm._InstanceNorm: "instance_norm",
+    nn.LocalResponseNorm: "local_response_norm",
+    nn.Conv1d: "conv1d",
+    nn.Conv2d: "conv2d",
+    nn.Conv3d: "conv3d",
+    nn.ConvTranspose1d: "conv_transpose1d",
+    nn.ConvTranspose2d: "conv_transpose2d",
+    nn.ConvTranspose3d: "conv_transpose3d",
+    nn.Linear: "linear",
+    nn.Bilinear: "bilinear",
+    nn.Embedding: "embedding",
+    nn.EmbeddingBag: "embedding_bag",
+    nn.RNN: "rnn",
+    nn.LSTM: "lstm",
+    nn.GRU: "gru",
+    nn.RNNCell: "rnn_cell",
+    nn.LSTMCell: "lstm_cell",
+    nn.GRUCell: "gru_cell",
+    nn.MultiheadAttention: "multi_head_attention",
+    nn.ReLU: "relu",
+    nn.ReLU6: "relu6",
+    nn.LeakyReLU: "leaky_relu",
+    nn.PReLU: "prelu",
+    nn.RReLU: "rrelu",
+    nn.ELU: "elu",
+    nn.CELU: "celu",
+    nn.SELU: "selu",
+    nn.GELU: "gelu",
+    nn.SiLU: "silu",
+    nn.Mish: "mish",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.Hardtanh: "hardtanh",
+    nn.Hardswish: "hardswish",
+    nn.Hardsigmoid: "hardsigmoid",
+    nn.Softplus: "softplus",
+    nn.Softsign: "softsign",
+    nn.LogSigmoid: "logsigmoid",
+    nn.Tanhshrink: "tanhshrink",
+    nn.Threshold: "threshold",
+    nn.GLU: "glu",
+    nn.Softmax: "softmax",
+    nn.LogSoftmax: "log_softmax",
+    nn.Softmax2d: "softmax",
+    nn.Dropout: "dropout",
+    nn.Dropout1d: "dropout",
+    nn.Dropout2d: "dropout",
+    nn.Dropout3d: "dropout",
+    nn.AlphaDropout: "alpha_dropout",
+    nn.FeatureAlphaDropout: "alpha_dropout",
+    nn.Flatten: "flatten",
+    nn.Unflatten: "unflatten",
+    nn.Identity: "identity",
+    nn.MaxPool1d: "max_pool",
+    nn.MaxPool2d: "max_pool",
+    nn.MaxPool3d: "max_pool",
+    nn.AvgPool1d: "avg_pool",
+    nn.AvgPool2d: "avg_pool",
+    nn.AvgPool3d: "avg_pool",
+    nn.AdaptiveMaxPool1d: "max_pool",
+    nn.AdaptiveMaxPool2d: "max_pool",
+    nn.AdaptiveMaxPool3d: "max_pool",
+    nn.AdaptiveAvgPool1d: "avg_pool",
+    nn.AdaptiveAvgPool2d: "avg_pool",
+    nn.AdaptiveAvgPool3d: "avg_pool",
+}
+if hasattr(nn, "RMSNorm"):
+    _MODULE_OPS[nn.RMSNorm] = "rms_norm"
+
+# Function and method names (after stripping dunders and the in-place `_`) that differ from the op.
+_NAME_ALIASES = {
+    "batch_norm": "batch_norm",
+    "native_batch_norm": "batch_norm",
+    "radd": "add",
+    "iadd": "add",
+    "rsub": "sub",
+    "isub": "sub",
+    "rmul": "mul",
+    "imul": "mul",
+    "rmatmul": "matmul",
+    "truediv": "div",
+    "rtruediv": "div",
+    "itruediv": "div",
+    "conv_tbc": "conv1d",
+    "dropout1d": "dropout",
+    "dropout2d": "dropout",
+    "dropout3d": "dropout",
+    "feature_dropout": "dropout",
+    "feature_alpha_dropout": "alpha_dropout",
+    "max_pool1d": "max_pool",
+    "max_pool2d": "max_pool",
+    "max_pool3d": "max_pool",
+    "adaptive_max_pool1d": "max_pool",
+    "adaptive_max_pool2d": "max_pool",
+    "adaptive_max_pool3d": "max_pool",
+    "avg_pool1d": "avg_pool",
+    "avg_pool2d": "avg_pool",
+    "avg_pool3d": "avg_pool",
+    "adaptive_avg_pool1d": "avg_pool",
+    "adaptive_avg_pool2d": "avg_pool",
+    "adaptive_avg_pool3d": "avg_pool",
+    "hardtanh": "hardtanh",
+    "T": "transpose",
+    "mT": "transpose",
+    "swapaxes": "transpose",
+    "swapdims": "transpose",
+    "concat": "cat",
+    "concatenate": "cat",
+    "data": "identity",
+    "detach": "identity",
+    "clone": "identity",
+    "type_as": "identity",
+    "float": "identity",
+    "to": "identity",
+    "contiguous": "identity",
+}
+
+NORMALIZATIONS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "local_response_norm"})
+CONVOLUTIONS = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"})
+LINEAR_MAPS = CONVOLUTIONS | {"linear", "bilinear"}
+RECURRENT = frozenset({"rnn", "lstm", "gru"})
+RECURRENT_CELLS = frozenset({"rnn_cell", "lstm_cell", "gru_cell"})
+SATURATING_ACTIVATIONS = frozenset({"sigmoid", "tanh", "hardtanh", "hardsigmoid", "softsign", "logsigmoid"})
+ACTIVATIONS = SATURATING_ACTIVATIONS | {
+    "relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "gelu", "silu", "mish",
+    "hardswish", "softplus", "tanhshrink", "threshold", "glu",
+}  # fmt: skip
+DROPOUTS = frozenset({"dropout", "alpha_dropout"})
+POOLING = frozenset({"max_pool", "avg_pool"})
+# Ops that only move or relabel values: a pattern seen through them is the same pattern.
+SHAPE_OPS = frozenset({
+    "getitem", "view", "reshape", "flatten", "unflatten", "permute", "transpose", "squeeze", "unsqueeze",
+    "expand", "identity", "view_as", "reshape_as", "movedim",
+})  # fmt: skip
+
+_OPERATOR_NAMES = {getattr(operator, name): name for name in ("add", "sub", "mul", "truediv", "matmul", "getitem", "neg", "iadd", "imul")}
+
+
+def module_op(module: nn.Module) -> str:
+    """The op a leaf module performs; unknown types fall back to their lowercased class name."""
+    for cls in type(module).__mro__:
+        op = _MODULE_OPS.get(cls)
+        if op is not None:
+            return op
+    return type(module).__name__.lower()
+
+
+def canonical_name(raw: str) -> str:
+    """`__radd__` -> add, `relu_` -> relu, `dropout2d` -> dropout."""
+    name = raw
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+    elif name.endswith("_") and not name.startswith("_"):
+        name = name[:-1]
+    return _NAME_ALIASES.get(name, name)
+
+
+def node_op(node: torch.fx.Node, modules: dict[str, nn.Module]) -> str:
+    """The canonical op of an FX node, for module calls, functions and methods alike."""
+    if node.op == "call_module":
+        module = modules.get(str(node.target))
+        return module_op(module) if module is not None else "module"
+    if node.op == "call_method":
+        return canonical_name(str(node.target))
+    if node.op == "call_function":
+        target = node.target
+        if target is getattr and len(node.args) > 1 and isinstance(node.args[1], str):
+            return canonical_name(node.args[1])
+        raw = _OPERATOR_NAMES.get(target) or getattr(target, "__name__", str(target))  # type: ignore[call-overload]
+        return canonical_name(raw)
+    return node.op

@@ -1,0 +1,238 @@
+"""The second way to a graph: record one eager forward, by default on the meta device.
+
+torch.fx cannot trace forwards with data-dependent Python control flow, `**kwargs`, or most
+Hugging Face models. The recorder runs the forward for real — but with meta stand-ins for the
+weights, so nothing is computed and nothing is allocated — and writes what happened into a
+`torch.fx.Graph` of the same shape a trace would give:
+
+- a global forward hook turns each call of a leaf module (what FX would not trace into) into a
+  `call_module` node; what runs inside a leaf is not recorded;
+- a `TorchFunctionMode` turns every other torch function and tensor method into a
+  `call_function`/`call_method` node;
+- tensors are linked to the node that produced them by identity.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import inspect
+import operator
+import types
+from collections import Counter
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any
+
+import torch
+import torch.fx
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from nnlint.graph.execution import to_meta
+from nnlint.sources import call_site
+
+_DUNDER_OPERATORS = {
+    f"__{name}__": getattr(operator, name)
+    for name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "getitem", "setitem", "neg", "and_", "or_", "xor")
+    if hasattr(operator, name)
+}
+_FX_LEAF_CHECK = torch.fx.Tracer()
+
+
+@dataclass
+class _Entered:
+    path: str | None
+    leaf: bool
+
+
+class RecordingError(RuntimeError):
+    """The forward raised while recording; `module` is the innermost module that was running."""
+
+    def __init__(self, cause: BaseException, module: str | None) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+        self.module = module
+
+
+class GraphRecorder(TorchFunctionMode):
+    def __init__(self, model: nn.Module, tensor_names: dict[int, str]) -> None:
+        super().__init__()
+        self.graph = torch.fx.Graph()
+        self.calls: Counter[str] = Counter()
+        self._paths = {id(module): path for path, module in model.named_modules()}
+        self._tensor_names = tensor_names
+        self._produced_by: dict[int, tuple[torch.fx.Node, tuple[Any, ...]]] = {}
+        self._alive: list[Any] = []  # tensors stay referenced so their ids stay unique
+        self._getitem_nodes: dict[tuple[torch.fx.Node, Any], torch.fx.Node] = {}
+        self._attr_nodes: dict[str, torch.fx.Node] = {}
+        self._entered: list[_Entered] = []
+        self._leaf_depth = 0
+        self._busy = False
+        self._constants = 0
+
+    # -- the run -------------------------------------------------------------------------------
+    def record(self, model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self._add_placeholders(model.forward, args, kwargs)
+        hooks = [
+            nn.modules.module.register_module_forward_pre_hook(self._before_module),
+            nn.modules.module.register_module_forward_hook(self._after_module, with_kwargs=True),
+        ]
+        try:
+            with torch.no_grad(), self:
+                output = model(*args, **kwargs)
+        except Exception as error:
+            raise RecordingError(error, self.running_module()) from error
+        finally:
+            for hook in hooks:
+                hook.remove()
+        self._busy = True
+        self.graph.output(self._as_argument(output))
+        return output
+
+    def running_module(self) -> str | None:
+        return next((entry.path for entry in reversed(self._entered) if entry.path is not None), None)
+
+    def _add_placeholders(self, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            bound = inspect.signature(forward).bind(*args, **kwargs).arguments
+        except (TypeError, ValueError):
+            bound = {f"input_{i}": value for i, value in enumerate(args)} | kwargs
+        for name, value in bound.items():
+            node = self.graph.placeholder(name)
+            node.meta["val"] = to_meta(value)
+            self._link(value, node, ())
+
+    # -- module calls ----------------------------------------------------------------------------
+    def _before_module(self, module: nn.Module, args: Any) -> None:
+        if self._busy:
+            return
+        path = self._paths.get(id(module))
+        leaf = path is not None and _FX_LEAF_CHECK.is_leaf_module(module, path)
+        if path is not None and self._leaf_depth == 0:
+            self.calls[path] += 1
+        self._entered.append(_Entered(path, leaf))
+        self._leaf_depth += leaf
+
+    def _after_module(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        if self._busy or not self._entered:
+            return
+        entry = self._entered.pop()
+        self._leaf_depth -= entry.leaf
+        if entry.leaf and self._leaf_depth == 0:
+            self._busy = True
+            try:
+                node = self.graph.call_module(entry.path, self._as_argument(tuple(args)), self._as_argument(dict(kwargs)))
+                self._annotate(node, output, scope_extra=(entry.path,))
+                self._link(output, node, ())
+            finally:
+                self._busy = False
+
+    # -- torch functions -------------------------------------------------------------------------
+    def __torch_function__(self, func: Any, types_: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        output = func(*args, **kwargs)
+        if self._busy or self._leaf_depth > 0:
+            return output
+        kind, target, args = _fx_spelling(func, args)
+        if not (_has_tensor(output) or kind == "call_function" and target is operator.setitem):
+            return output  # `x.shape`, `x.size(0)`, `x.dim()`: Python values, not graph data
+        self._busy = True
+        try:
+            node = self.graph.create_node(kind, target, self._as_argument(args), self._as_argument(kwargs))
+            self._annotate(node, output)
+            self._link(output, node, ())
+        finally:
+            self._busy = False
+        return output
+
+    # -- values <-> nodes ------------------------------------------------------------------------
+    def _annotate(self, node: torch.fx.Node, output: Any, scope_extra: tuple[str | None, ...] = ()) -> None:
+        node.meta["val"] = to_meta(output)
+        node.meta["nnlint_source"] = call_site()
+        scope = [entry.path for entry in self._entered if entry.path] + [p for p in scope_extra if p]
+        node.meta["nnlint_scope"] = tuple(scope)
+
+    def _link(self, value: Any, node: torch.fx.Node, path: tuple[Any, ...]) -> None:
+        """Remember that each tensor inside `value` is `node`'s output at `path` (tuple indices)."""
+        if isinstance(value, torch.Tensor):
+            self._produced_by[id(value)] = (node, path)
+            self._alive.append(value)
+        elif isinstance(value, (tuple, list)):
+            for index, item in enumerate(value):
+                self._link(item, node, (*path, index))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self._link(item, node, (*path, key))
+
+    def _node_for(self, tensor: torch.Tensor) -> torch.fx.Node:
+        produced = self._produced_by.get(id(tensor))
+        if produced is None:
+            return self._attribute_node(tensor)
+        node, path = produced
+        for key in path:
+            node = self._getitem(node, key)
+        return node
+
+    def _getitem(self, node: torch.fx.Node, key: Any) -> torch.fx.Node:
+        cache_key = (node, key)
+        if cache_key not in self._getitem_nodes:
+            item = self.graph.call_function(operator.getitem, (node, key))
+            value = node.meta.get("val")
+            with contextlib.suppress(TypeError, KeyError, IndexError):
+                item.meta["val"] = value[key]  # type: ignore[index]
+            item.meta["nnlint_scope"] = node.meta.get("nnlint_scope", ())
+            self._getitem_nodes[cache_key] = item
+        return self._getitem_nodes[cache_key]
+
+    def _attribute_node(self, tensor: torch.Tensor) -> torch.fx.Node:
+        """A parameter or buffer read directly in forward, or a constant from outside the graph."""
+        name = self._tensor_names.get(id(tensor))
+        if name is None:
+            name = f"_tensor_constant{self._constants}"
+            self._constants += 1
+            self._tensor_names[id(tensor)] = name
+            self._alive.append(tensor)
+        if name not in self._attr_nodes:
+            node = self.graph.get_attr(name)
+            node.meta["val"] = to_meta(tensor)
+            self._attr_nodes[name] = node
+        return self._attr_nodes[name]
+
+    def _as_argument(self, value: Any) -> Any:
+        """`value` as an FX argument: tensors become nodes, containers keep their shape."""
+        if isinstance(value, torch.Tensor):
+            return self._node_for(value)
+        if isinstance(value, (list, tuple)) and type(value) in (list, tuple, torch.Size):
+            return type(value)(self._as_argument(item) for item in value)
+        if isinstance(value, (list, tuple)):  # namedtuples and other sequences
+            return tuple(self._as_argument(item) for item in value)
+        if isinstance(value, dict):
+            return {key: self._as_argument(item) for key, item in value.items()}
+        if is_dataclass(value) and not isinstance(value, type):
+            return {f.name: self._as_argument(getattr(value, f.name)) for f in fields(value)}
+        if value is None or isinstance(value, (*torch.fx.node.base_types, slice, range, type(Ellipsis))):
+            return value
+        return repr(value)
+
+
+def _fx_spelling(func: Any, args: tuple[Any, ...]) -> tuple[str, Any, tuple[Any, ...]]:
+    """How torch.fx would have written this call: (op kind, target, args)."""
+    name = getattr(func, "__name__", "")
+    if isinstance(func, types.MethodWrapperType) and name == "__get__":
+        # A tensor attribute that is itself a tensor: `x.T`, `x.mT`, `x.data`.
+        return "call_function", builtins.getattr, (*args[:1], func.__self__.__name__)  # type: ignore[attr-defined]
+    if getattr(torch.Tensor, name, None) is func or getattr(torch._C.TensorBase, name, None) is func:
+        if name in _DUNDER_OPERATORS:
+            return "call_function", _DUNDER_OPERATORS[name], args
+        return "call_method", name, args
+    return "call_function", func, args
+
+
+def _has_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (tuple, list, dict)):
+        leaves, _ = tree_flatten(value)
+        return any(isinstance(leaf, torch.Tensor) for leaf in leaves)
+    return False

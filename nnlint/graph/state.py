@@ -1,0 +1,79 @@
+"""Context managers that change a user's model and always undo it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@contextmanager
+def preserved_module_attributes(model: nn.Module) -> Iterator[None]:
+    """Restore every submodule's attributes as they were: flags, caches a forward set, hooks.
+
+    Attribute *objects* are restored, not tensor values: a forward that assigns
+    `self.cache = …` or a tracer that adds `_tensor_constant0` leaves no trace.
+    """
+    saved: list[tuple[nn.Module, dict[str, Any], dict[str, Any]]] = []
+    for module in model.modules():
+        attributes = dict(module.__dict__)
+        # Containers are restored by contents too: hooks dicts, RNN's `_flat_weights` list.
+        inner = {name: _copy_container(value) for name, value in attributes.items() if isinstance(value, (dict, list, set))}
+        saved.append((module, attributes, inner))
+    try:
+        yield
+    finally:
+        for module, attributes, inner in saved:
+            module.__dict__.clear()
+            module.__dict__.update(attributes)
+            for name, contents in inner.items():
+                container = attributes[name]
+                if isinstance(container, list):
+                    container[:] = contents
+                else:
+                    container.clear()
+                    container.update(contents)
+
+
+def _copy_container(container: Any) -> Any:
+    if isinstance(container, list):
+        return list(container)
+    return set(container) if isinstance(container, set) else dict(container)
+
+
+@contextmanager
+def training_flags(model: nn.Module, training: bool) -> Iterator[None]:
+    """Set every submodule's `training` flag, then restore each one (mixed modes included)."""
+    saved = [(module, module.training) for module in model.modules()]
+    try:
+        for module, _ in saved:
+            module.training = training
+        yield
+    finally:
+        for module, flag in saved:
+            module.training = flag
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for tensor in _tensors(model):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def model_float_dtype(model: nn.Module) -> torch.dtype:
+    for tensor in _tensors(model):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.get_default_dtype()
+
+
+def is_on_meta(model: nn.Module) -> bool:
+    return any(tensor.is_meta for tensor in _tensors(model))
+
+
+def _tensors(model: nn.Module) -> Iterator[torch.Tensor]:
+    yield from model.parameters()
+    yield from model.buffers()

@@ -1,0 +1,51 @@
+"""`--format json`: the stable machine-readable report (schema: docs/report.schema.json)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nnlint import __version__
+from nnlint.findings import Finding
+from nnlint.render import display_path
+from nnlint.report import Report, TargetReport
+
+
+def render(report: Report) -> str:
+    return json.dumps(report_dict(report), indent=2, ensure_ascii=False, default=str)
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    return {
+        "nnlint": __version__,
+        "targets": [_target(target) for target in report.targets],
+        "errors": [{"file": display_path(problem.file), "message": problem.message} for problem in report.problems],
+        "summary": {severity.value: count for severity, count in sorted(report.counts().items())} | {"exit_code": report.exit_code},
+    }
+
+
+def _target(target: TargetReport) -> dict[str, Any]:
+    return {
+        "name": target.name,
+        "file": display_path(target.file),
+        "graph": target.graph.value if target.graph else None,
+        "device": target.device,
+        "findings": [finding_dict(finding) for finding in target.findings],
+        "skipped": [{"codes": list(skipped.codes), "reason": skipped.reason} for skipped in target.skipped],
+        "notes": list(target.notes),
+    }
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    location = finding.location
+    return {
+        "code": finding.code,
+        "name": finding.name,
+        "severity": finding.severity.value,
+        "phase": finding.phase.value,
+        "message": finding.message,
+        "module": finding.module,
+        "location": {"file": display_path(location.file), "line": location.line} if location else None,
+        "evidence": dict(finding.evidence),
+        "fix": finding.fix,
+    }

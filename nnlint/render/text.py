@@ -1,0 +1,82 @@
+"""The default report: rich text, one section per target, worst findings first."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.padding import Padding
+from rich.text import Text
+
+from nnlint.findings import Finding, Severity
+from nnlint.render import display_path
+from nnlint.report import Report, TargetReport
+
+_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def render(report: Report, *, color: bool = False, width: int | None = None) -> str:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width or 100, highlight=False, soft_wrap=False)
+    for target in report.targets:
+        _target(console, target)
+    for problem in report.problems:
+        where = f"{display_path(problem.file)}: " if problem.file else ""
+        console.print(Text.assemble(("error", "bold red"), f": {where}{problem.message}"))
+    if report.problems:
+        console.print()
+    console.print(_summary(report))
+    return buffer.getvalue()
+
+
+def _target(console: Console, target: TargetReport) -> None:
+    header = Text.assemble((f"{display_path(target.file) or '<model>'}", "bold"), " :: ", (target.name, "bold"))
+    details = [f"graph: {target.graph.value}" if target.graph else "graph: none"]
+    if target.device:
+        details.append(f"device: {target.device}")
+    header.append(f"  ({', '.join(details)})", style="dim")
+    console.print(header)
+    for finding in target.findings:
+        _finding(console, finding)
+    if not target.findings:
+        console.print(Text("  no findings", style="green"))
+    for note in target.notes:
+        console.print(Text(f"  note: {note}", style="dim"))
+    for skipped in target.skipped:
+        console.print(Text(f"  skipped {', '.join(skipped.codes)}: {skipped.reason}", style="dim"))
+    console.print()
+
+
+def _finding(console: Console, finding: Finding) -> None:
+    where = f"{display_path(finding.location.file)}:{finding.location.line}" if finding.location else "-"
+    line = Text.assemble(
+        "  ",
+        (where, "bold"),
+        "  ",
+        (finding.code, _STYLE[finding.severity]),
+        " ",
+        (finding.severity.value, _STYLE[finding.severity]),
+        "  ",
+        finding.name,
+    )
+    if finding.module:
+        line.append(f"  [{finding.module}]", style="magenta")
+    console.print(line)
+    console.print(Padding(Text(finding.message), (0, 0, 0, 4), expand=False))
+    if finding.fix:
+        console.print(Padding(Text.assemble(("fix: ", "green"), finding.fix), (0, 0, 0, 4), expand=False))
+
+
+def _summary(report: Report) -> Text:
+    counts = report.counts()
+    total = sum(counts.values())
+    parts = [f"{counts[s]} {s.value}{'s' if counts[s] != 1 else ''}" for s in Severity if counts[s]]
+    targets = len(report.targets)
+    text = Text(f"Found {total} finding{'s' if total != 1 else ''}", style="bold")
+    if parts:
+        text.append(f" ({', '.join(parts)})")
+    text.append(f" in {targets} target{'s' if targets != 1 else ''}")
+    if report.problems:
+        text.append(f"; {len(report.problems)} could not be linted", style="bold red")
+    text.append(".")
+    return text

@@ -1,0 +1,40 @@
+"""What a user hands nnlint: a model plus the optional context that enables more checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from torch import nn
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TARGET_MARK = "__nnlint_target__"
+
+# Module-level names a model file may define; they apply to every target in that file.
+RESERVED_NAMES = ("example_input", "example_batch", "loss_fn", "optimizer", "batch_size")
+
+
+@dataclass
+class Target:
+    """A model to lint, with what nnlint needs to check it more deeply.
+
+    `example_input` is a tensor, a tuple of tensors (positional arguments) or a dict (keyword
+    arguments). `example_batch` is `(inputs, targets)` of real data. Every field but the model
+    is optional; the checks that need a missing one are skipped and listed in the report.
+    """
+
+    model: nn.Module
+    example_input: Any = None
+    example_batch: Any = None
+    loss_fn: Any = None
+    optimizer: Any = None
+    batch_size: int | None = None
+    name: str | None = None
+
+
+def target(function: F) -> F:
+    """Mark a function in a model file as building a lint target (a `Target` or a module)."""
+    setattr(function, TARGET_MARK, True)
+    return function
