@@ -11,7 +11,7 @@ from pathlib import Path
 from nnlint.config import Config
 from nnlint.context import BatchSize, RuleContext
 from nnlint.errors import LoadError, NoModelError
-from nnlint.findings import Finding
+from nnlint.findings import Finding, Location
 from nnlint.graph import GraphError, ModelGraph, build_graph, one_line
 from nnlint.inputs import InputError, example_input_for, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file
@@ -74,8 +74,8 @@ class Linter:
             graph = build_graph(loaded.target.model, example_input, ModuleLocator(loaded.target.model, loaded.location), self.config.graph)
         except GraphError as error:
             self._keep_traceback(error)
-            module = f" (module `{error.module}`)" if error.module else ""
-            findings.append(self._unusable(loaded, f"{error}{module}", module=error.module))
+            location = ModuleLocator(loaded.target.model, loaded.location).locate(error.module) if error.module else None
+            findings.append(self._unusable(loaded, str(error), module=error.module, location=location))
         if graph is not None and graph.recorded_on == "real":
             notes.append("the forward needs real values (e.g. `.item()`), so the graph was recorded on one real sample")
         batch_size = training_batch_size(loaded, example_input, inferred, self.config.batch_size)
@@ -122,11 +122,10 @@ class Linter:
             fix=hit.fix,
         )
 
-    def _unusable(self, loaded: LoadedTarget, reason: str, module: str | None = None) -> Finding:
+    def _unusable(self, loaded: LoadedTarget, reason: str, module: str | None = None, location: Location | None = None) -> Finding:
         rule = rules_by_code()["NN002"]
-        return self._finding(
-            rule, Hit(message=f"`{loaded.name}` cannot be linted: {reason}", fix=_UNUSABLE_FIX, module=module), None, loaded
-        )
+        hit = Hit(message=f"`{loaded.name}` cannot be linted: {reason}", fix=_UNUSABLE_FIX, module=module, location=location)
+        return self._finding(rule, hit, None, loaded)
 
     def _kept(self, findings: list[Finding], loaded: LoadedTarget) -> list[Finding]:
         """Drop duplicates, unselected codes, per-module ignores and inline suppressions."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
+import textwrap
 
 from rich.console import Console
-from rich.padding import Padding
 from rich.text import Text
 
 from nnlint.findings import Finding, Severity
@@ -62,9 +62,16 @@ def _finding(console: Console, finding: Finding) -> None:
     if finding.module:
         line.append(f"  [{finding.module}]", style="magenta")
     console.print(line)
-    console.print(Padding(Text(finding.message), (0, 0, 0, 4), expand=False))
+    console.print(_indented(finding.message, console.width))
     if finding.fix:
-        console.print(Padding(Text.assemble(("fix: ", "green"), finding.fix), (0, 0, 0, 4), expand=False))
+        fix = _indented(f"fix: {finding.fix}", console.width)
+        fix.stylize("green", 4, 8)
+        console.print(fix)
+
+
+def _indented(text: str, width: int) -> Text:
+    # Wrapped here rather than by rich, which would pad every line with trailing spaces.
+    return Text(textwrap.fill(text, width=max(width, 40), initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False))
 
 
 def _summary(report: Report) -> Text:

@@ -1,0 +1,49 @@
+"""Fixture files state what they expect, next to the offending line:
+
+    nn.Conv2d(3, 32, 3),  # expect: NN104
+
+and, in a header comment, which rules they are the clean twin for:
+
+    # clean: NN101, NN102
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from nnlint.config import Config
+from nnlint.engine import lint_paths
+from nnlint.report import Report
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+_EXPECT = re.compile(r"#\s*expect:\s*(NN\d{3}(?:\s*,\s*NN\d{3})*)")
+_CLEAN = re.compile(r"^#\s*clean:\s*(.+)$", re.MULTILINE)
+
+
+def rule_fixtures() -> list[Path]:
+    return sorted(FIXTURES.glob("*.py"))
+
+
+def expected_findings(path: Path) -> Counter[tuple[str, int]]:
+    expected: Counter[tuple[str, int]] = Counter()
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        for match in _EXPECT.finditer(line):
+            expected.update((code.strip(), number) for code in match.group(1).split(","))
+    return expected
+
+
+def clean_for(path: Path) -> list[str]:
+    """The codes or prefixes a fixture is the clean twin for."""
+    return [code.strip() for match in _CLEAN.finditer(path.read_text()) for code in match.group(1).split(",") if code.strip()]
+
+
+def lint(path: Path, **settings: object) -> Report:
+    return lint_paths([path], Config(**settings))  # type: ignore[arg-type]
+
+
+def found_findings(report: Report) -> Counter[tuple[str, int]]:
+    return Counter((f.code, f.location.line if f.location else 0) for f in report.findings)
