@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from nnlint import __version__
-from nnlint.config import Config, find_config_file, load_config, parse_codes, parse_severity, parse_shape
+from nnlint.config import Config, find_config_file, load_config, parse_codes, parse_severity, parse_shape, parse_timeout
 from nnlint.errors import NnlintError
 from nnlint.render import OutputFormat, render
 
@@ -44,6 +44,13 @@ def _shape(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
         raise click.BadParameter(str(error)) from None
 
 
+def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    try:
+        return parse_timeout(value) if value is not None else None
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 def _codes(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
     return parse_codes(value) if value is not None else None
 
@@ -54,6 +61,9 @@ def _codes(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--ignore", callback=_codes, help="Codes or prefixes to skip.")
 @click.option("--static", is_flag=True, default=None, help="Only the static checks; skip the probe.")
 @click.option("--device", help="Probe device: auto, cpu, cuda[:N] (auto: cuda when available).")
+@click.option("--probe-timeout", callback=_seconds, help="Stop a probe that runs longer than this many seconds (default 60).")
+@click.option("--probe-steps", type=click.IntRange(min=1), help="Instrumented training steps the probe runs (default 3).")
+@click.option("--deep", is_flag=True, default=None, help="Also run the slower probe checks (NN904: overfit a few samples).")
 @click.option("--input-shape", callback=_shape, help="Example input shape when the file gives none, e.g. 32,3,224,224.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="The training batch size.")
 @click.option("--graph", "graph_method", type=click.Choice(["auto", "fx", "recorded"]), help="How to recover the graph (default auto).")
@@ -109,6 +119,9 @@ def _config(paths: list[Path], config_file: Path | None, options: dict[str, Any]
         input_shape=options["input_shape"],
         batch_size=options["batch_size"],
         graph=options["graph_method"],
+        probe_timeout=options["probe_timeout"],
+        probe_steps=options["probe_steps"],
+        deep=options["deep"],
         fail_on=parse_severity(fail_on) if fail_on else None,
     )
 

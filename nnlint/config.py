@@ -37,6 +37,9 @@ class Config:
     input_shape: tuple[int, ...] | None = None
     batch_size: int | None = None
     graph: str = "auto"  # "auto", "fx" or "recorded"
+    probe_timeout: float = 60.0  # seconds; a probe that runs longer stops with NN002
+    probe_steps: int = 3  # instrumented training steps
+    deep: bool = False  # opt-in probe checks that cost more (NN904)
     source: Path | None = None  # the file the settings were read from
 
     def __post_init__(self) -> None:
@@ -83,6 +86,9 @@ _KEYS = {
     "device": "device",
     "input-shape": "input_shape",
     "batch-size": "batch_size",
+    "probe-timeout": "probe_timeout",
+    "probe-steps": "probe_steps",
+    "deep": "deep",
 }
 
 
@@ -164,6 +170,19 @@ def _parse_positive_int(value: Any) -> int:
     return value
 
 
+def parse_timeout(value: Any) -> float:
+    """Seconds, a positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a positive number of seconds, got {value!r}")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"expected a positive number of seconds, got {value!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"expected a positive number of seconds, got {value!r}")
+    return seconds
+
+
 def _parse_bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
@@ -214,4 +233,7 @@ _PARSERS = {
     "device": _parse_device,
     "input-shape": parse_shape,
     "batch-size": _parse_positive_int,
+    "probe-timeout": parse_timeout,
+    "probe-steps": _parse_positive_int,
+    "deep": _parse_bool,
 }

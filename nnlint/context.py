@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nnlint.findings import Location
 from nnlint.targets import Target
+
+if TYPE_CHECKING:
+    from nnlint.probe.result import ProbeResult
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,10 @@ class RuleContext:
     batch_size: BatchSize | None = None
     target_location: Location | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    # Where the model file set `example_input`, `example_batch`, `optimizer`, ... (for findings about them).
+    context_locations: Mapping[str, Location] = field(default_factory=dict)
+    # What the probe measured; rules with phase=Phase.PROBE require ("probe",) and run only when it ran.
+    probe: ProbeResult | None = None
 
     def threshold(self, name: str) -> float:
         return self.thresholds[name]

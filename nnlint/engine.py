@@ -11,12 +11,14 @@ from pathlib import Path
 from nnlint.config import Config
 from nnlint.context import BatchSize, RuleContext
 from nnlint.errors import LoadError, NoModelError
-from nnlint.findings import Finding, Location
+from nnlint.findings import Finding, Location, Phase
 from nnlint.graph import GraphError, ModelGraph, build_graph, one_line
 from nnlint.inputs import InputError, example_input_for, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file
+from nnlint.probe import ProbeFailed, ProbeResult, ProbeSettings, ProbeSkipped, ProbeTimedOut, run_probe
+from nnlint.probe.evidence import PROBE_MEASURES, with_probe_evidence
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
-from nnlint.report import Problem, Report, SkippedChecks, TargetReport
+from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
 from nnlint.sources import ModuleLocator
 from nnlint.suppression import SuppressionLedger, suppressions_in
 from nnlint.targets import Target
@@ -27,6 +29,7 @@ _ENABLED_BY = {
     "optimizer": "need `optimizer` (the optimizer the model is trained with)",
     "example_batch": "need `example_batch` = (inputs, targets) of real data",
     "batch_size": "need the training batch size: define `batch_size` or `example_input`, or pass --batch-size",
+    "deep": "opt-in: pass --deep (trains a copy on a few samples for 50 steps)",
 }
 
 
@@ -44,15 +47,17 @@ class Linter:
 
     # -- one target ----------------------------------------------------------------------------
     def lint(self, loaded: LoadedTarget, notes: Iterable[str] = ()) -> TargetReport:
+        self._probe: ProbeResult | None = None
         findings, skipped, graph, notes = self._check(loaded, list(notes))
         report = TargetReport(
             name=loaded.name,
             file=str(loaded.file) if loaded.file else None,
             graph=graph.method if graph else None,
-            device=None,
+            device=self._probe.device if self._probe else None,
             findings=tuple(sorted(self._kept(findings, loaded), key=Finding.sort_key)),
             skipped=tuple(SkippedChecks(tuple(codes), reason) for reason, codes in skipped.items()),
             notes=tuple(notes),
+            gradient_flow=self._gradient_flow(self._probe),
         )
         if loaded.file is not None:
             self.ledger.consult(str(loaded.file), len(self.reports))
@@ -79,18 +84,89 @@ class Linter:
         if graph is not None and graph.recorded_on == "real":
             notes.append("the forward needs real values (e.g. `.item()`), so the graph was recorded on one real sample")
         batch_size = training_batch_size(loaded, example_input, inferred, self.config.batch_size)
-        context = RuleContext(loaded.target, batch_size, loaded.location)
+        context = RuleContext(loaded.target, batch_size, loaded.location, context_locations=loaded.context_locations)
         skipped: dict[str, list[str]] = defaultdict(list)
+        findings += self._run_rules(Phase.STATIC, graph, context, loaded, skipped)
+        if graph is not None and not self.config.static:
+            findings = self._probe_stage(loaded, graph, example_input, context, findings, notes, skipped)
+        return findings, skipped, graph, notes
+
+    def _run_rules(
+        self, phase: Phase, graph: ModelGraph | None, context: RuleContext, loaded: LoadedTarget, skipped: dict[str, list[str]]
+    ) -> list[Finding]:
+        findings: list[Finding] = []
         for rule in self.rules:
-            if rule.check is None:
+            if rule.check is None or rule.phase is not phase:
                 continue
-            missing = _missing_requirement(rule, graph, loaded.target, batch_size)
+            missing = _missing_requirement(rule, graph, loaded.target, context.batch_size, context.probe, self.config.deep)
             if missing is not None:
                 if missing in _ENABLED_BY:
                     skipped[_ENABLED_BY[missing]].append(rule.code)
                 continue
             findings += self._run_rule(rule, graph, dataclasses.replace(context, thresholds=self.config.thresholds_for(rule)), loaded)
-        return findings, skipped, graph, notes
+        return findings
+
+    # -- the probe stage: after the static rules, on the real model (nnlint.probe) ---------------
+    def _probe_stage(
+        self,
+        loaded: LoadedTarget,
+        graph: ModelGraph,
+        example_input: object,
+        context: RuleContext,
+        findings: list[Finding],
+        notes: list[str],
+        skipped: dict[str, list[str]],
+    ) -> list[Finding]:
+        """Run the probe, then the probe rules; static findings it measured get its evidence."""
+        wanted = {rule.code for rule in self.rules if rule.phase is Phase.PROBE}
+        if not wanted:
+            return findings
+        settings = ProbeSettings(
+            device=self.config.device,
+            steps=self.config.probe_steps,
+            timeout=self.config.probe_timeout,
+            deep=self.config.deep,
+            checks=frozenset(wanted | {f.code for f in findings if f.code in PROBE_MEASURES}),
+            training_batch_size=context.batch_size.value if context.batch_size else None,
+        )
+        try:
+            probe = run_probe(loaded.target.model, example_input, loaded.target, settings)
+        except ProbeSkipped as reason:
+            notes.append(f"the probe did not run: {reason}; only static checks ran")
+            return findings
+        except (ProbeFailed, ProbeTimedOut) as error:
+            self._keep_traceback(error)
+            module = error.module if error.module in graph.modules else None
+            reason = f"{error}; the static findings are reported, the probe's checks are not"
+            return [*findings, self._unusable(loaded, reason, module, graph.modules[module].location if module else None, probe=True)]
+        except Exception as error:
+            self._keep_traceback(error)
+            self.problems.append(
+                Problem(
+                    str(loaded.file) if loaded.file else None,
+                    f"internal error in the probe on `{loaded.name}`: {one_line(error)}; please report it",
+                )
+            )
+            return findings
+        self._probe = probe
+        notes.append(_probe_summary(probe))
+        notes.extend(f"probe: {note}" for note in probe.notes)
+        measured = [with_probe_evidence(finding, probe) for finding in findings]
+        return measured + self._run_rules(Phase.PROBE, graph, dataclasses.replace(context, probe=probe), loaded, skipped)
+
+    def _gradient_flow(self, probe: ProbeResult | None) -> GradientFlow | None:
+        if probe is None or len(probe.layers) < 2:
+            return None
+        rules = rules_by_code()
+        vanishing, exploding = self.config.thresholds_for(rules["NN801"]), self.config.thresholds_for(rules["NN802"])
+        last = probe.layers[-1].grad_norm
+        return GradientFlow(
+            layers=tuple(GradientFlowLayer(layer.module, layer.grad_norm) for layer in probe.layers),
+            vanishing_below=last * vanishing["max-first-to-last-ratio"],
+            vanishing_floor=vanishing["max-first-norm"],
+            exploding_above=last * exploding["max-first-to-last-ratio"],
+            loss=probe.loss_source,
+        )
 
     def _run_rule(self, rule: Rule, graph: ModelGraph | None, context: RuleContext, loaded: LoadedTarget) -> list[Finding]:
         try:
@@ -122,9 +198,12 @@ class Linter:
             fix=hit.fix,
         )
 
-    def _unusable(self, loaded: LoadedTarget, reason: str, module: str | None = None, location: Location | None = None) -> Finding:
+    def _unusable(
+        self, loaded: LoadedTarget, reason: str, module: str | None = None, location: Location | None = None, probe: bool = False
+    ) -> Finding:
         rule = rules_by_code()["NN002"]
-        hit = Hit(message=f"`{loaded.name}` cannot be linted: {reason}", fix=_UNUSABLE_FIX, module=module, location=location)
+        message = f"the probe could not run `{loaded.name}`: {reason}" if probe else f"`{loaded.name}` cannot be linted: {reason}"
+        hit = Hit(message=message, fix=_PROBE_FIX if probe else _UNUSABLE_FIX, module=module, location=location)
         return self._finding(rule, hit, None, loaded)
 
     def _kept(self, findings: list[Finding], loaded: LoadedTarget) -> list[Finding]:
@@ -177,17 +256,32 @@ class Linter:
 
 
 _UNUSABLE_FIX = "make the model build and run on its example input (run it once in Python to see the full error), or pass --verbose"
+_PROBE_FIX = (
+    "make one training step (model.train(), forward, loss, backward) run on the example input, raise --probe-timeout, "
+    "or pass --static to skip the probe; --verbose shows the traceback"
+)
 
 
-def _missing_requirement(rule: Rule, graph: ModelGraph | None, target: Target, batch_size: BatchSize | None) -> str | None:
+def _missing_requirement(
+    rule: Rule, graph: ModelGraph | None, target: Target, batch_size: BatchSize | None, probe: ProbeResult | None = None, deep: bool = False
+) -> str | None:
     for requirement in sorted(rule.requires):
         if requirement == "graph" and graph is None:
             return "graph"
         if requirement == "batch_size" and batch_size is None:
             return "batch_size"
+        if requirement == "probe" and probe is None:
+            return "probe"
+        if requirement == "deep" and not deep:
+            return "deep"
         if requirement in ("loss_fn", "optimizer", "example_batch") and getattr(target, requirement) is None:
             return requirement
     return None
+
+
+def _probe_summary(probe: ProbeResult) -> str:
+    loss = probe.loss_source
+    return f"probe: {probe.steps} training step(s) on {probe.device}, batch {probe.batch}, loss: {loss}"
 
 
 def _describe_input(value: object) -> str:

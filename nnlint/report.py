@@ -26,6 +26,24 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class GradientFlowLayer:
+    module: str
+    grad_norm: float
+
+
+@dataclass(frozen=True)
+class GradientFlow:
+    """The probe's per-layer weight-gradient norms, input to output, with NN801/NN802's thresholds
+    placed on the same axis (the picture `plot_grad_flow` draws by hand)."""
+
+    layers: tuple[GradientFlowLayer, ...]
+    vanishing_below: float  # NN801: a first layer under last × max-first-to-last-ratio …
+    vanishing_floor: float  # … and under max-first-norm is vanishing
+    exploding_above: float  # NN802: a first layer over last × max-first-to-last-ratio is exploding
+    loss: str  # which loss produced the gradients
+
+
+@dataclass(frozen=True)
 class TargetReport:
     name: str
     file: str | None
@@ -34,6 +52,7 @@ class TargetReport:
     findings: tuple[Finding, ...]
     skipped: tuple[SkippedChecks, ...] = ()
     notes: tuple[str, ...] = ()
+    gradient_flow: GradientFlow | None = None  # when the probe ran
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,24 @@ from .normalization import (
     batchnorm_without_running_stats,
     bias_before_batchnorm,
 )
+from .probe_gradients import (
+    activation_scale_drift,
+    dead_relu,
+    exploding_gradients,
+    non_finite_values,
+    parameters_without_gradient,
+    saturated_activation,
+    vanishing_gradients,
+)
+from .probe_inputs import constant_features, features_on_different_scales, unscaled_inputs
+from .probe_training import (
+    batch_samples_mixed,
+    cannot_overfit_one_batch,
+    eval_mode_not_deterministic,
+    loss_at_initialization,
+    train_eval_mismatch,
+    update_to_weight_ratio,
+)
 from .tool import graph_fallback, target_unusable, unused_suppression
 
 ALL_RULES: tuple[Rule, ...] = (
@@ -26,4 +44,20 @@ ALL_RULES: tuple[Rule, ...] = (
     batch_too_small_for_batchnorm,  # NN105
     batch_too_large,  # NN106
     batchnorm_without_running_stats,  # NN107
+    unscaled_inputs,  # NN701
+    features_on_different_scales,  # NN702
+    constant_features,  # NN703
+    vanishing_gradients,  # NN801
+    exploding_gradients,  # NN802
+    non_finite_values,  # NN803
+    dead_relu,  # NN804
+    saturated_activation,  # NN805
+    activation_scale_drift,  # NN806
+    parameters_without_gradient,  # NN807
+    eval_mode_not_deterministic,  # NN901
+    train_eval_mismatch,  # NN902
+    loss_at_initialization,  # NN903
+    cannot_overfit_one_batch,  # NN904
+    update_to_weight_ratio,  # NN905
+    batch_samples_mixed,  # NN906
 )

@@ -5,6 +5,8 @@
 and, in a header comment, which rules they are the clean twin for:
 
     # clean: NN101, NN102
+
+A header `# options: deep` lints the fixture with that setting on (opt-in checks such as NN904).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ FIXTURES = ROOT / "fixtures"
 
 _EXPECT = re.compile(r"#\s*expect:\s*(NN\d{3}(?:\s*,\s*NN\d{3})*)")
 _CLEAN = re.compile(r"^#\s*clean:\s*(.+)$", re.MULTILINE)
+_OPTIONS = re.compile(r"^#\s*options:\s*(.+)$", re.MULTILINE)
 
 
 def rule_fixtures() -> list[Path]:
@@ -41,8 +44,13 @@ def clean_for(path: Path) -> list[str]:
     return [code.strip() for match in _CLEAN.finditer(path.read_text()) for code in match.group(1).split(",") if code.strip()]
 
 
+def options_for(path: Path) -> dict[str, bool]:
+    """Boolean settings a fixture turns on in its `# options:` header."""
+    return {name.strip(): True for match in _OPTIONS.finditer(path.read_text()) for name in match.group(1).split(",") if name.strip()}
+
+
 def lint(path: Path, **settings: object) -> Report:
-    return lint_paths([path], Config(**settings))  # type: ignore[arg-type]
+    return lint_paths([path], Config(**(options_for(path) | settings)))  # type: ignore[arg-type]
 
 
 def found_findings(report: Report) -> Counter[tuple[str, int]]:

@@ -146,6 +146,13 @@ class ModelGraph:
             return f"{info.type_name} `{info.path}`"
         return f"{self._ops[node]} (functional)"
 
+    def describe_module(self, path: str) -> str:
+        """How a finding names a module by path: "Conv2d `features.0`" (the model itself: its class)."""
+        info = self.modules.get(path)
+        if info is None:
+            return f"`{path}`"
+        return f"{info.type_name} `{path}`" if path else f"the model ({info.type_name})"
+
     def shape(self, node: torch.fx.Node) -> tuple[int, ...] | None:
         value = node.meta.get("val")
         return tuple(value.shape) if isinstance(value, torch.Tensor) else None

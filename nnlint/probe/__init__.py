@@ -1,0 +1,14 @@
+"""The probe: a short instrumented training run on the real model (DESIGN.md, "probe").
+
+`run_probe` measures inputs, activations and gradients over a few forward → loss → backward
+steps on copies of the weights, then runs the extra checks the selected rules need. It raises
+`ProbeSkipped` (meta weights: a note), `ProbeFailed` (the user's forward, loss or backward
+failed) or `ProbeTimedOut` (`--probe-timeout`); the model is left exactly as it was in every case.
+"""
+
+from __future__ import annotations
+
+from nnlint.probe.result import ProbeResult
+from nnlint.probe.session import ProbeFailed, ProbeSettings, ProbeSkipped, ProbeTimedOut, run_probe
+
+__all__ = ["ProbeFailed", "ProbeResult", "ProbeSettings", "ProbeSkipped", "ProbeTimedOut", "run_probe"]

@@ -1,0 +1,398 @@
+"""The probe's checks beyond the training steps: evaluation mode, BatchNorm calibration, one
+optimizer step, overfitting a few samples. Each works on the session's copies of the weights."""
+
+from __future__ import annotations
+
+import copy
+import math
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.utils._pytree import tree_flatten, tree_map_only
+
+from nnlint.graph import one_line
+from nnlint.graph.state import training_flags
+from nnlint.probe.instrument import Instrument
+from nnlint.probe.result import EvalDeterminism, ModuleGap, OverfitRun, SampleMixing, TrainEvalGap, UpdateRatio
+
+if TYPE_CHECKING:
+    from nnlint.probe.session import Session
+
+OVERFIT_STEPS = 50
+OVERFIT_SAMPLES = 8
+_SAMPLED_ELEMENTS = 4096
+# Gradient on other samples below this share of the sample's own is floating-point noise.
+MIXING_TOLERANCE = 1e-6
+
+Key = tuple[str, int]
+Recorder = Callable[[Key, torch.Tensor], None]
+
+
+# -- comparing outputs across runs -----------------------------------------------------------------
+class OutputSamples:
+    """The same random subset of each module output's elements in every run: per-module
+    differences between runs without keeping whole activations."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self._indices: dict[Key, torch.Tensor] = {}
+        self._numel: dict[Key, int] = {}
+
+    def recorder(self, store: dict[Key, torch.Tensor]) -> Recorder:
+        """Samples each module output of a full-batch forward into `store`."""
+
+        def record(key: Key, tensor: torch.Tensor) -> None:
+            indices = self._indices_for(key, tensor.numel())
+            if indices is not None:
+                store[key] = tensor.detach().reshape(-1)[indices.to(tensor.device)].float()
+
+        return record
+
+    def chunk_recorder(self, store: dict[Key, torch.Tensor], first_row: int) -> Recorder:
+        """Samples the rows `first_row`… of each module output of a forward on part of the batch."""
+
+        def record(key: Key, tensor: torch.Tensor) -> None:
+            indices = self._indices.get(key)
+            if indices is None or tensor.dim() == 0 or tensor.shape[0] == 0:
+                return
+            row = tensor[0].numel()
+            if self._numel[key] != row * self.batch:
+                return
+            low, high = first_row * row, (first_row + tensor.shape[0]) * row
+            inside = (indices >= low) & (indices < high)
+            values = store.setdefault(key, torch.full((len(indices),), math.nan, device=tensor.device))
+            values[inside.to(tensor.device)] = tensor.detach().reshape(-1)[(indices[inside] - low).to(tensor.device)].float()
+
+        return record
+
+    def record_output(self, recorder: Recorder, output: Any) -> None:
+        for index, leaf in enumerate(_float_leaves(output)):
+            recorder(("<output>", index), leaf)
+
+    def _indices_for(self, key: Key, numel: int) -> torch.Tensor | None:
+        if key in self._numel:
+            return self._indices[key] if self._numel[key] == numel else None
+        if numel <= _SAMPLED_ELEMENTS:
+            indices = torch.arange(numel)
+        else:
+            generator = torch.Generator().manual_seed(zlib.crc32(f"{key[0]}:{key[1]}".encode()))
+            indices = torch.randint(0, numel, (_SAMPLED_ELEMENTS,), generator=generator)
+        self._indices[key], self._numel[key] = indices, numel
+        return indices
+
+
+def relative_gap(values: torch.Tensor, reference: torch.Tensor) -> float | None:
+    if values.shape != reference.shape or bool(torch.isnan(values).any()):
+        return None
+    scale = float(reference.double().norm())
+    if not (math.isfinite(scale) and scale > 0):
+        return None
+    gap = float((values.double() - reference.double()).norm()) / scale
+    return gap if math.isfinite(gap) else None
+
+
+# -- NN901 + NN906: evaluation mode --------------------------------------------------------------
+def evaluation_checks(
+    session: Session, tensors: dict[str, torch.Tensor], reference: dict[Key, torch.Tensor] | None, samples: OutputSamples
+) -> tuple[EvalDeterminism, SampleMixing | None]:
+    """Two evaluation-mode forwards on the same input: do they agree (NN901)? The first one keeps
+    its autograd graph: does sample i's output depend on sample j's input (NN906)?"""
+    wants_mixing = "NN906" in session.settings.checks and session.batch >= 2
+    captured: list[tuple[Key, torch.Tensor]] = []
+    record = samples.recorder(reference) if reference is not None else None
+
+    def on_output(key: Key, tensor: torch.Tensor) -> None:
+        if wants_mixing:
+            captured.append((key, tensor))
+        if record is not None:
+            record(key, tensor)
+
+    with training_flags(session.model, False):
+        args, kwargs = _copied((session.args, session.kwargs))
+        batched = [t for t in tree_flatten((args, kwargs))[0] if _is_batched_float(t, session.batch)]
+        for tensor in batched if wants_mixing else ():
+            tensor.requires_grad_(True)
+        first = Instrument(session.model, watch_random=True, on_output=on_output)
+        with torch.enable_grad() if wants_mixing else torch.no_grad(), _batch_statistics_detached(session.model):
+            output_a = session.forward(first, args, kwargs, "evaluation mode", tensors=tensors)
+        if record is not None:
+            samples.record_output(record, output_a)
+        second = Instrument(session.model, watch_random=True)
+        with torch.no_grad():
+            output_b = session.forward(second, *_copied((session.args, session.kwargs)), "evaluation mode", tensors=tensors)
+    difference = relative_difference(output_a, output_b)
+    random_op = first.first_random or second.first_random
+    determinism = EvalDeterminism(
+        difference if difference is not None else math.nan,
+        random_op.op if random_op else None,
+        random_op.module if random_op else None,
+        random_op.location if random_op else None,
+    )
+    mixing = _mixing(session, output_a, batched, captured) if wants_mixing else None
+    return determinism, mixing
+
+
+def _mixing(session: Session, output: Any, inputs: list[torch.Tensor], captured: list[tuple[Key, torch.Tensor]]) -> SampleMixing | None:
+    """Backpropagate from the first and last samples' outputs; any gradient on the other samples'
+    inputs means they leaked in. The last module whose output still carries it is where they mix."""
+    n = session.batch
+    outputs = [t for t in _float_leaves(output) if t.requires_grad and t.dim() > 0 and t.shape[0] == n]
+    probes = [("input", t) for t in inputs] + [(path, t) for (path, _), t in captured if t.requires_grad and _is_batched_float(t, n)]
+    if not outputs or not probes:
+        return None
+    own = [0, n - 1] if n >= 3 else [n - 1]
+    others = list(range(1, n - 1)) if n >= 3 else [0]
+    generator = torch.Generator().manual_seed(session.settings.seed + 1)
+    weights = [torch.randn(out[own].shape, generator=generator).to(out.device, out.dtype) for out in outputs]
+    objective = sum((out[own] * weight).sum() for out, weight in zip(outputs, weights, strict=True))
+    grads = torch.autograd.grad(objective, [t for _, t in probes], allow_unused=True)
+    spread: list[tuple[str, float]] = []
+    for (name, _), grad in zip(probes, grads, strict=True):
+        if grad is not None:
+            mine, theirs = float(grad[own].double().norm()), float(grad[others].double().norm())
+            spread.append((name, theirs / mine if mine > 0 else 0.0))
+    if not spread:
+        return None
+    dependence = spread[0][1]
+    module = None
+    leaking = [index for index, (_, value) in enumerate(spread) if value > MIXING_TOLERANCE]
+    if leaking:
+        following = [name for name, _ in spread[leaking[-1] + 1 :] if name != "input"]
+        module = following[0] if following else None
+    return SampleMixing(dependence, n, module, "input" if inputs else spread[0][0])
+
+
+@contextmanager
+def _batch_statistics_detached(model: nn.Module) -> Iterator[None]:
+    """BatchNorm with `track_running_stats=False` normalizes with batch statistics in evaluation
+    too, coupling samples by design (NN107 reports that): treat its statistics as constants here,
+    so NN906 sees only coupling nobody intended. Its output values do not change."""
+    handles = [
+        module.register_forward_hook(_normalize_with_detached_statistics)
+        for module in model.modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.track_running_stats
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _normalize_with_detached_statistics(module: nn.Module, args: Any, output: Any) -> Any:
+    x = args[0]
+    dims = [0, *range(2, x.dim())]
+    mean, var = x.mean(dims).detach(), x.var(dims, correction=0).detach()
+    return nn.functional.batch_norm(x, mean, var, module.weight, module.bias, False, 0.0, module.eps)
+
+
+# -- NN902: training vs evaluation output ----------------------------------------------------------
+def calibrated_buffers(session: Session) -> dict[str, torch.Tensor]:
+    """Weights whose BatchNorm running statistics equal this batch's — what they converge to in
+    training — so that evaluation mode is compared with training mode at its best, not at the
+    initial mean 0 / variance 1."""
+    tensors = dict(session.tensors)
+    momenta: dict[nn.Module, Any] = {}
+    for path, module in session.model.named_modules():
+        prefix = f"{path}." if path else ""
+        if not isinstance(module, nn.modules.batchnorm._BatchNorm) or f"{prefix}running_mean" not in tensors or module.momentum == 0:
+            continue  # momentum 0 keeps the statistics where they are in training too
+        for name, fresh in (
+            ("running_mean", torch.zeros_like),
+            ("running_var", torch.ones_like),
+            ("num_batches_tracked", torch.zeros_like),
+        ):
+            tensors[prefix + name] = fresh(tensors[prefix + name])
+        momenta[module] = module.momentum
+    if not momenta:
+        return tensors
+    try:
+        for module in momenta:
+            module.momentum = None  # a cumulative average: after one batch, exactly that batch's statistics
+        with torch.no_grad():
+            session.forward(Instrument(session.model), session.args, session.kwargs, "training mode", tensors=tensors)
+    finally:
+        for module, momentum in momenta.items():
+            module.momentum = momentum
+    return tensors
+
+
+def chunked_training_runs(
+    session: Session, tensors: dict[str, torch.Tensor], samples: OutputSamples, chunk: int
+) -> list[dict[Key, torch.Tensor]]:
+    """Two training-mode forwards, each over the batch in pieces of the training batch size."""
+    runs = []
+    for _ in range(2):
+        scratch = dict(tensors) | {name: tensors[name].clone() for name in session.buffer_names}
+        store: dict[Key, torch.Tensor] = {}
+        with torch.no_grad():
+            for first_row, (args, kwargs) in chunks((session.args, session.kwargs), session.batch, chunk):
+                record = samples.chunk_recorder(store, first_row)
+                output = session.forward(Instrument(session.model, on_output=record), args, kwargs, "training mode", tensors=scratch)
+                samples.record_output(record, output)
+        runs.append(store)
+    return runs
+
+
+def train_eval_gap(reference: dict[Key, torch.Tensor], runs: list[dict[Key, torch.Tensor]], chunk: int) -> TrainEvalGap | None:
+    outputs = [key for key in reference if key[0] == "<output>"]
+    if len(runs) < 2 or not outputs:
+        return None
+    gaps = [_gap(reference, runs, key) for key in outputs]
+    if any(gap is None for gap in gaps):
+        return None
+    gap = math.sqrt(sum(g[0] ** 2 for g in gaps))  # type: ignore[index]
+    noise = math.sqrt(sum(g[1] ** 2 for g in gaps))  # type: ignore[index]
+    modules = []
+    for key in reference:
+        measured = _gap(reference, runs, key) if key[0] != "<output>" else None
+        if measured is not None:
+            modules.append(ModuleGap(key[0], *measured))
+    return TrainEvalGap(gap, noise, chunk, tuple(modules))
+
+
+def _gap(reference: dict[Key, torch.Tensor], runs: list[dict[Key, torch.Tensor]], key: Key) -> tuple[float, float] | None:
+    if key not in runs[0] or key not in runs[1]:
+        return None
+    gap = relative_gap(runs[0][key], reference[key])
+    scale = float(reference[key].double().norm())
+    noise = float((runs[0][key].double() - runs[1][key].double()).norm()) / scale if scale > 0 else None
+    if gap is None or noise is None or not math.isfinite(noise):
+        return None
+    return gap, noise
+
+
+# -- NN905: one optimizer step -------------------------------------------------------------------
+def update_ratios(session: Session) -> list[UpdateRatio]:
+    """‖ΔW‖ / ‖W‖ per weight matrix after one step of a copy of the user's optimizer, from the
+    gradients of the last training step."""
+    optimizer = session.target.optimizer
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        return []
+    try:
+        stepped = optimizer_copy(optimizer, session.copy_of)
+    except Exception as error:
+        session.notes.append(f"NN905: the optimizer was not stepped: {error}")
+        return []
+    names = {id(t): name for name, t in session.parameters.items()}
+    watched = [p for group in stepped.param_groups for p in group["params"] if id(p) in names and p.dim() >= 2 and p.grad is not None]
+    before = [p.detach().clone() for p in watched]
+    try:
+        stepped.step()
+    except Exception as error:
+        session.notes.append(f"NN905: a copy of the optimizer could not step ({one_line(error)}); update ratios were not measured")
+        return []
+    ratios = []
+    for parameter, old in zip(watched, before, strict=True):
+        weight = float(old.double().norm())
+        update = float((parameter.detach().double() - old.double()).norm())
+        if weight > 0 and math.isfinite(update):
+            name = names[id(parameter)]
+            ratios.append(UpdateRatio(name, name.rpartition(".")[0], update / weight, update, weight))
+    return ratios
+
+
+def optimizer_copy(optimizer: torch.optim.Optimizer, copies: dict[int, torch.Tensor]) -> torch.optim.Optimizer:
+    """A copy of `optimizer` — hyperparameters and state — that updates `copies` (by the user
+    tensor's id) instead of the user's parameters. The user's optimizer is only read."""
+    if not any(id(p) in copies for group in optimizer.param_groups for p in group["params"]):
+        raise ValueError("it updates none of this model's parameters (NN504)")
+    stepped = copy.deepcopy(optimizer, dict(copies))
+    stepped.load_state_dict(stepped.state_dict())  # moves the state to the copies' device
+    return stepped
+
+
+# -- NN904: overfit a handful of samples (--deep) -------------------------------------------------
+def overfit(session: Session, targets: Any) -> OverfitRun | None:
+    samples = min(session.batch, OVERFIT_SAMPLES)
+    (_, (args, kwargs)), *_ = chunks((session.args, session.kwargs), session.batch, samples)
+    small_targets = chunks(targets, session.batch, samples)[0][1] if targets is not None else None
+    tensors, copy_of = copies(session.model, session.device)  # fresh weights: NN905 stepped the session's
+    optimizer: torch.optim.Optimizer | None = None
+    name = "Adam(lr=1e-3)"
+    if isinstance(session.target.optimizer, torch.optim.Optimizer):
+        try:
+            optimizer = optimizer_copy(session.target.optimizer, copy_of)
+            name = type(session.target.optimizer).__name__
+        except Exception as error:
+            session.notes.append(f"NN904: the optimizer was not used ({error}); Adam(lr=1e-3) was")
+    if optimizer is None:
+        trainable = [t for t in copy_of.values() if t.requires_grad]
+        if not trainable:
+            return None
+        optimizer = torch.optim.Adam(trainable, lr=1e-3)
+    session.reseed(session.settings.seed + 2)
+    instrument = Instrument(session.model)
+    loss = session.loss_for(
+        small_targets, session.forward(instrument, args, kwargs, "training mode", tensors=tensors), session.settings.seed + 2
+    )
+    history: list[float] = []
+    for _ in range(OVERFIT_STEPS):
+        optimizer.zero_grad(set_to_none=True)
+        value = session.compute_loss(loss, session.forward(instrument, args, kwargs, "training mode", tensors=tensors))
+        history.append(float(value.detach()))
+        if not value.requires_grad or not math.isfinite(history[-1]):
+            break
+        value.backward()
+        optimizer.step()
+    if len(history) < 2:
+        return None
+    return OverfitRun(samples, len(history), history[0], min(history[-5:]), name)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def copies(model: nn.Module, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor]]:
+    """A copy of every parameter and buffer on `device`, by name; tied tensors share one copy."""
+    tensors: dict[str, torch.Tensor] = {}
+    copy_of: dict[int, torch.Tensor] = {}
+    for name, tensor in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        if id(tensor) not in copy_of:
+            copied = tensor.detach().to(device, copy=True)
+            if isinstance(tensor, nn.Parameter) and tensor.is_floating_point():
+                copied.requires_grad_(tensor.requires_grad)
+            copy_of[id(tensor)] = copied
+        tensors[name] = copy_of[id(tensor)]
+    return tensors, copy_of
+
+
+def chunks(value: Any, batch: int, size: int) -> list[tuple[int, Any]]:
+    """`value` split along the batch dimension into pieces of `size`, with each piece's first row;
+    tensors without the batch dimension are passed whole to every piece."""
+    count = max(1, batch // size)
+    pieces = []
+    for index in range(count):
+        start, stop = index * size, (batch if index == count - 1 else (index + 1) * size)
+        pieces.append(
+            (start, tree_map_only(torch.Tensor, lambda t, a=start, b=stop: t[a:b] if t.dim() > 0 and t.shape[0] == batch else t, value))
+        )
+    return pieces
+
+
+def relative_difference(value: Any, reference: Any) -> float | None:
+    """‖value − reference‖ / ‖reference‖ over every floating-point tensor of two outputs."""
+    left, right = _float_leaves(value), _float_leaves(reference)
+    if not right or len(left) != len(right) or any(a.shape != b.shape for a, b in zip(left, right, strict=True)):
+        return None
+    with torch.no_grad():
+        pairs = zip(left, right, strict=True)
+        difference = math.sqrt(sum(float((a.detach().double() - b.detach().double()).norm()) ** 2 for a, b in pairs))
+        scale = math.sqrt(sum(float(b.detach().double().norm()) ** 2 for b in right))
+    if not (math.isfinite(difference) and math.isfinite(scale)):
+        return None
+    return difference / scale if scale > 0 else (0.0 if difference == 0 else math.inf)
+
+
+def _float_leaves(value: Any) -> list[torch.Tensor]:
+    return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor) and t.is_floating_point()]
+
+
+def _is_batched_float(tensor: Any, batch: int) -> bool:
+    return isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.dim() > 0 and tensor.shape[0] == batch
+
+
+def _copied(value: Any) -> Any:
+    return tree_map_only(torch.Tensor, lambda t: t.detach().clone(), value)

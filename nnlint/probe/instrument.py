@@ -1,0 +1,416 @@
+"""Watching a real forward: which module runs, what each layer outputs, where activations sit.
+
+One `Instrument` is a `TorchFunctionMode` plus two global module hooks, active only inside its
+`with` block. Module calls are tracked as the recorder tracks them (outermost `torch.nn` leaf
+modules, the `call_module` nodes of the graph); functional activations (`F.relu`, `x.tanh()`)
+are seen through the mode, so `nn.ReLU()` and `torch.relu(x)` are measured alike. Every
+measurement stays a tensor on the probe's device until `finish()`, so a CUDA probe does not
+synchronize once per layer.
+
+What it measures is chosen per run: statistics for the training steps, the first random op for
+the evaluation forwards, the first non-finite value for the diagnosis pass, module outputs for
+the comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from nnlint.findings import Location
+from nnlint.graph.ops import CONVOLUTIONS, LINEAR_MAPS, NORMALIZATIONS, RECURRENT, canonical_name, module_op
+from nnlint.probe.result import ActivationSite, BatchNormSpread, InputStats, ModuleStats
+from nnlint.sources import call_site
+
+_FX_LEAF_CHECK = torch.fx.Tracer()
+
+RELU_LIKE = frozenset({"relu", "relu6"})
+# Saturating activations and the slope they have at an output value, as a share of their maximum slope.
+_SLOPE_SHARE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "sigmoid": lambda y: 4 * y * (1 - y),
+    "tanh": lambda y: 1 - y * y,
+    "softsign": lambda y: (1 - y.abs()) ** 2,
+}
+SATURATING = frozenset({*_SLOPE_SHARE, "hardtanh", "hardsigmoid"})
+# Where the flat region begins: the slope has fallen below this share of the activation's maximum.
+FLAT_SLOPE_SHARE = 0.05
+_WATCHED_ACTIVATIONS = RELU_LIKE | SATURATING
+
+# Ops that draw random numbers; dropout-like ones only when called with training=True.
+_RANDOM_OPS = frozenset({
+    "rand", "randn", "randint", "rand_like", "randn_like", "randint_like", "randperm", "bernoulli", "multinomial",
+    "normal", "uniform", "exponential", "geometric", "cauchy", "log_normal", "random", "poisson", "gumbel_softmax",
+})  # fmt: skip
+_DROPOUT_OPS = {  # op -> (position of its `training` argument, its default)
+    "dropout": (2, True),
+    "feature_dropout": (2, True),
+    "alpha_dropout": (2, False),
+    "feature_alpha_dropout": (2, False),
+    "native_dropout": (2, True),
+    "rrelu": (3, False),
+}
+# Layers whose output axis 1 holds the channels of a 3-D tensor (N, C, L); after others it is the last.
+_CHANNELS_FIRST = CONVOLUTIONS | {"batch_norm", "instance_norm", "group_norm", "max_pool", "avg_pool"}
+STATISTICS_SAMPLE = 1 << 16
+_FIRST_LAYER_OPS = LINEAR_MAPS | RECURRENT | NORMALIZATIONS | {"embedding", "embedding_bag"}
+
+
+@dataclass
+class _Frame:
+    path: str
+    call: int
+    leaf: bool
+    activations: int = 0
+
+
+@dataclass
+class _SiteData:
+    site: tuple[str, int, str, int]
+    functional: bool
+    location: Location | None
+    units: int
+    observations: int
+    ever_positive: torch.Tensor | None = None
+    saturated: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class FirstRandomOp:
+    op: str
+    module: str | None
+    location: Location | None
+
+
+@dataclass
+class FirstNonFinite:
+    op: str
+    module: str | None
+    location: Location | None
+
+
+class Instrument(TorchFunctionMode):
+    """Tracks module calls; measures what the flags ask for. Use once per forward or per step."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        statistics: bool = False,
+        watch_random: bool = False,
+        find_non_finite: bool = False,
+        on_output: Callable[[tuple[str, int], torch.Tensor], None] | None = None,
+        batchnorm_inputs: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.statistics = statistics
+        self.watch_random = watch_random
+        self.find_non_finite = find_non_finite
+        self.on_output = on_output
+        self.batchnorm_inputs = batchnorm_inputs
+        self._paths = {id(module): path for path, module in model.named_modules()}
+        self._stack: list[_Frame] = []
+        self._leaf_depth = 0
+        self._busy = False
+        self._calls: Counter[str] = Counter()
+        self._last_layer_op = ""
+        # Results
+        self.first_called: dict[str, int] = {}  # module path -> order of its first call
+        self.module_stats: dict[tuple[str, int], tuple[str, list[torch.Tensor]]] = {}
+        self.sites: dict[tuple[str, int, str, int], _SiteData] = {}
+        self.input_stats: InputStats | None = None
+        self.first_layer_seen = False
+        self.batchnorm_samples: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.first_random: FirstRandomOp | None = None
+        self.first_non_finite: FirstNonFinite | None = None
+        self._hooks: list[Any] = []
+        self._sample_positions: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+    # -- activation -----------------------------------------------------------------------------
+    def __enter__(self) -> Instrument:
+        self._hooks = [
+            nn.modules.module.register_module_forward_pre_hook(self._before_module),
+            nn.modules.module.register_module_forward_hook(self._after_module),
+        ]
+        return super().__enter__()  # type: ignore[return-value]
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            for hook in self._hooks:
+                hook.remove()
+            self._hooks = []
+
+    def new_forward(self) -> None:
+        """Start counting calls afresh: the n-th call of a module is the same site in every step."""
+        self._stack.clear()
+        self._leaf_depth = 0
+        self._calls.clear()
+        self._last_layer_op = ""
+
+    def running_module(self) -> str | None:
+        """The innermost module running now (for a forward that raised or ran out of time)."""
+        return next((frame.path for frame in reversed(self._stack) if frame.path), self._stack[0].path if self._stack else None)
+
+    # -- module calls -----------------------------------------------------------------------------
+    def _before_module(self, module: nn.Module, args: Any) -> None:
+        if self._busy:
+            return
+        path = self._paths.get(id(module))
+        if path is None:
+            return  # a module outside the model (a loss module)
+        leaf = is_leaf(module, path)
+        call = self._calls[path]
+        self._calls[path] += 1
+        self.first_called.setdefault(path, len(self.first_called))
+        outermost_leaf = leaf and self._leaf_depth == 0
+        self._stack.append(_Frame(path, call, outermost_leaf))
+        self._leaf_depth += leaf
+        if outermost_leaf and (self.statistics or self.batchnorm_inputs):
+            self._busy = True
+            try:
+                self._measure_inputs(module, path, args)
+            finally:
+                self._busy = False
+
+    def _after_module(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self._busy or id(module) not in self._paths or not self._stack:
+            return
+        frame = self._stack.pop()
+        leaf = is_leaf(module, frame.path)
+        self._leaf_depth -= leaf
+        if not frame.leaf:
+            return
+        op = module_op(module)
+        tensor = _first_float_tensor(output)
+        if tensor is None:
+            return
+        self._busy = True
+        try:
+            if self.statistics:
+                self._record_module_output(frame, op, tensor)
+            if self.find_non_finite and self.first_non_finite is None and not _all_finite(tensor):
+                self.first_non_finite = FirstNonFinite(op, frame.path, None)
+            if self.on_output is not None:
+                self.on_output((frame.path, frame.call), tensor)
+        finally:
+            self._busy = False
+        if op in LINEAR_MAPS | NORMALIZATIONS | RECURRENT or op in ("embedding", "multi_head_attention"):
+            self._last_layer_op = op
+
+    def _record_module_output(self, frame: _Frame, op: str, tensor: torch.Tensor) -> None:
+        with torch.no_grad():
+            values = self._sample(tensor.detach())
+            std, mean = torch.std_mean(values, correction=0)
+            zero = 1 - torch.count_nonzero(values) / max(values.numel(), 1)
+            record = torch.stack([mean, std, zero.float()])
+        key = (frame.path, frame.call)
+        if key not in self.module_stats:
+            self.module_stats[key] = (op, [])
+        self.module_stats[key][1].append(record)
+
+    def _sample(self, values: torch.Tensor) -> torch.Tensor:
+        """Up to `STATISTICS_SAMPLE` of a tensor's values, at fixed random positions: means,
+        deviations and shares come out within about 1% at a fraction of a full pass's cost."""
+        flat = values.reshape(-1)
+        if flat.numel() <= STATISTICS_SAMPLE:
+            return flat.float()
+        key = (flat.numel(), flat.device)
+        if key not in self._sample_positions:
+            generator = torch.Generator().manual_seed(flat.numel())
+            self._sample_positions[key] = torch.randint(0, flat.numel(), (STATISTICS_SAMPLE,), generator=generator).to(flat.device)
+        return flat[self._sample_positions[key]].float()
+
+    def _measure_inputs(self, module: nn.Module, path: str, args: Any) -> None:
+        op = module_op(module)
+        tensor = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if self.batchnorm_inputs and op == "batch_norm" and module.training and tensor is not None and path not in self.batchnorm_samples:
+            self.batchnorm_samples[path] = _per_sample_channel_means(tensor)
+        if self.statistics and not self.first_layer_seen and op in _FIRST_LAYER_OPS:
+            self.first_layer_seen = True
+            if tensor is not None and tensor.is_floating_point() and op in LINEAR_MAPS | RECURRENT:
+                axis = 1 if op in CONVOLUTIONS else tensor.dim() - 1
+                self.input_stats = _input_stats(path, tensor, axis)
+
+    # -- functions --------------------------------------------------------------------------------
+    def __torch_function__(self, func: Any, types_: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        if self._busy:
+            return func(*args, **kwargs)
+        if self.watch_random and self.first_random is None and _draws_random_numbers(func, args, kwargs):
+            self._busy = True
+            try:
+                self.first_random = FirstRandomOp(_op_name(func), self.running_module(), call_site())
+            finally:
+                self._busy = False
+        output = func(*args, **kwargs)
+        if not (self.statistics or self.find_non_finite):
+            return output
+        self._busy = True
+        try:
+            if self.statistics:
+                op = _op_name(func)
+                if op in _WATCHED_ACTIVATIONS and isinstance(output, torch.Tensor) and output.is_floating_point():
+                    self._record_activation(op, output, args, kwargs)
+            if self.find_non_finite and self.first_non_finite is None:
+                self._check_finite(func, args, kwargs, output)
+        finally:
+            self._busy = False
+        return output
+
+    def _record_activation(self, op: str, output: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if output.dim() < 2 or output.shape[0] < 1:
+            return
+        frame = self._stack[-1] if self._stack else _Frame("", 0, False)
+        functional = not (frame.leaf and module_op(self.model.get_submodule(frame.path)) == op) if frame.path else True
+        index = frame.activations if functional else 0
+        frame.activations += functional
+        key = (frame.path, frame.call, op, index)
+        with torch.no_grad():
+            values = output.detach()
+            axis = self._unit_axis(values)
+            units = values.shape[axis]
+            data = self.sites.get(key)
+            if data is None:
+                location = call_site() if functional else None
+                data = self.sites[key] = _SiteData(key, functional, location, units, values.numel() // max(units, 1))
+            if data.units != units:
+                return  # the same site with another shape (a loop over varying lengths): keep the first
+            if op in RELU_LIKE:
+                others = [dim for dim in range(values.dim()) if dim != axis]
+                positive = values.amax(dim=others) > 0
+                data.ever_positive = positive if data.ever_positive is None else data.ever_positive | positive
+            else:
+                data.saturated.append(_saturated_share(op, self._sample(values), args, kwargs))
+
+    def _unit_axis(self, values: torch.Tensor) -> int:
+        """Units are channels for (N, C, ...) maps and features for (N, F) / (N, T, F) tensors."""
+        if values.dim() >= 4 or values.dim() == 2:
+            return 1
+        return 1 if self._last_layer_op in _CHANNELS_FIRST else values.dim() - 1
+
+    def _check_finite(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        outputs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        if not outputs or all(_all_finite(t) for t in outputs):
+            return
+        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        if all(_all_finite(t) for t in inputs):
+            self.first_non_finite = FirstNonFinite(_op_name(func), self.running_module(), call_site())
+
+    # -- results ----------------------------------------------------------------------------------
+    def module_results(self) -> list[ModuleStats]:
+        results = []
+        for (path, call), (op, records) in sorted(self.module_stats.items(), key=lambda item: self._order(item[0])):
+            mean, std, zero = torch.stack(records).mean(0).tolist()
+            results.append(ModuleStats(path, call, op, mean, std, zero, math.isfinite(mean) and math.isfinite(std)))
+        return results
+
+    def activation_results(self) -> list[ActivationSite]:
+        results = []
+        for key, data in sorted(self.sites.items(), key=lambda item: (self._order(item[0][:2]), item[0][3])):
+            path, call, op, index = key
+            dead = None if data.ever_positive is None else 1 - data.ever_positive.float().mean().item()
+            saturated = torch.stack(data.saturated).mean().item() if data.saturated else None
+            results.append(
+                ActivationSite(path, call, op, index, data.functional, data.location, data.units, data.observations, dead, saturated)
+            )
+        return results
+
+    def batchnorm_spread(self, batch_size: int) -> list[BatchNormSpread]:
+        spreads = []
+        for path, (means, variances) in sorted(self.batchnorm_samples.items(), key=lambda item: self.first_called.get(item[0], 0)):
+            if means.shape[0] < 2:
+                continue
+            between = means.std(dim=0, correction=1)
+            ratio = between / math.sqrt(batch_size) / variances.clamp_min(1e-12).sqrt()
+            spreads.append(BatchNormSpread(path, batch_size, ratio.median().item()))
+        return spreads
+
+    def _order(self, key: tuple[str, int]) -> tuple[int, int]:
+        return (self.first_called.get(key[0], 0), key[1])
+
+
+def is_leaf(module: nn.Module, path: str) -> bool:
+    """A module measured as one layer: a `torch.nn` leaf (the graph's `call_module` nodes) or any
+    module without children (a hand-written layer)."""
+    return not module._modules or (bool(path) and _FX_LEAF_CHECK.is_leaf_module(module, path))
+
+
+def _op_name(func: Any) -> str:
+    return canonical_name(getattr(func, "__name__", ""))
+
+
+def _first_float_tensor(value: Any) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value if value.is_floating_point() else None
+    for leaf in tree_flatten(value)[0]:
+        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
+            return leaf
+    return None
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    return bool(torch.isfinite(tensor.detach()).all())
+
+
+def _draws_random_numbers(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    op = _op_name(func)
+    if op in _DROPOUT_OPS:
+        position, default = _DROPOUT_OPS[op]
+        training = kwargs.get("training", kwargs.get("train", args[position] if len(args) > position else default))
+        probability = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
+        return bool(training) and not (isinstance(probability, (int, float)) and probability == 0)
+    return op in _RANDOM_OPS
+
+
+def _saturated_share(op: str, values: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    values = values.float()
+    if op in _SLOPE_SHARE:
+        return (_SLOPE_SHARE[op](values) < FLAT_SLOPE_SHARE).float().mean()
+    if op == "hardtanh":
+        low = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
+        high = kwargs.get("max_val", args[2] if len(args) > 2 else 1.0)
+    else:  # hardsigmoid
+        low, high = 0.0, 1.0
+    return ((values <= low) | (values >= high)).float().mean()
+
+
+def _per_sample_channel_means(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample channel means (N, C) and each channel's variance over the batch (C)."""
+    with torch.no_grad():
+        values = tensor.detach().float()
+        reduce = tuple(range(2, values.dim()))
+        means = values.mean(dim=reduce) if reduce else values
+        variances = values.transpose(0, 1).reshape(values.shape[1], -1).var(dim=1, correction=0)
+    return means, variances
+
+
+def _input_stats(path: str, tensor: torch.Tensor, axis: int) -> InputStats:
+    with torch.no_grad():
+        values = tensor.detach().float()
+        per_feature = values.movedim(axis, -1).reshape(-1, values.shape[axis])
+        std, mean = torch.std_mean(per_feature, dim=0, correction=0)
+        minimum, maximum = per_feature.amin(dim=0), per_feature.amax(dim=0)
+        finite = per_feature[torch.isfinite(per_feature)]
+        integer_valued = bool(finite.numel() > 0 and torch.equal(finite, finite.round()))
+    return InputStats(
+        module=path,
+        feature_axis=axis,
+        samples=int(values.shape[0]),
+        observations=int(per_feature.shape[0]),
+        mean=tuple(mean.tolist()),
+        std=tuple(std.tolist()),
+        minimum=tuple(minimum.tolist()),
+        maximum=tuple(maximum.tolist()),
+        integer_valued=integer_valued,
+    )

@@ -1,0 +1,430 @@
+"""The probe run: a few instrumented forward → loss → backward steps on copies of the weights.
+
+The user's module objects run the forward (so every Python line of theirs runs as in training),
+but through `torch.func.functional_call` with copies of the parameters and buffers on the probe
+device: BatchNorm updates the copies' running statistics, backward fills the copies' `.grad`,
+the optimizer steps the copies. Peak memory is one extra copy of the weights plus what one
+training step needs. All randomness is seeded, so two runs report the same numbers.
+
+The training steps are also the two training-mode forwards NN902 compares; after them, each
+check runs only when its rule is selected (see `checks`): two evaluation-mode forwards (NN901,
+NN906), one BatchNorm calibration forward (NN902), one step of a copy of the optimizer (NN905),
+and with `--deep` a few dozen steps on a handful of samples (NN904).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.utils._pytree import tree_flatten
+
+from nnlint.graph import one_line
+from nnlint.graph.execution import call_arguments
+from nnlint.graph.state import is_on_meta, model_device, training_flags
+from nnlint.probe import checks
+from nnlint.probe.guard import preserved_user_state
+from nnlint.probe.instrument import Instrument, is_leaf
+from nnlint.probe.loss import LossError, ProbeLoss, build_loss, to_device
+from nnlint.probe.result import InitialLoss, LayerGradient, NonFinite, ProbeResult
+from nnlint.probe.timeout import ProbeTimeout, deadline, protect
+from nnlint.targets import Target
+
+_DEVICE_MISMATCH = re.compile(r"on the same device|device mismatch|Expected .* device", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    device: str = "auto"
+    steps: int = 3
+    timeout: float | None = 60.0
+    deep: bool = False
+    # Codes whose measurements are wanted; work only they need is skipped otherwise.
+    checks: frozenset[str] = frozenset({"NN105", "NN901", "NN902", "NN903", "NN904", "NN905", "NN906"})
+    training_batch_size: int | None = None
+    seed: int = 0
+
+
+class ProbeSkipped(Exception):
+    """The probe cannot run on this target; only the static checks apply (a note, not a finding)."""
+
+
+class ProbeFailed(Exception):
+    """The user's code failed in the probe: the forward, the loss or the backward raised."""
+
+    def __init__(self, message: str, module: str | None = None) -> None:
+        super().__init__(message)
+        self.module = module
+
+
+class ProbeTimedOut(Exception):
+    def __init__(self, seconds: float, module: str | None) -> None:
+        super().__init__(f"the probe did not finish within {seconds:g} s (--probe-timeout)")
+        self.module = module
+
+
+class _WrongDevice(Exception):
+    """The forward mixed devices: it holds a tensor outside its parameters and buffers."""
+
+
+def run_probe(model: nn.Module, example_input: Any, target: Target, settings: ProbeSettings) -> ProbeResult:
+    """Probe `model`; the model and the process's RNG, grad mode and hooks are left as they were."""
+    if is_on_meta(model):
+        raise ProbeSkipped("the model's weights are on the meta device; the probe needs real weights")
+    devices = _devices(settings.device, model)
+    sessions: list[Session] = []
+    try:
+        with preserved_user_state(model), deadline(settings.timeout):
+            return _first_device_that_works(model, example_input, target, settings, devices, sessions)
+    except ProbeTimeout:
+        module = sessions[-1].running_module() if sessions else None
+        raise ProbeTimedOut(settings.timeout or 0, module) from None
+
+
+def _first_device_that_works(
+    model: nn.Module, example_input: Any, target: Target, settings: ProbeSettings, devices: list[torch.device], sessions: list[Session]
+) -> ProbeResult:
+    notes: list[str] = []
+    for attempt, device in enumerate(devices):
+        session = Session(model, example_input, target, settings, device, notes)
+        sessions.append(session)
+        try:
+            return session.run()
+        except (torch.cuda.OutOfMemoryError, _WrongDevice) as error:
+            session.release()
+            if attempt == len(devices) - 1:
+                raise ProbeFailed(f"on {device}: {one_line(error)}", session.running_module()) from error
+            why = "ran out of memory" if isinstance(error, torch.cuda.OutOfMemoryError) else f"mixed devices ({one_line(error)})"
+            notes.append(f"the probe {why} on {device}; it ran on {devices[attempt + 1]} instead")
+    raise AssertionError("no device to probe on")
+
+
+def _devices(requested: str, model: nn.Module) -> list[torch.device]:
+    """The probe device, then fallbacks: the model's own device, and the CPU after CUDA."""
+    own = model_device(model)
+    if requested == "auto":
+        primary = own if own.type == "cuda" else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    elif requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ProbeFailed(f"--device {requested}: CUDA is not available (torch.cuda.is_available() is False)")
+    else:
+        primary = torch.device(requested)
+    devices = [primary]
+    for fallback in (own, torch.device("cpu")):
+        if fallback not in devices and (fallback == own or primary.type == "cuda"):
+            devices.append(fallback)
+    return devices
+
+
+@dataclass
+class _Steps:
+    losses: list[torch.Tensor] = field(default_factory=list)
+    grad_norms: list[torch.Tensor] = field(default_factory=list)
+    without_grad: set[str] = field(default_factory=set)
+    loss: ProbeLoss | None = None
+    # Sampled module outputs of the first two steps: NN902's two training-mode forwards.
+    training_runs: list[dict[checks.Key, torch.Tensor]] = field(default_factory=list)
+
+
+class Session:
+    """One probe of one model on one device."""
+
+    def __init__(
+        self, model: nn.Module, example_input: Any, target: Target, settings: ProbeSettings, device: torch.device, notes: list[str]
+    ):
+        self.model = model
+        self.target = target
+        self.settings = settings
+        self.device = device
+        self.notes = notes
+        self.own_device = model_device(model)
+        self.example_input = example_input
+        self.instrument: Instrument | None = None
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.copy_of: dict[int, torch.Tensor] = {}  # id(user tensor) -> its copy
+        self.parameters: dict[str, torch.Tensor] = {}  # unique trainable parameters, by name
+        self.buffer_names: list[str] = []
+        self.args: tuple[Any, ...] = ()
+        self.kwargs: dict[str, Any] = {}
+        self.batch = 1
+
+    def running_module(self) -> str | None:
+        return self.instrument.running_module() if self.instrument else None
+
+    def release(self) -> None:
+        self.tensors, self.copy_of, self.parameters = {}, {}, {}
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    # -- the run ----------------------------------------------------------------------------------
+    def run(self) -> ProbeResult:
+        self.tensors, self.copy_of = checks.copies(self.model, self.device)
+        self.parameters = {n: self.copy_of[id(p)] for n, p in self.model.named_parameters() if p.requires_grad and p.is_floating_point()}
+        self.buffer_names = [name for name, _ in self.model.named_buffers(remove_duplicate=False)]
+        inputs = to_device(self.example_input, self.device)
+        targets = to_device(_batch_targets(self.target.example_batch), self.device)
+        self.args, self.kwargs = call_arguments(inputs)
+        self.batch = _leading_dimension(inputs) or 1
+        wanted = self.settings.checks
+        chunk = self.settings.training_batch_size or self.batch
+        chunk = chunk if 1 < chunk < self.batch else self.batch
+        samples = checks.OutputSamples(self.batch)
+        with self._seeded(), self._training_configuration():
+            steps = self._steps(targets, samples if "NN902" in wanted and chunk == self.batch else None)
+            instrument = self.instrument
+            assert instrument is not None and steps.loss is not None
+            losses = [float(value) for value in torch.stack(steps.losses).tolist()]
+            layers, total = self._gradient_profile(steps, instrument)
+            result = ProbeResult(
+                device=str(self.device),
+                steps=len(losses),
+                batch=self.batch,
+                loss_source=steps.loss.source,
+                losses=tuple(losses),
+                inputs=instrument.input_stats,
+                modules=tuple(instrument.module_results()),
+                activations=tuple(instrument.activation_results()),
+                layers=tuple(layers),
+                total_grad_norm=total,
+                without_grad=tuple(sorted((name, name.rpartition(".")[0]) for name in steps.without_grad)),
+                non_finite=self._non_finite(steps, losses, layers, instrument),
+                batchnorm_spread=tuple(instrument.batchnorm_spread(self.settings.training_batch_size or self.batch)),
+                initial_loss=_initial_loss(steps.loss, losses),
+                targets_source=steps.loss.targets,
+            )
+            result = dataclasses.replace(result, **self._extra_checks(steps, samples, chunk, targets))
+        notes = list(self.notes) + (["loss_fn returned a non-scalar tensor; the probe averaged it"] if steps.loss.non_scalar else [])
+        return dataclasses.replace(result, notes=tuple(notes))
+
+    def _extra_checks(self, steps: _Steps, samples: checks.OutputSamples, chunk: int, targets: Any) -> dict[str, Any]:
+        wanted = self.settings.checks
+        found: dict[str, Any] = {}
+        train_eval = "NN902" in wanted
+        tensors = checks.calibrated_buffers(self) if train_eval else self.tensors
+        reference: dict[checks.Key, torch.Tensor] | None = {} if train_eval else None
+        if wanted & {"NN901", "NN902", "NN906"}:
+            determinism, mixing = checks.evaluation_checks(self, tensors, reference, samples)
+            found["determinism"] = determinism if "NN901" in wanted else None
+            found["mixing"] = mixing
+        if reference is not None:
+            runs = steps.training_runs if chunk == self.batch else checks.chunked_training_runs(self, tensors, samples, chunk)
+            found["train_eval"] = checks.train_eval_gap(reference, runs, chunk)
+        if "NN905" in wanted:
+            found["update_ratios"] = tuple(checks.update_ratios(self))
+        if self.settings.deep and "NN904" in wanted:
+            found["overfit"] = checks.overfit(self, targets)
+        return found
+
+    # -- plumbing the checks share --------------------------------------------------------------
+    @contextmanager
+    def _seeded(self) -> Iterator[None]:
+        """Seed every generator the forward may draw from; the guard restores the CPU ones."""
+        cuda_state = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        try:
+            self.reseed(self.settings.seed)
+            yield
+        finally:
+            if cuda_state is not None:
+                torch.cuda.set_rng_state(cuda_state, self.device)
+
+    def reseed(self, seed: int) -> None:
+        torch.default_generator.manual_seed(seed)
+        random.seed(seed)
+        numpy = sys.modules.get("numpy")
+        if numpy is not None:
+            numpy.random.seed(seed)
+        if self.device.type == "cuda":
+            torch.cuda.default_generators[self.device.index or torch.cuda.current_device()].manual_seed(seed)
+
+    def _training_configuration(self) -> Any:
+        """The model as it trains: its own flags when it is in training mode, else `model.train()`."""
+        return nullcontext() if self.model.training else training_flags(self.model, True)
+
+    def forward(self, instrument: Instrument, args: tuple[Any, ...], kwargs: dict[str, Any], what: str, tensors: dict | None = None) -> Any:
+        """One forward under `instrument`; the user's errors become `ProbeFailed` naming the module."""
+        self.instrument = instrument
+        instrument.new_forward()
+        device = torch.device(self.device) if self.device != self.own_device else nullcontext()
+        try:
+            with instrument, device:
+                output = functional_call(self.model, self.tensors if tensors is None else tensors, args, kwargs, tie_weights=False)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as error:
+            if self.device != self.own_device and _DEVICE_MISMATCH.search(str(error)):
+                raise _WrongDevice(one_line(error)) from error
+            where = instrument.running_module()
+            raise ProbeFailed(f"the forward raised in {what}{f' in `{where}`' if where else ''}: {one_line(error)}", where) from error
+        if output is None:
+            raise ProbeFailed(f"the forward returned None in {what}: there is nothing to compute a loss from")
+        if not any(isinstance(t, torch.Tensor) and t.is_floating_point() for t in tree_flatten(output)[0]):
+            raise ProbeFailed(f"the forward returned {type(output).__name__} with no floating-point tensor in {what}")
+        return output
+
+    def loss_for(self, targets: Any, output: Any, seed: int) -> ProbeLoss:
+        try:
+            return build_loss(self.target.loss_fn, targets, output, self.device, torch.Generator().manual_seed(seed))
+        except LossError as error:
+            raise ProbeFailed(str(error)) from error
+
+    def compute_loss(self, loss: ProbeLoss, output: Any) -> torch.Tensor:
+        try:
+            return loss.compute(output)
+        except LossError as error:
+            raise ProbeFailed(str(error)) from error
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as error:
+            raise ProbeFailed(f"the loss raised: {one_line(error)}") from error
+
+    # -- the training steps -----------------------------------------------------------------------
+    def _steps(self, targets: Any, samples: checks.OutputSamples | None) -> _Steps:
+        steps = _Steps()
+        instrument = Instrument(self.model, statistics=True, batchnorm_inputs="NN105" in self.settings.checks)
+        parameters = list(self.parameters.values())
+        for step in range(max(self.settings.steps, 1)):
+            for parameter in parameters:
+                parameter.grad = None
+            record = None
+            if samples is not None and step < 2:
+                steps.training_runs.append({})
+                record = instrument.on_output = samples.recorder(steps.training_runs[-1])
+            else:
+                instrument.on_output = None
+            output = self.forward(instrument, self.args, self.kwargs, "training mode")
+            if record is not None:
+                samples.record_output(record, output)  # type: ignore[union-attr]
+            if steps.loss is None:
+                steps.loss = self.loss_for(targets, output, self.settings.seed)
+            value = self.compute_loss(steps.loss, output)
+            steps.losses.append(value.detach().float())
+            if value.requires_grad:
+                self._backward(value)
+            if step == 0:
+                steps.without_grad = {
+                    name for name, p in self.parameters.items() if p.grad is None and self._ran(name.rpartition(".")[0], instrument)
+                }
+            steps.grad_norms.append(self._grad_norms(parameters))
+        return steps
+
+    def _ran(self, owner: str, instrument: Instrument) -> bool:
+        """Whether the forward ran the module owning a parameter, itself or as part of a layer that
+        uses it directly (MultiheadAttention's `out_proj`); never-called submodules are NN403's."""
+        if owner in instrument.first_called:
+            return True
+        path = owner
+        while path:
+            path = path.rpartition(".")[0]
+            if path in instrument.first_called and is_leaf(self.model.get_submodule(path), path):
+                return True
+        return False
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        try:
+            loss.backward()
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as error:
+            raise ProbeFailed(f"backward raised: {one_line(error)}") from error
+
+    def _grad_norms(self, parameters: list[torch.Tensor]) -> torch.Tensor:
+        """Every parameter's gradient norm (0 without a gradient), as one tensor: no sync per layer."""
+        norms = torch.zeros(len(parameters), device=self.device)
+        present = [index for index, p in enumerate(parameters) if p.grad is not None]
+        if present:
+            values = torch._foreach_norm([parameters[index].grad for index in present])  # type: ignore[misc]
+            norms[present] = torch.stack([value.float() for value in values]).to(self.device)
+        return norms
+
+    def _gradient_profile(self, steps: _Steps, instrument: Instrument) -> tuple[list[LayerGradient], float]:
+        """Weight-gradient norms per layer, input to output. A layer is a called module holding
+        matrices or kernels (≥2-D parameters, as AUTOTRAINER counts them); a module's parameters
+        used by a parent (MultiheadAttention's `out_proj`) count for the parent."""
+        names = list(self.parameters)
+        if not names:
+            return [], 0.0
+        norms = torch.stack(steps.grad_norms).mean(0).tolist()
+        total = math.sqrt(sum(n * n for n in norms))
+        has_children = any(True for _ in self.model.children())
+        by_layer: dict[str, list[int]] = {}
+        for index, name in enumerate(names):
+            layer = _calling_layer(name.rpartition(".")[0], instrument.first_called)
+            if layer is None or self.parameters[name].dim() < 2 or name in steps.without_grad or (layer == "" and has_children):
+                continue  # unused, a bias or norm scale, no gradient, or the model's own tensor (a position embedding)
+            by_layer.setdefault(layer, []).append(index)
+        layers = []
+        for layer, indices in sorted(by_layer.items(), key=lambda item: instrument.first_called[item[0]]):
+            grad = math.sqrt(sum(norms[i] ** 2 for i in indices))
+            weight = math.sqrt(sum(float(self.parameters[names[i]].detach().double().norm()) ** 2 for i in indices))
+            layers.append(LayerGradient(layer, tuple(names[i] for i in indices), grad, weight, math.isfinite(grad)))
+        return layers, total
+
+    # -- NN803: where the first NaN/Inf came from --------------------------------------------------
+    def _non_finite(self, steps: _Steps, losses: list[float], layers: list[LayerGradient], instrument: Instrument) -> NonFinite | None:
+        forward_bad = any(not stats.finite for stats in instrument.module_results())
+        loss_bad = any(not math.isfinite(value) for value in losses)
+        grads_bad = not bool(torch.isfinite(torch.stack(steps.grad_norms)).all())
+        if not (forward_bad or loss_bad or grads_bad):
+            return None
+        inputs = [t for t in tree_flatten((self.args, self.kwargs))[0] if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        if any(not bool(torch.isfinite(t).all()) for t in inputs):
+            return NonFinite("input", None, None, None, "the example input itself contains NaN or Inf")
+        self.reseed(self.settings.seed)
+        finder = Instrument(self.model, find_non_finite=True)
+        with torch.no_grad():
+            self.forward(finder, self.args, self.kwargs, "training mode")
+        found = finder.first_non_finite
+        if found is not None:
+            return NonFinite("forward", found.module, found.op, found.location, f"`{found.op}` produced NaN/Inf from finite inputs")
+        if loss_bad:
+            return NonFinite("loss", None, None, None, "the loss is not finite although the model's output is")
+        broken = next((layer for layer in reversed(layers) if not layer.finite), None)
+        return NonFinite(
+            "backward",
+            broken.module if broken else None,
+            None,
+            None,
+            "the gradient turns non-finite in backward; forward and loss are finite",
+        )
+
+
+protect(Session._seeded)
+
+
+def _batch_targets(example_batch: Any) -> Any:
+    if isinstance(example_batch, (tuple, list)) and len(example_batch) == 2:
+        return example_batch[1]
+    return None
+
+
+def _leading_dimension(value: Any) -> int | None:
+    for leaf in tree_flatten(value)[0]:
+        if isinstance(leaf, torch.Tensor) and leaf.dim() > 0:
+            return int(leaf.shape[0])
+    return None
+
+
+def _calling_layer(owner: str, called: dict[str, int]) -> str | None:
+    """The module a parameter belongs to in the forward: its owner, or the owner's nearest called ancestor."""
+    path = owner
+    while path not in called:
+        if not path:
+            return None
+        path = path.rpartition(".")[0]
+    return path
+
+
+def _initial_loss(loss: ProbeLoss, losses: list[float]) -> InitialLoss | None:
+    if loss.classification is None or not losses:
+        return None
+    name, baseline, classes = loss.classification
+    return InitialLoss(losses[0], baseline, classes, name, loss.targets or "random")

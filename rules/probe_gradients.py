@@ -1,0 +1,472 @@
+"""NN8 — probe: gradients and numerics. The lecture "Applied Deep Learning — Practical Tips" (NTU,
+2020) asks to "avoid exploding/vanishing gradients"; only running the model shows whether they do.
+Every rule here judges numbers the probe measured (`context.probe`); none runs the model itself."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from nnlint.context import RuleContext
+from nnlint.findings import Phase, Severity
+from nnlint.graph import ModelGraph
+from nnlint.graph.ops import LINEAR_MAPS
+from nnlint.probe.result import ActivationSite, LayerGradient, ProbeResult, number
+from nnlint.registry import Hit, rule
+
+_PROBE = ("probe",)
+
+
+def _probe(context: RuleContext) -> ProbeResult:
+    assert context.probe is not None  # guaranteed by requires=("probe",)
+    return context.probe
+
+
+def _profile(layers: tuple[LayerGradient, ...]) -> list[dict[str, object]]:
+    return [{"module": layer.module, "grad_norm": layer.grad_norm, "weight_norm": layer.weight_norm} for layer in layers]
+
+
+def _steepest_step(layers: tuple[LayerGradient, ...], falling: bool) -> tuple[LayerGradient, LayerGradient, float] | None:
+    """The consecutive pair of layers (input side first) where the norm changes the most."""
+    best = None
+    for lower, upper in zip(layers, layers[1:], strict=False):
+        if lower.grad_norm <= 0 or upper.grad_norm <= 0:
+            continue
+        factor = lower.grad_norm / upper.grad_norm
+        if best is None or (factor < best[2] if falling else factor > best[2]):
+            best = (lower, upper, factor)
+    return best
+
+
+@rule(
+    "NN801",
+    "vanishing-gradients",
+    Severity.WARNING,
+    phase=Phase.PROBE,
+    thresholds={"max-first-to-last-ratio": 1e-3, "max-first-norm": 1e-4, "min-layers": 3},
+    requires=_PROBE,
+)
+def vanishing_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """Gradient norms collapse toward the input: the first layers barely learn.
+
+    ## What it does
+    Measures each layer's weight-gradient norm (matrices and kernels; biases and normalization
+    scales left out) over the probe's training steps, from the input to the output, and flags
+    the model when the first layer's norm is below `max-first-to-last-ratio` (1e-3) times the
+    last layer's **and** below `max-first-norm` (1e-4) in absolute terms — AUTOTRAINER's rule
+    (β₁ = 1e-3, β₂ = 1e-4). It names where the norm falls fastest. The text report draws the
+    whole profile as a chart.
+
+    Without `loss_fn`, the gradient comes from the probe's synthetic loss (mean squared error
+    to fixed random targets), whose scale is that of an ordinary mean-reduced loss.
+
+    ## Why is this bad?
+    Each layer multiplies the backward signal by its Jacobian; with saturating activations
+    (sigmoid's slope is at most 0.25), small weights or no normalization, the product shrinks
+    geometrically with depth. The first layers then get updates orders of magnitude smaller
+    than the last and stop learning: the lecture's "avoid vanishing gradients".
+
+    ## Example
+    ```python
+    layers = []
+    for _ in range(12):
+        layers += [nn.Linear(64, 64), nn.Sigmoid()]
+    model = nn.Sequential(*layers, nn.Linear(64, 10))
+    ```
+    Use instead:
+    ```python
+    for _ in range(12):
+        layers += [nn.Linear(64, 64), nn.LayerNorm(64), nn.ReLU()]   # He-initialized: nn.init.kaiming_normal_
+    ```
+
+    ## Fix
+    Use ReLU-family activations with He initialization, add normalization (BatchNorm,
+    LayerNorm), or residual connections; for recurrent models use LSTM/GRU and gradient clipping.
+
+    ## References
+    - Zhang et al. (2021), "AUTOTRAINER", ICSE: vanishing when first/last < 1e-3 and first < 1e-4
+    - Glorot & Bengio (2010), "Understanding the difficulty of training deep feedforward neural networks"
+    - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020)
+    """
+    layers = _probe(context).layers
+    if len(layers) < context.threshold("min-layers"):
+        return
+    first, last = layers[0], layers[-1]
+    if not (first.finite and last.finite) or last.grad_norm <= 0:
+        return
+    ratio = first.grad_norm / last.grad_norm
+    if ratio >= context.threshold("max-first-to-last-ratio") or first.grad_norm >= context.threshold("max-first-norm"):
+        return
+    steepest = _steepest_step(layers, falling=True)
+    where = f"; it falls fastest from `{steepest[1].module}` to `{steepest[0].module}` (×{number(steepest[2])})" if steepest else ""
+    yield Hit(
+        message=(
+            f"gradients vanish toward the input: the first layer, {graph.describe_module(first.module)}, gets a weight gradient of norm "
+            f"{number(first.grad_norm)}, {number(ratio)} times the last layer's "
+            f"({number(last.grad_norm)}, {graph.describe_module(last.module)}) "
+            f"across {len(layers)} layers{where}"
+        ),
+        fix="use ReLU-family activations with He initialization, add BatchNorm/LayerNorm or residual connections",
+        module=first.module,
+        evidence={
+            "first_grad_norm": first.grad_norm,
+            "last_grad_norm": last.grad_norm,
+            "ratio": ratio,
+            "steepest_drop": {"from": steepest[1].module, "to": steepest[0].module, "factor": steepest[2]} if steepest else None,
+            "profile": _profile(layers),
+        },
+    )
+
+
+@rule(
+    "NN802",
+    "exploding-gradients",
+    Severity.WARNING,
+    phase=Phase.PROBE,
+    thresholds={"max-first-to-last-ratio": 70, "max-total-norm": 1e3, "min-layers": 3},
+    requires=_PROBE,
+)
+def exploding_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """Gradient norms blow up toward the input, or the total gradient norm is huge.
+
+    ## What it does
+    Flags the model when the first layer's weight-gradient norm exceeds `max-first-to-last-ratio`
+    (70) times the last layer's — AUTOTRAINER's rule (β₃ = 70) — or when the norm of all
+    gradients together exceeds `max-total-norm` (1000: three orders of magnitude above the
+    clipping thresholds of 1–5 that recipes use, e.g. BERT and GPT clip at 1.0).
+
+    ## Why is this bad?
+    The backward signal grows geometrically when layers amplify it (weights initialized too
+    large, unnormalized inputs in the hundreds, deep stacks without normalization). Updates then
+    overshoot, the loss jumps or turns NaN: the lecture's "avoid exploding gradients".
+
+    ## Example
+    ```python
+    for layer in model:
+        if isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, std=1.0)   # ×√fan_in per layer
+    ```
+
+    ## Fix
+    Initialize with He/Glorot scaling (`nn.init.kaiming_normal_`), standardize the inputs, add
+    normalization layers, and clip gradients (`torch.nn.utils.clip_grad_norm_(params, 1.0)`).
+    A loss with `reduction="sum"` scales gradients with the batch: prefer the mean.
+
+    ## References
+    - Zhang et al. (2021), "AUTOTRAINER", ICSE: exploding when first/last > 70
+    - Pascanu, Mikolov & Bengio (2013), "On the difficulty of training recurrent neural networks" (gradient clipping)
+    - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020)
+    """
+    probe = _probe(context)
+    layers = probe.layers
+    evidence: dict[str, object] = {"total_grad_norm": probe.total_grad_norm, "profile": _profile(layers)}
+    if len(layers) >= context.threshold("min-layers") and layers[-1].grad_norm > 0 and all(layer.finite for layer in layers):
+        first, last = layers[0], layers[-1]
+        ratio = first.grad_norm / last.grad_norm
+        if ratio > context.threshold("max-first-to-last-ratio"):
+            steepest = _steepest_step(layers, falling=False)
+            where = f"; it grows fastest from `{steepest[1].module}` to `{steepest[0].module}` (×{number(steepest[2])})" if steepest else ""
+            yield Hit(
+                message=(
+                    f"gradients explode toward the input: the first layer, {graph.describe_module(first.module)}, gets a weight "
+                    f"gradient of norm {number(first.grad_norm)}, {number(ratio)} times the last layer's "
+                    f"({number(last.grad_norm)}, {graph.describe_module(last.module)}){where}"
+                ),
+                fix="initialize with He/Glorot scaling, standardize the inputs, add normalization layers, clip gradients",
+                module=first.module,
+                evidence=evidence | {"first_grad_norm": first.grad_norm, "last_grad_norm": last.grad_norm, "ratio": ratio},
+            )
+            return
+    limit = context.threshold("max-total-norm")
+    if math.isfinite(probe.total_grad_norm) and probe.total_grad_norm > limit:
+        yield Hit(
+            message=f"the total gradient norm is {number(probe.total_grad_norm)} (above {number(limit)}) at initialization",
+            fix="initialize with He/Glorot scaling, standardize the inputs, average the loss (reduction='mean'), clip gradients",
+            location=context.target_location,
+            evidence=evidence,
+        )
+
+
+@rule("NN803", "non-finite-values", Severity.ERROR, phase=Phase.PROBE, requires=_PROBE)
+def non_finite_values(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """NaN or Inf in an activation, the loss or a gradient: the first place it appeared.
+
+    ## What it does
+    When any activation, the loss or a gradient of the probe is NaN or Inf, reruns the forward
+    watching every operation and reports the first one (in forward order) that turned finite
+    inputs into NaN/Inf, with its module and line — or the input itself, the loss, or the
+    backward pass when the forward was finite.
+
+    ## Why is this bad?
+    One NaN poisons every weight it reaches through the update; training continues and
+    produces garbage. The usual sources are `log(0)`, `sqrt` of a negative, division by a zero
+    norm, `exp` overflow, or NaN in the data.
+
+    ## Example
+    ```python
+    def forward(self, x):
+        return torch.log(self.fc(x))   # log of negative values: NaN
+    ```
+
+    ## Fix
+    Guard the operation (`torch.log(x.clamp_min(1e-8))`, `x / (norm + eps)`,
+    `torch.logsumexp` instead of `log(sum(exp))`), or clean the data.
+
+    ## References
+    - PyTorch, `torch.autograd.detect_anomaly`: https://pytorch.org/docs/stable/autograd.html#anomaly-detection
+    - Amazon SageMaker Debugger, built-in rule `ExplodingTensor`
+    """
+    found = _probe(context).non_finite
+    if found is None:
+        return
+    if found.stage == "input":
+        given = context.context_locations
+        location = given.get("example_batch", given.get("example_input", context.target_location))
+        yield Hit(
+            message="the example input contains NaN or Inf: every activation and gradient downstream is NaN",
+            fix="clean the data (torch.nan_to_num, drop or impute missing values) before it reaches the model",
+            location=location,
+            evidence={"stage": "input"},
+        )
+        return
+    where = f" in {graph.describe_module(found.module)}" if found.module is not None else ""
+    op = f"`{found.op}`" if found.op else "an operation"
+    messages = {
+        "forward": f"{op}{where} turns finite inputs into NaN/Inf in the forward pass",
+        "loss": "the loss is NaN/Inf although the model's output is finite: check the loss on these outputs and targets",
+        "backward": f"the gradient turns NaN/Inf in the backward pass{' at or after ' + repr(found.module) if found.module else ''} "
+        "although forward and loss are finite (e.g. sqrt or norm at 0, pow with a negative base)",
+    }
+    yield Hit(
+        message=messages[found.stage],
+        fix="guard the operation: clamp before log/sqrt/division (x.clamp_min(1e-8)), add an eps to norms, use logsumexp",
+        module=found.module or None,
+        location=found.location or (None if found.module else context.target_location),
+        evidence={"stage": found.stage, "op": found.op, "module": found.module},
+    )
+
+
+@rule(
+    "NN804",
+    "dead-relu",
+    Severity.WARNING,
+    phase=Phase.PROBE,
+    thresholds={"max-dead-fraction": 0.5, "min-observations": 16},
+    requires=_PROBE,
+)
+def dead_relu(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """More than half of a ReLU layer's units are never active on the batch.
+
+    ## What it does
+    For every ReLU/ReLU6 the probe saw (modules and functional calls), counts the units —
+    channels of a convolution's output, features of a linear layer's — that were never positive
+    for any sample and position of the batch in any training step. Flags a layer where that
+    share exceeds `max-dead-fraction` (0.5), when each unit was observed at least
+    `min-observations` (16) times: a healthy unit is positive about half the time, so 16
+    observations leave it a 1-in-65 000 chance of looking dead.
+
+    ## Why is this bad?
+    A unit that is never positive passes no gradient: its weights never change and it never
+    recovers ("dying ReLU"). At initialization it means the pre-activations are shifted far
+    negative (a bias, unscaled inputs, a bad initialization); during training, a learning rate
+    that knocked the units there. AUTOTRAINER flags dying ReLU at 70% of zero gradients; this
+    rule counts units directly and uses the catalogue's one half.
+
+    ## Example
+    ```python
+    fc = nn.Linear(64, 64)
+    nn.init.constant_(fc.bias, -3.0)   # most pre-activations negative
+    body = nn.Sequential(fc, nn.ReLU())
+    ```
+
+    ## Fix
+    Check the preceding layer's bias and initialization (He initialization, zero bias),
+    standardize the inputs, add normalization before the activation, lower the learning rate,
+    or use LeakyReLU/GELU, which keep a gradient for negative inputs.
+
+    ## References
+    - Lu, Shin, Su & Karniadakis (2020), "Dying ReLU and Initialization: Theory and Numerical Examples", arXiv:1903.06733
+    - Zhang et al. (2021), "AUTOTRAINER", ICSE (dying ReLU, gamma = 0.7)
+    """
+    limit = context.threshold("max-dead-fraction")
+    for site in _probe(context).activations:
+        if site.dead_fraction is None or site.dead_fraction <= limit or site.observations < context.threshold("min-observations"):
+            continue
+        dead = round(site.dead_fraction * site.units)
+        yield Hit(
+            message=(
+                f"{number(100 * site.dead_fraction)}% of the {site.units} units of {_site(graph, site)} ({dead}) were never positive on "
+                f"the batch ({site.observations} values each): they pass no gradient and do not learn"
+            ),
+            fix="check the preceding layer's bias and initialization (He init), standardize the inputs, or use LeakyReLU/GELU",
+            module=site.module or None,
+            location=site.location,
+            evidence={"dead_fraction": site.dead_fraction, "units": site.units, "dead_units": dead, "observations": site.observations},
+        )
+
+
+@rule(
+    "NN805",
+    "saturated-activation",
+    Severity.WARNING,
+    phase=Phase.PROBE,
+    thresholds={"max-saturated-fraction": 0.5},
+    requires=_PROBE,
+)
+def saturated_activation(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """Most sigmoid/tanh units sit in their flat region, where the slope is almost zero.
+
+    ## What it does
+    For every saturating activation the probe saw (sigmoid, tanh, hardtanh, hardsigmoid,
+    softsign; modules and functional calls), measures the share of output values in the flat
+    region — where the activation's slope is below 5% of its maximum: sigmoid outputs below
+    0.013 or above 0.987 (|pre-activation| > 4.4), tanh beyond ±0.975 (|pre-activation| > 2.2),
+    hardtanh/hardsigmoid at their bounds — and flags a layer where that share exceeds
+    `max-saturated-fraction` (0.5).
+
+    ## Why is this bad?
+    In the flat region the gradient through the unit is nearly zero, so the layers below it
+    stop learning; Glorot & Bengio (2010) show sigmoid networks whose top layer saturates at
+    initialization and trains only after a long plateau.
+
+    ## Example
+    ```python
+    model = nn.Sequential(nn.Linear(512, 256), nn.Tanh())   # inputs in the hundreds: tanh at ±1
+    ```
+
+    ## Fix
+    Standardize the inputs, initialize with Glorot scaling (`nn.init.xavier_uniform_`), add
+    normalization before the activation, or use ReLU-family activations.
+
+    ## References
+    - Glorot & Bengio (2010), "Understanding the difficulty of training deep feedforward neural networks", AISTATS
+    - LeCun, Bottou, Orr & Müller (1998), "Efficient BackProp", section 4.4
+    """
+    limit = context.threshold("max-saturated-fraction")
+    for site in _probe(context).activations:
+        if site.saturated_fraction is None or site.saturated_fraction <= limit:
+            continue
+        yield Hit(
+            message=(
+                f"{number(100 * site.saturated_fraction)}% of the values of {_site(graph, site)} are in its flat region "
+                "(slope below 5% of its maximum): almost no gradient passes"
+            ),
+            fix="standardize the inputs, use Glorot initialization, normalize before the activation, or use ReLU-family activations",
+            module=site.module or None,
+            location=site.location,
+            evidence={"saturated_fraction": site.saturated_fraction, "op": site.op, "units": site.units},
+        )
+
+
+def _site(graph: ModelGraph, site: ActivationSite) -> str:
+    if site.functional:
+        return site.describe()
+    return graph.describe_module(site.module) + (f" (call {site.call + 1})" if site.call else "")
+
+
+@rule(
+    "NN806",
+    "activation-scale-drift",
+    Severity.WARNING,
+    phase=Phase.PROBE,
+    thresholds={"max-drift": 100, "min-layers": 4},
+    requires=_PROBE,
+)
+def activation_scale_drift(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """The standard deviation of layer outputs grows or shrinks layer after layer.
+
+    ## What it does
+    Takes the output standard deviation of every Conv/Linear layer in forward order (the output
+    layer left out: its scale is the task's), fits a geometric trend through them, and flags
+    the model when the trend changes the scale by more than `max-drift` (100×, two orders of
+    magnitude) from the first hidden layer to the last, over at least `min-layers` (4) layers.
+
+    ## Why is this bad?
+    Variance-preserving initializations (Glorot & Bengio 2010; He et al. 2015) exist because a
+    per-layer factor compounds with depth: activations that shrink take the gradient with them,
+    activations that grow saturate what follows or overflow. The lecture: "statistics of hidden
+    states keep changing" — what normalization layers are there to stop.
+
+    ## Example
+    ```python
+    for layer in mlp:                       # 8 ReLU layers, width 256
+        nn.init.normal_(layer.weight, std=0.01)   # ×0.11 per layer
+    ```
+
+    ## Fix
+    Initialize for the activation (`nn.init.kaiming_normal_(w, nonlinearity="relu")`, Xavier
+    for tanh), or add BatchNorm/LayerNorm between layers.
+
+    ## References
+    - He, Zhang, Ren & Sun (2015), "Delving Deep into Rectifiers", ICCV (variance-preserving initialization)
+    - Glorot & Bengio (2010), AISTATS
+    - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Batch Normalization
+    """
+    hidden = [stats for stats in _probe(context).modules if stats.op in LINEAR_MAPS and stats.finite][:-1]
+    stds = [stats.std for stats in hidden]
+    if len(hidden) < context.threshold("min-layers") or any(std <= 0 for std in stds):
+        return
+    logs = [math.log(std) for std in stds]
+    count = len(logs)
+    mean_x, mean_y = (count - 1) / 2, sum(logs) / count
+    slope = sum((i - mean_x) * (y - mean_y) for i, y in enumerate(logs)) / sum((i - mean_x) ** 2 for i in range(count))
+    drift = math.exp(slope * (count - 1))
+    limit = context.threshold("max-drift")
+    if 1 / limit <= drift <= limit:
+        return
+    direction = "grows" if drift > 1 else "shrinks"
+    worst = hidden[-1]
+    yield Hit(
+        message=(
+            f"activations' standard deviation {direction} ×{number(math.exp(slope))} per layer across {count} layers "
+            f"(from {number(stds[0])} at {graph.describe_module(hidden[0].module)} to {number(stds[-1])} at "
+            f"{graph.describe_module(worst.module)}; "
+            f"×{number(drift)} overall)"
+        ),
+        fix="initialize for the activation (nn.init.kaiming_normal_ for ReLU, xavier for tanh) or add BatchNorm/LayerNorm between layers",
+        module=worst.module,
+        evidence={"per_layer_factor": math.exp(slope), "drift": drift, "std": {f"{s.module}#{s.call}": s.std for s in hidden}},
+    )
+
+
+@rule("NN807", "parameters-without-gradient", Severity.WARNING, phase=Phase.PROBE, requires=_PROBE)
+def parameters_without_gradient(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """Trainable parameters whose `.grad` stays None after backward: detached or unused.
+
+    ## What it does
+    After the probe's first backward, lists the parameters with `requires_grad=True` whose
+    gradient is still None, one finding per module, for modules the forward ran (a submodule
+    the forward never calls is NN403's).
+
+    ## Why is this bad?
+    The optimizer skips them: they stay at their initial values while you believe they train.
+    Usual causes: a `.detach()`, `.data`, `.item()` or `torch.no_grad()` inside forward, a
+    branch that is never taken, or a parameter registered but never used.
+
+    ## Example
+    ```python
+    def forward(self, x):
+        features = self.encoder(x).detach()   # the encoder never learns
+        return self.head(features)
+    ```
+
+    ## Fix
+    Remove the detach/no_grad on the path you want trained, use the parameter, or freeze it
+    explicitly (`requires_grad_(False)`) if it should not train.
+
+    ## References
+    - PyTorch, "Autograd mechanics: locally disabling gradient computation": https://pytorch.org/docs/stable/notes/autograd.html
+    """
+    by_module: dict[str, list[str]] = {}
+    for parameter, module in _probe(context).without_grad:
+        by_module.setdefault(module, []).append(parameter)
+    for module, parameters in by_module.items():
+        names = ", ".join(f"`{name}`" for name in parameters[:6]) + (f" and {len(parameters) - 6} more" if len(parameters) > 6 else "")
+        owner = graph.describe_module(module)
+        yield Hit(
+            message=f"{owner} runs in the forward, but its trainable parameter(s) {names} get no gradient: they will never change",
+            fix="remove the .detach()/.data/no_grad on the path you want trained, or freeze them with requires_grad_(False)",
+            module=module or None,
+            location=None if module else context.target_location,
+            evidence={"parameters": parameters},
+        )
