@@ -280,8 +280,8 @@ def _missing_requirement(
 
 
 def _probe_summary(probe: ProbeResult) -> str:
-    loss = probe.loss_source
-    return f"probe: {probe.steps} training step(s) on {probe.device}, batch {probe.batch}, loss: {loss}"
+    steps = f"{probe.steps} training step{'s' if probe.steps != 1 else ''}"
+    return f"probe: {steps} on {probe.device}, batch {probe.batch}, loss: {probe.loss_source}"
 
 
 def _describe_input(value: object) -> str:

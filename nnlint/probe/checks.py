@@ -116,16 +116,21 @@ def evaluation_checks(
         batched = [t for t in tree_flatten((args, kwargs))[0] if _is_batched_float(t, session.batch)]
         for tensor in batched if wants_mixing else ():
             tensor.requires_grad_(True)
-        first = Instrument(session.model, watch_random=True, on_output=on_output)
+        first = Instrument(session.model, on_output=on_output)
         with torch.enable_grad() if wants_mixing else torch.no_grad(), _batch_statistics_detached(session.model):
             output_a = session.forward(first, args, kwargs, "evaluation mode", tensors=tensors)
         if record is not None:
             samples.record_output(record, output_a)
-        second = Instrument(session.model, watch_random=True)
         with torch.no_grad():
-            output_b = session.forward(second, *_copied((session.args, session.kwargs)), "evaluation mode", tensors=tensors)
-    difference = relative_difference(output_a, output_b)
-    random_op = first.first_random or second.first_random
+            output_b = session.forward(
+                Instrument(session.model), *_copied((session.args, session.kwargs)), "evaluation mode", tensors=tensors
+            )
+            difference = relative_difference(output_a, output_b)
+            random_op = None
+            if difference is None or difference > 0:  # only then: which operation drew random numbers?
+                watcher = Instrument(session.model, watch_random=True)
+                session.forward(watcher, *_copied((session.args, session.kwargs)), "evaluation mode", tensors=tensors)
+                random_op = watcher.first_random
     determinism = EvalDeterminism(
         difference if difference is not None else math.nan,
         random_op.op if random_op else None,

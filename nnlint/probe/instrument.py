@@ -133,6 +133,7 @@ class Instrument(TorchFunctionMode):
         self.first_random: FirstRandomOp | None = None
         self.first_non_finite: FirstNonFinite | None = None
         self._hooks: list[Any] = []
+        self._mode_active = False
         self._sample_positions: dict[tuple[int, torch.device], torch.Tensor] = {}
 
     # -- activation -----------------------------------------------------------------------------
@@ -141,11 +142,14 @@ class Instrument(TorchFunctionMode):
             nn.modules.module.register_module_forward_pre_hook(self._before_module),
             nn.modules.module.register_module_forward_hook(self._after_module),
         ]
-        return super().__enter__()  # type: ignore[return-value]
+        # The mode costs a Python call per torch operation: only runs that look at functions pay it.
+        self._mode_active = self.statistics or self.watch_random or self.find_non_finite
+        return super().__enter__() if self._mode_active else self  # type: ignore[return-value]
 
     def __exit__(self, *exc: Any) -> None:
         try:
-            super().__exit__(*exc)
+            if self._mode_active:
+                super().__exit__(*exc)
         finally:
             for hook in self._hooks:
                 hook.remove()
@@ -179,7 +183,8 @@ class Instrument(TorchFunctionMode):
         if outermost_leaf and (self.statistics or self.batchnorm_inputs):
             self._busy = True
             try:
-                self._measure_inputs(module, path, args)
+                with torch._C.DisableTorchFunction():  # our own operations skip the mode
+                    self._measure_inputs(module, path, args)
             finally:
                 self._busy = False
 
@@ -197,12 +202,13 @@ class Instrument(TorchFunctionMode):
             return
         self._busy = True
         try:
-            if self.statistics:
-                self._record_module_output(frame, op, tensor)
-            if self.find_non_finite and self.first_non_finite is None and not _all_finite(tensor):
-                self.first_non_finite = FirstNonFinite(op, frame.path, None)
-            if self.on_output is not None:
-                self.on_output((frame.path, frame.call), tensor)
+            with torch._C.DisableTorchFunction():  # our own operations skip the mode
+                if self.statistics:
+                    self._record_module_output(frame, op, tensor)
+                if self.find_non_finite and self.first_non_finite is None and not _all_finite(tensor):
+                    self.first_non_finite = FirstNonFinite(op, frame.path, None)
+                if self.on_output is not None:
+                    self.on_output((frame.path, frame.call), tensor)
         finally:
             self._busy = False
         if op in LINEAR_MAPS | NORMALIZATIONS | RECURRENT or op in ("embedding", "multi_head_attention"):

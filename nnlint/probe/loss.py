@@ -67,7 +67,8 @@ def _name(loss_fn: Any) -> str:
 
 
 def _user_loss(loss_fn: Any, targets: Any, origin: str, output: Any) -> ProbeLoss:
-    loss = ProbeLoss(lambda out: _call_user_loss(loss_fn, out, targets, loss), "loss_fn", origin, None)
+    on = "the targets of `example_batch`" if origin == "example_batch" else "random targets"
+    loss = ProbeLoss(lambda out: _call_user_loss(loss_fn, out, targets, loss), f"loss_fn ({_name(loss_fn)}) on {on}", origin, None)
     loss.classification = _classification(loss_fn, output)
     return loss
 
@@ -144,7 +145,7 @@ def _synthetic_loss(output: Any, device: torch.device, generator: torch.Generato
             raise LossError("the forward returned no floating-point tensor to compute a loss from")
         return sum((F.mse_loss(v, t) for v, t in zip(values, targets, strict=False)), torch.zeros((), device=values[0].device))
 
-    return ProbeLoss(compute, "synthetic: MSE to fixed random targets (no `loss_fn`)", None, None)
+    return ProbeLoss(compute, "synthetic (MSE to fixed random targets)", None, None)
 
 
 def to_device(value: Any, device: torch.device) -> Any:

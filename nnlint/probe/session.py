@@ -19,6 +19,7 @@ import math
 import random
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -84,7 +85,9 @@ def run_probe(model: nn.Module, example_input: Any, target: Target, settings: Pr
     devices = _devices(settings.device, model)
     sessions: list[Session] = []
     try:
-        with preserved_user_state(model), deadline(settings.timeout):
+        # The user's code runs several times here: its warnings would repeat, and belong to its own runs.
+        with preserved_user_state(model), warnings.catch_warnings(), deadline(settings.timeout):
+            warnings.simplefilter("ignore")
             return _first_device_that_works(model, example_input, target, settings, devices, sessions)
     except ProbeTimeout:
         module = sessions[-1].running_module() if sessions else None
@@ -153,6 +156,7 @@ class Session:
         self.copy_of: dict[int, torch.Tensor] = {}  # id(user tensor) -> its copy
         self.parameters: dict[str, torch.Tensor] = {}  # unique trainable parameters, by name
         self.buffer_names: list[str] = []
+        self.measured: Instrument | None = None  # the first training step's measurements
         self.args: tuple[Any, ...] = ()
         self.kwargs: dict[str, Any] = {}
         self.batch = 1
@@ -180,8 +184,8 @@ class Session:
         samples = checks.OutputSamples(self.batch)
         with self._seeded(), self._training_configuration():
             steps = self._steps(targets, samples if "NN902" in wanted and chunk == self.batch else None)
-            instrument = self.instrument
-            assert instrument is not None and steps.loss is not None
+            instrument = self.measured
+            assert steps.loss is not None
             losses = [float(value) for value in torch.stack(steps.losses).tolist()]
             layers, total = self._gradient_profile(steps, instrument)
             result = ProbeResult(
@@ -216,7 +220,8 @@ class Session:
             found["determinism"] = determinism if "NN901" in wanted else None
             found["mixing"] = mixing
         if reference is not None:
-            runs = steps.training_runs if chunk == self.batch else checks.chunked_training_runs(self, tensors, samples, chunk)
+            reused = chunk == self.batch and len(steps.training_runs) == 2
+            runs = steps.training_runs if reused else checks.chunked_training_runs(self, tensors, samples, chunk)
             found["train_eval"] = checks.train_eval_gap(reference, runs, chunk)
         if "NN905" in wanted:
             found["update_ratios"] = tuple(checks.update_ratios(self))
@@ -288,18 +293,20 @@ class Session:
 
     # -- the training steps -----------------------------------------------------------------------
     def _steps(self, targets: Any, samples: checks.OutputSamples | None) -> _Steps:
+        """The training steps. The first one measures everything (inputs, activations, module
+        outputs); every one measures the gradients; the first two keep samples of each module's
+        output for NN902. Later steps pay only for module-call tracking."""
         steps = _Steps()
-        instrument = Instrument(self.model, statistics=True, batchnorm_inputs="NN105" in self.settings.checks)
+        measuring = Instrument(self.model, statistics=True, batchnorm_inputs="NN105" in self.settings.checks)
         parameters = list(self.parameters.values())
         for step in range(max(self.settings.steps, 1)):
             for parameter in parameters:
                 parameter.grad = None
+            instrument = measuring if step == 0 else Instrument(self.model)
             record = None
             if samples is not None and step < 2:
                 steps.training_runs.append({})
                 record = instrument.on_output = samples.recorder(steps.training_runs[-1])
-            else:
-                instrument.on_output = None
             output = self.forward(instrument, self.args, self.kwargs, "training mode")
             if record is not None:
                 samples.record_output(record, output)  # type: ignore[union-attr]
@@ -311,9 +318,10 @@ class Session:
                 self._backward(value)
             if step == 0:
                 steps.without_grad = {
-                    name for name, p in self.parameters.items() if p.grad is None and self._ran(name.rpartition(".")[0], instrument)
+                    name for name, p in self.parameters.items() if p.grad is None and self._ran(name.rpartition(".")[0], measuring)
                 }
             steps.grad_norms.append(self._grad_norms(parameters))
+        self.measured = measuring
         return steps
 
     def _ran(self, owner: str, instrument: Instrument) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 from nnlint import __version__
 from nnlint.findings import Finding
 from nnlint.render import display_path
-from nnlint.report import Report, TargetReport
+from nnlint.report import GradientFlow, Report, TargetReport
 
 
 def render(report: Report) -> str:
@@ -33,6 +33,20 @@ def _target(target: TargetReport) -> dict[str, Any]:
         "findings": [finding_dict(finding) for finding in target.findings],
         "skipped": [{"codes": list(skipped.codes), "reason": skipped.reason} for skipped in target.skipped],
         "notes": list(target.notes),
+        "gradient_flow": _gradient_flow(target.gradient_flow),
+    }
+
+
+def _gradient_flow(flow: GradientFlow | None) -> dict[str, Any] | None:
+    """The probe's per-layer weight-gradient norms (input → output) and NN801/NN802's thresholds."""
+    if flow is None:
+        return None
+    return {
+        "layers": [{"module": layer.module, "grad_norm": layer.grad_norm} for layer in flow.layers],
+        "vanishing_below": flow.vanishing_below,
+        "vanishing_floor": flow.vanishing_floor,
+        "exploding_above": flow.exploding_above,
+        "loss": flow.loss,
     }
 
 

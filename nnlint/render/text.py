@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 
 from rich.console import Console
@@ -10,7 +11,7 @@ from rich.text import Text
 
 from nnlint.findings import Finding, Severity
 from nnlint.render import display_path
-from nnlint.report import Report, TargetReport
+from nnlint.report import GradientFlow, Report, TargetReport
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -40,6 +41,8 @@ def _target(console: Console, target: TargetReport) -> None:
         _finding(console, finding)
     if not target.findings:
         console.print(Text("  no findings", style="green"))
+    if target.gradient_flow is not None:
+        _gradient_flow(console, target.gradient_flow)
     for note in target.notes:
         console.print(Text(f"  note: {note}", style="dim"))
     for skipped in target.skipped:
@@ -72,6 +75,76 @@ def _finding(console: Console, finding: Finding) -> None:
 def _indented(text: str, width: int) -> Text:
     # Wrapped here rather than by rich, which would pad every line with trailing spaces.
     return Text(textwrap.fill(text, width=max(width, 40), initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False))
+
+
+# -- the gradient-flow chart (the probe's per-layer gradient norms) ----------------------------------
+_BAR_WIDTH = 40
+_NAME_WIDTH = 28
+_MOST_ROWS = 60  # deeper models show their first and last layers
+
+
+def _gradient_flow(console: Console, flow: GradientFlow) -> None:
+    """One bar per layer, input to output, on a log scale, with NN801/NN802's thresholds as columns."""
+    norms = [layer.grad_norm for layer in flow.layers]
+    vanishing = min(flow.vanishing_below, flow.vanishing_floor)
+    marks = [v for v in (vanishing, flow.exploding_above) if v > 0 and math.isfinite(v)]
+    positive = [v for v in norms if v > 0 and math.isfinite(v)] + marks
+    if not positive:
+        return
+    low, high = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
+    high = max(high, low + 1)
+
+    def column(value: float) -> int:
+        return round((math.log10(value) - low) / (high - low) * _BAR_WIDTH)
+
+    vanish_col, explode_col = column(vanishing) if vanishing > 0 else -1, column(flow.exploding_above)
+    console.print(Text("  gradient flow: weight-gradient norm per layer, input → output (log scale)", style="bold"))
+    rows = list(enumerate(flow.layers))
+    if len(rows) > _MOST_ROWS:
+        rows = rows[: _MOST_ROWS // 2] + [(-1, None)] + rows[-_MOST_ROWS // 2 :]
+    for index, layer in rows:
+        if layer is None:
+            console.print(Text(f"    {'…':<{_NAME_WIDTH}} ({len(flow.layers) - _MOST_ROWS} more layers)", style="dim"))
+            continue
+        value = layer.grad_norm
+        length = column(value) if value > 0 and math.isfinite(value) else 0
+        bar = Text("    " + _short(layer.module or "(model)", _NAME_WIDTH).ljust(_NAME_WIDTH) + " ")
+        style = _bar_style(index, value, vanishing, flow)
+        for position in range(_BAR_WIDTH + 1):
+            if position < length:
+                bar.append("█", style=style)
+            elif position in (vanish_col, explode_col):
+                bar.append("┆", style="red")
+            else:
+                bar.append(" ")
+        bar.append(f" {_number(value)}" if math.isfinite(value) else " non-finite", style="dim")
+        console.print(bar)
+    axis = [" "] * (_BAR_WIDTH + 12)
+    for decade in range(low, high + 1, max(1, (high - low + 3) // 4)):
+        label = f"1e{decade:+03d}"
+        start = column(10.0**decade)
+        axis[start : start + len(label)] = label
+    console.print(Text("    " + " " * (_NAME_WIDTH + 1) + "".join(axis).rstrip(), style="dim"))
+    legend = Text("    " + " " * (_NAME_WIDTH + 1))
+    legend.append("┆", style="red")
+    legend.append(f" vanishing: first layer < {_number(vanishing)}   ", style="dim")
+    legend.append("┆", style="red")
+    legend.append(f" exploding: first layer > {_number(flow.exploding_above)}", style="dim")
+    console.print(legend)
+
+
+def _bar_style(index: int, value: float, vanishing: float, flow: GradientFlow) -> str:
+    if index == 0 and (value < vanishing or value > flow.exploding_above):
+        return "red"
+    return "cyan"
+
+
+def _short(name: str, width: int) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
+def _number(value: float) -> str:
+    return f"{value:.2e}" if value and not 1e-2 <= abs(value) < 1e3 else f"{value:.3g}"
 
 
 def _summary(report: Report) -> Text:

@@ -1,0 +1,144 @@
+"""The probe never crashes nnlint: a failing forward, loss or backward, a forward that never
+returns, out-of-memory, meta weights — each becomes a clear finding or note, and the static
+findings are still reported."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+from probe_helpers import lint_model
+from torch import nn
+
+from nnlint.config import Config
+from nnlint.findings import Phase
+from nnlint.probe import ProbeSettings, run_probe
+from nnlint.probe import session as probe_session
+from nnlint.targets import Target
+
+
+class _TrainingOnly(nn.Module):
+    """A model with a static finding (NN104: bias before BatchNorm) whose training-mode forward misbehaves."""
+
+    def __init__(self, behaviour: str) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+        self.bn = nn.BatchNorm1d(8)
+        self.head = nn.Linear(8, 2)
+        self.behaviour = behaviour
+
+    def forward(self, x: torch.Tensor):  # noqa: ANN201 - returns whatever the behaviour asks for
+        x = self.head(self.bn(self.fc(x)))
+        if not self.training:
+            return x
+        if self.behaviour == "raise":
+            return self.head(x)  # 2 features into a Linear(8, 2)
+        if self.behaviour == "none":
+            return None
+        if self.behaviour == "string":
+            return "logits"
+        if self.behaviour == "ints":
+            return x.argmax(dim=1)
+        if self.behaviour == "sleep":
+            time.sleep(60)
+        if self.behaviour == "swallow":
+            while True:
+                try:  # noqa: SIM105 - a forward that catches everything must still stop
+                    time.sleep(0.01)
+                except Exception:
+                    pass
+        return x
+
+
+def _codes(report):
+    return sorted(f.code for f in report.findings)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "says"),
+    [
+        ("raise", "the forward raised in training mode in `head`: RuntimeError"),
+        ("none", "the forward returned None in training mode"),
+        ("string", "the forward returned str with no floating-point tensor"),
+        ("ints", "the forward returned Tensor with no floating-point tensor"),
+    ],
+)
+def test_a_broken_training_forward_is_nn002_beside_the_static_findings(behaviour, says):
+    report = lint_model(_TrainingOnly(behaviour), example_input=torch.randn(16, 4))
+    assert _codes(report) == ["NN002", "NN104"]
+    unusable = next(f for f in report.findings if f.code == "NN002")
+    assert says in unusable.message and "the probe could not run" in unusable.message
+    assert report.exit_code == 2
+
+
+@pytest.mark.parametrize("behaviour", ["sleep", "swallow"])
+def test_a_forward_that_never_returns_is_stopped_by_the_timeout(behaviour):
+    started = time.perf_counter()
+    report = lint_model(_TrainingOnly(behaviour), Config(probe_timeout=1), example_input=torch.randn(16, 4))
+    assert time.perf_counter() - started < 20
+    assert _codes(report) == ["NN002", "NN104"]
+    assert "did not finish within 1 s (--probe-timeout)" in report.findings[0].message
+
+
+def test_the_timeout_also_works_off_the_main_thread():
+    reports = []
+    worker = threading.Thread(
+        target=lambda: reports.append(lint_model(_TrainingOnly("swallow"), Config(probe_timeout=1), example_input=torch.randn(16, 4)))
+    )
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and _codes(reports[0]) == ["NN002", "NN104"]
+
+
+def test_a_loss_that_raises_is_nn002_and_a_non_scalar_loss_is_averaged():
+    model = nn.Sequential(nn.Linear(4, 3))
+    broken = lint_model(model, example_batch=(torch.randn(8, 4), torch.randn(8, 5)), loss_fn=nn.MSELoss())
+    assert "loss_fn raised" in next(f for f in broken.findings if f.code == "NN002").message
+    averaged = lint_model(
+        model, example_batch=(torch.randn(8, 4), torch.randint(0, 3, (8,))), loss_fn=nn.CrossEntropyLoss(reduction="none")
+    )
+    assert not [f for f in averaged.findings if f.code == "NN002"]
+    assert "probe: loss_fn returned a non-scalar tensor; the probe averaged it" in averaged.targets[0].notes
+
+
+def test_static_skips_the_probe():
+    report = lint_model(_TrainingOnly("raise"), Config(static=True), example_input=torch.randn(16, 4))
+    assert _codes(report) == ["NN104"]
+    assert report.targets[0].device is None and report.targets[0].gradient_flow is None
+
+
+def test_the_probe_never_runs_on_meta_weights():
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    report = lint_model(model, example_input=torch.randn(16, 4))
+    assert not [f for f in report.findings if f.phase is Phase.PROBE or f.code == "NN002"]
+    assert any("the probe did not run: the model's weights are on the meta device" in note for note in report.targets[0].notes)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_requested_without_cuda_is_nn002():
+    report = lint_model(nn.Linear(4, 2), Config(device="cuda"), example_input=torch.randn(16, 4))
+    assert "CUDA is not available" in next(f for f in report.findings if f.code == "NN002").message
+
+
+class _OutOfMemoryOnce(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+        self.failures = [torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.failures:
+            raise self.failures.pop()
+        return self.fc(x)
+
+
+def test_out_of_memory_falls_back_to_the_next_device_with_a_note(monkeypatch):
+    # The fallback order is cuda -> the CPU; without a GPU, two CPU attempts stand in for it.
+    monkeypatch.setattr(probe_session, "_devices", lambda requested, model: [torch.device("cpu"), torch.device("cpu")])
+    model = _OutOfMemoryOnce()
+    result = run_probe(model, torch.randn(8, 4), Target(model), ProbeSettings())
+    assert result.device == "cpu" and result.losses
+    assert result.notes == ("the probe ran out of memory on cpu; it ran on cpu instead",)

@@ -1,0 +1,163 @@
+"""The probe rules judge measured numbers against documented thresholds; what they report is
+deterministic, carries its numbers, and combines with the static findings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from expectations import FIXTURES, lint
+from probe_helpers import lint_model
+from torch import nn
+
+from nnlint.config import Config
+from nnlint.context import RuleContext
+from nnlint.graph import build_graph
+from nnlint.probe import ProbeResult, ProbeSettings, run_probe
+from nnlint.probe.result import LayerGradient
+from nnlint.registry import rules_by_code
+from nnlint.render import OutputFormat, render
+from nnlint.sources import ModuleLocator
+from nnlint.targets import Target
+
+
+def _judge(code: str, model: nn.Module, probe: ProbeResult, example_input: torch.Tensor, **thresholds: float) -> list:
+    rule = rules_by_code()[code]
+    graph = build_graph(model, example_input, ModuleLocator(model))
+    context = RuleContext(Target(model), probe=probe, thresholds={**rule.thresholds, **thresholds})
+    return list(rule.check(graph, context))  # type: ignore[misc]
+
+
+def _profile(*norms: float) -> ProbeResult:
+    layers = tuple(LayerGradient(str(2 * i), (f"{2 * i}.weight",), norm, 1.0, math.isfinite(norm)) for i, norm in enumerate(norms))
+    return ProbeResult("cpu", 3, 8, "synthetic", (1.0,), None, (), (), layers, math.sqrt(sum(n * n for n in norms)), (), None)
+
+
+_CHAIN = nn.Sequential(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 4))
+
+
+@pytest.mark.parametrize("first", [5e-5, 2e-4, 5e-3])
+def test_vanishing_needs_both_autotrainer_conditions(first):
+    # The last layer's norm is 1: every first norm here is under 1e-3 of it; only 5e-5 is also under the floor 1e-4.
+    hits = _judge("NN801", _CHAIN, _profile(first, 0.1, 1.0), torch.randn(8, 4))
+    assert bool(hits) is (first < 1e-4)
+
+
+def test_vanishing_and_exploding_boundaries():
+    x = torch.randn(8, 4)
+    assert _judge("NN801", _CHAIN, _profile(9e-5, 0.5, 0.1), x)  # first/last 9e-4 < 1e-3 and first < 1e-4
+    assert not _judge("NN801", _CHAIN, _profile(9e-5, 0.5, 0.05), x)  # first/last 1.8e-3
+    exploding = _judge("NN802", _CHAIN, _profile(71.0, 5.0, 1.0), x)
+    assert exploding and "71 times the last layer's" in exploding[0].message and exploding[0].module == "0"
+    assert not _judge("NN802", _CHAIN, _profile(69.0, 5.0, 1.0), x)
+    assert not _judge("NN802", _CHAIN, _profile(9e-5, 1.0), x)  # two layers are not a profile
+    total = _judge("NN802", _CHAIN, _profile(600.0, 600.0, 600.0), x)  # ratio 1, total norm 1039
+    assert total and "total gradient norm is 1.04e+03" in total[0].message
+
+
+def test_thresholds_are_overridden_from_the_config():
+    path = FIXTURES / "nn804_dead_relu.py"
+    assert [f.code for f in lint(path).findings] == ["NN804"]
+    assert lint(path, thresholds={"NN804": {"max-dead-fraction": 0.8}}).findings == []
+
+
+def test_the_same_model_gives_the_same_numbers_every_run():
+    model = nn.Sequential(nn.Linear(8, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 3))
+    batch = (torch.randn(32, 8) * 50, torch.randint(0, 3, (32,)))
+    runs = [lint_model(model, example_batch=batch, loss_fn=nn.CrossEntropyLoss(), optimizer=torch.optim.SGD(model.parameters(), 10.0))]
+    torch.manual_seed(1234)  # the caller's random state does not matter: the probe seeds its own
+    runs.append(lint_model(model, example_batch=batch, loss_fn=nn.CrossEntropyLoss(), optimizer=torch.optim.SGD(model.parameters(), 10.0)))
+    first, second = ([dataclasses.asdict(f) for f in run.findings] for run in runs)
+    assert first == second and {f["code"] for f in first} >= {"NN701", "NN905"}
+    assert runs[0].targets[0].gradient_flow == runs[1].targets[0].gradient_flow
+
+
+def test_batch_too_small_carries_the_measured_spread_of_batch_statistics():
+    # BatchNorm1d over (N, C) inputs: a batch mean of b samples spreads by 1/sqrt(b) channel deviations.
+    model = nn.Sequential(nn.Linear(8, 32, bias=False), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 1))
+    report = lint_model(model, example_input=torch.randn(64, 8), batch_size=4)
+    small = next(f for f in report.findings if f.code == "NN105")
+    spread = small.evidence["measured_batch_mean_spread"]["1"]
+    assert abs(spread - 0.5) < 0.05
+    assert "measured by the probe: at batch 4 a channel's batch mean moves by" in small.message
+    static = lint_model(model, Config(static=True), example_input=torch.randn(64, 8), batch_size=4)
+    assert "measured_batch_mean_spread" not in next(f for f in static.findings if f.code == "NN105").evidence
+
+
+def test_the_synthetic_loss_reaches_every_layer_even_through_a_softmax():
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4), nn.Softmax(dim=1))
+    result = run_probe(model, torch.randn(16, 6), Target(model), ProbeSettings())
+    assert [layer.module for layer in result.layers] == ["0", "2"]
+    assert all(layer.grad_norm > 1e-4 for layer in result.layers)  # `output.sum()` would give exactly 0 here
+    assert result.loss_source.startswith("synthetic")
+
+
+def test_the_gradient_profile_runs_input_to_output_with_attention_and_without_the_models_own_tensors():
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(30, 16)
+            self.position = nn.Parameter(torch.randn(1, 10, 16) * 0.02)
+            self.attention = nn.MultiheadAttention(16, 2, batch_first=True)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            x = self.embed(tokens) + self.position
+            return self.head(self.attention(x, x, x)[0].mean(1))
+
+    model = Encoder()
+    result = run_probe(model, torch.randint(0, 30, (8, 10)), Target(model), ProbeSettings())
+    assert [layer.module for layer in result.layers] == ["embed", "attention", "head"]
+    assert set(result.layers[1].parameters) == {"attention.in_proj_weight", "attention.out_proj.weight"}
+    assert result.without_grad == () and result.mixing is not None and result.mixing.dependence == 0
+
+
+def test_attention_across_the_batch_is_reported_where_it_happens():
+    class Wrong(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(8, 16)
+            self.attention = nn.MultiheadAttention(16, 2)  # expects (time, batch, features)
+            self.head = nn.Linear(16, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.proj(x)  # (batch, time, 16)
+            return self.head(self.attention(h, h, h)[0])
+
+    model = Wrong()
+    report = lint_model(model, example_input=torch.randn(6, 5, 8))
+    mixed = next(f for f in report.findings if f.code == "NN906")
+    assert mixed.module == "attention" and "MultiheadAttention `attention`" in mixed.message
+
+
+def test_selected_rules_decide_which_checks_the_probe_runs():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    bare = run_probe(model, torch.randn(16, 4), Target(model), ProbeSettings(checks=frozenset()))
+    assert bare.determinism is None and bare.mixing is None and bare.train_eval is None and bare.layers
+    only_nn8 = lint(FIXTURES / "nn901_noise_in_eval.py", select=("NN8",))
+    assert only_nn8.findings == []
+
+
+def test_text_report_draws_one_bar_per_layer_with_the_thresholds():
+    report = lint(FIXTURES / "nn801_deep_sigmoid.py")
+    text = render(report, OutputFormat.TEXT, width=120)
+    chart = text[text.index("gradient flow") :].splitlines()
+    rows = [line for line in chart if "█" in line]
+    assert len(rows) == 13 and rows[0].split()[0] == "0" and rows[-1].split()[0] == "24"
+    assert sum(line.count("█") for line in rows[:1]) < sum(line.count("█") for line in rows[-1:])  # input side: shorter bars
+    assert "┆ vanishing: first layer < 1.00e-04" in text and "┆ exploding: first layer >" in text
+
+
+def test_json_report_carries_the_gradient_flow_and_the_evidence():
+    report = lint(FIXTURES / "nn801_deep_sigmoid.py")
+    data = json.loads(render(report, OutputFormat.JSON))
+    target = data["targets"][0]
+    flow = target["gradient_flow"]
+    assert len(flow["layers"]) == 13 and flow["vanishing_floor"] == 1e-4
+    assert flow["exploding_above"] == pytest.approx(70 * flow["layers"][-1]["grad_norm"])
+    finding = target["findings"][0]
+    assert finding["code"] == "NN801" and finding["phase"] == "probe"
+    assert finding["evidence"]["ratio"] == pytest.approx(flow["layers"][0]["grad_norm"] / flow["layers"][-1]["grad_norm"])
