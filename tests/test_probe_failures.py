@@ -142,3 +142,19 @@ def test_out_of_memory_falls_back_to_the_next_device_with_a_note(monkeypatch):
     result = run_probe(model, torch.randn(8, 4), Target(model), ProbeSettings())
     assert result.device == "cpu" and result.losses
     assert result.notes == ("the probe ran out of memory on cpu; it ran on cpu instead",)
+
+
+def test_someone_elses_alarm_is_left_alone():
+    import signal
+
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    signal.setitimer(signal.ITIMER_REAL, 30)
+    try:
+        report = lint_model(_TrainingOnly("swallow"), Config(probe_timeout=1), example_input=torch.randn(16, 4))
+        assert "--probe-timeout" in report.findings[0].message
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0 < remaining <= 30 and not fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

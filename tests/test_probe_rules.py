@@ -161,3 +161,15 @@ def test_json_report_carries_the_gradient_flow_and_the_evidence():
     finding = target["findings"][0]
     assert finding["code"] == "NN801" and finding["phase"] == "probe"
     assert finding["evidence"]["ratio"] == pytest.approx(flow["layers"][0]["grad_norm"] / flow["layers"][-1]["grad_norm"])
+
+
+def test_train_eval_gap_uses_the_training_batch_size_and_works_with_one_step():
+    model = nn.Sequential(nn.Linear(8, 32, bias=False), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 2))
+    inputs = torch.randn(64, 8)
+    whole = run_probe(model, inputs, Target(model), ProbeSettings(steps=1)).train_eval
+    assert whole is not None and whole.chunk_size == 64 and whole.dropout_difference == 0
+    assert whole.relative_difference < 0.05  # calibrated statistics: only the unbiased-variance correction differs
+    pieces = run_probe(model, inputs, Target(model), ProbeSettings(training_batch_size=4)).train_eval
+    assert pieces is not None and pieces.chunk_size == 4
+    assert pieces.relative_difference > 5 * whole.relative_difference  # batch-of-4 statistics are noisy
+    assert [gap.module for gap in pieces.modules][:2] == ["0", "1"] and pieces.modules[1].difference > pieces.modules[0].difference

@@ -85,16 +85,6 @@ class OutputSamples:
         return indices
 
 
-def relative_gap(values: torch.Tensor, reference: torch.Tensor) -> float | None:
-    if values.shape != reference.shape or bool(torch.isnan(values).any()):
-        return None
-    scale = float(reference.double().norm())
-    if not (math.isfinite(scale) and scale > 0):
-        return None
-    gap = float((values.double() - reference.double()).norm()) / scale
-    return gap if math.isfinite(gap) else None
-
-
 # -- NN901 + NN906: evaluation mode --------------------------------------------------------------
 def evaluation_checks(
     session: Session, tensors: dict[str, torch.Tensor], reference: dict[Key, torch.Tensor] | None, samples: OutputSamples
@@ -244,31 +234,34 @@ def chunked_training_runs(
 
 
 def train_eval_gap(reference: dict[Key, torch.Tensor], runs: list[dict[Key, torch.Tensor]], chunk: int) -> TrainEvalGap | None:
-    outputs = [key for key in reference if key[0] == "<output>"]
-    if len(runs) < 2 or not outputs:
+    """Relative differences, training vs evaluation and training vs training, for the output and
+    for every module whose samples all three runs have."""
+    keys = [key for key in reference if len(runs) == 2 and key in runs[0] and key in runs[1]]
+    outputs = [key for key in keys if key[0] == "<output>"]
+    if not outputs or len(outputs) != sum(key[0] == "<output>" for key in reference):
         return None
-    gaps = [_gap(reference, runs, key) for key in outputs]
-    if any(gap is None for gap in gaps):
+    with torch.no_grad():
+        norms = torch.stack(
+            [
+                torch.stack([(runs[0][k].double() - reference[k].double()).norm(), (runs[0][k].double() - runs[1][k].double()).norm(),
+                             reference[k].double().norm()]).cpu()
+                for k in keys
+            ]
+        ).tolist()  # fmt: skip
+    measured = {key: (gap, noise, scale) for key, (gap, noise, scale) in zip(keys, norms, strict=True)}
+    if not all(math.isfinite(v) for key in outputs for v in measured[key]):
         return None
-    gap = math.sqrt(sum(g[0] ** 2 for g in gaps))  # type: ignore[index]
-    noise = math.sqrt(sum(g[1] ** 2 for g in gaps))  # type: ignore[index]
-    modules = []
-    for key in reference:
-        measured = _gap(reference, runs, key) if key[0] != "<output>" else None
-        if measured is not None:
-            modules.append(ModuleGap(key[0], *measured))
-    return TrainEvalGap(gap, noise, chunk, tuple(modules))
-
-
-def _gap(reference: dict[Key, torch.Tensor], runs: list[dict[Key, torch.Tensor]], key: Key) -> tuple[float, float] | None:
-    if key not in runs[0] or key not in runs[1]:
+    scale = math.sqrt(sum(measured[key][2] ** 2 for key in outputs))
+    if scale == 0:
         return None
-    gap = relative_gap(runs[0][key], reference[key])
-    scale = float(reference[key].double().norm())
-    noise = float((runs[0][key].double() - runs[1][key].double()).norm()) / scale if scale > 0 else None
-    if gap is None or noise is None or not math.isfinite(noise):
-        return None
-    return gap, noise
+    gap = math.sqrt(sum(measured[key][0] ** 2 for key in outputs)) / scale
+    noise = math.sqrt(sum(measured[key][1] ** 2 for key in outputs)) / scale
+    modules = tuple(
+        ModuleGap(key[0], g / s, n / s)
+        for key, (g, n, s) in measured.items()
+        if key[0] != "<output>" and s > 0 and math.isfinite(g) and math.isfinite(n) and math.isfinite(s)
+    )
+    return TrainEvalGap(gap, noise, chunk, modules)
 
 
 # -- NN905: one optimizer step -------------------------------------------------------------------

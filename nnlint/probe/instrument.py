@@ -315,21 +315,39 @@ class Instrument(TorchFunctionMode):
 
     # -- results ----------------------------------------------------------------------------------
     def module_results(self) -> list[ModuleStats]:
-        results = []
-        for (path, call), (op, records) in sorted(self.module_stats.items(), key=lambda item: self._order(item[0])):
-            mean, std, zero = torch.stack(records).mean(0).tolist()
-            results.append(ModuleStats(path, call, op, mean, std, zero, math.isfinite(mean) and math.isfinite(std)))
-        return results
+        """Per leaf-module call, in forward order (one device-to-host copy for all of them)."""
+        keys = sorted(self.module_stats, key=self._order)
+        if not keys:
+            return []
+        values = torch.stack([torch.stack(self.module_stats[key][1]).mean(0) for key in keys]).tolist()
+        return [
+            ModuleStats(path, call, self.module_stats[(path, call)][0], mean, std, zero, math.isfinite(mean) and math.isfinite(std))
+            for (path, call), (mean, std, zero) in zip(keys, values, strict=True)
+        ]
 
     def activation_results(self) -> list[ActivationSite]:
+        """Per activation site, in forward order (one device-to-host copy for all of them)."""
+        keys = sorted(self.sites, key=lambda key: (self._order(key[:2]), key[3]))
+        if not keys:
+            return []
+        nan = torch.tensor(math.nan)
+        shares = []
+        for key in keys:
+            data = self.sites[key]
+            dead = 1 - data.ever_positive.float().mean() if data.ever_positive is not None else nan
+            saturated = torch.stack(data.saturated).mean() if data.saturated else nan
+            shares.append(torch.stack([dead.cpu(), saturated.cpu()]))
+        values = torch.stack(shares).tolist()
         results = []
-        for key, data in sorted(self.sites.items(), key=lambda item: (self._order(item[0][:2]), item[0][3])):
+        for key, (dead, saturated) in zip(keys, values, strict=True):
+            data = self.sites[key]
             path, call, op, index = key
-            dead = None if data.ever_positive is None else 1 - data.ever_positive.float().mean().item()
-            saturated = torch.stack(data.saturated).mean().item() if data.saturated else None
             results.append(
-                ActivationSite(path, call, op, index, data.functional, data.location, data.units, data.observations, dead, saturated)
-            )
+                ActivationSite(
+                    path, call, op, index, data.functional, data.location, data.units, data.observations,
+                    None if math.isnan(dead) else dead, None if math.isnan(saturated) else saturated,
+                )
+            )  # fmt: skip
         return results
 
     def batchnorm_spread(self, batch_size: int) -> list[BatchNormSpread]:

@@ -37,7 +37,7 @@ from nnlint.probe import checks
 from nnlint.probe.guard import preserved_user_state
 from nnlint.probe.instrument import Instrument, is_leaf
 from nnlint.probe.loss import LossError, ProbeLoss, build_loss, to_device
-from nnlint.probe.result import InitialLoss, LayerGradient, NonFinite, ProbeResult
+from nnlint.probe.result import InitialLoss, LayerGradient, ModuleStats, NonFinite, ProbeResult
 from nnlint.probe.timeout import ProbeTimeout, deadline, protect
 from nnlint.targets import Target
 
@@ -188,6 +188,7 @@ class Session:
             assert steps.loss is not None
             losses = [float(value) for value in torch.stack(steps.losses).tolist()]
             layers, total = self._gradient_profile(steps, instrument)
+            modules = instrument.module_results()
             result = ProbeResult(
                 device=str(self.device),
                 steps=len(losses),
@@ -195,12 +196,12 @@ class Session:
                 loss_source=steps.loss.source,
                 losses=tuple(losses),
                 inputs=instrument.input_stats,
-                modules=tuple(instrument.module_results()),
+                modules=tuple(modules),
                 activations=tuple(instrument.activation_results()),
                 layers=tuple(layers),
                 total_grad_norm=total,
                 without_grad=tuple(sorted((name, name.rpartition(".")[0]) for name in steps.without_grad)),
-                non_finite=self._non_finite(steps, losses, layers, instrument),
+                non_finite=self._non_finite(steps, losses, layers, modules),
                 batchnorm_spread=tuple(instrument.batchnorm_spread(self.settings.training_batch_size or self.batch)),
                 initial_loss=_initial_loss(steps.loss, losses),
                 targets_source=steps.loss.targets,
@@ -377,8 +378,8 @@ class Session:
         return layers, total
 
     # -- NN803: where the first NaN/Inf came from --------------------------------------------------
-    def _non_finite(self, steps: _Steps, losses: list[float], layers: list[LayerGradient], instrument: Instrument) -> NonFinite | None:
-        forward_bad = any(not stats.finite for stats in instrument.module_results())
+    def _non_finite(self, steps: _Steps, losses: list[float], layers: list[LayerGradient], modules: list[ModuleStats]) -> NonFinite | None:
+        forward_bad = any(not stats.finite for stats in modules)
         loss_bad = any(not math.isfinite(value) for value in losses)
         grads_bad = not bool(torch.isfinite(torch.stack(steps.grad_norms)).all())
         if not (forward_bad or loss_bad or grads_bad):

@@ -1,8 +1,9 @@
 """`--probe-timeout`: stop a probe whose forward never returns.
 
 On the main thread a SIGALRM timer raises `ProbeTimeout` at the next bytecode, which also
-interrupts `time.sleep` and blocking waits. Elsewhere (the API called from a worker thread) a
-watchdog thread raises it asynchronously in the probing thread. The exception is a
+interrupts `time.sleep` and blocking waits. Elsewhere (the API called from a worker thread, or
+SIGALRM already in use) a watchdog thread raises it asynchronously in the probing thread; that
+one waits for a blocking C call such as `time.sleep` to return. The exception is a
 `BaseException`, so a forward's `except Exception:` cannot swallow it, and it is raised again
 every second until the probe gives up.
 
@@ -44,8 +45,7 @@ def deadline(seconds: float | None) -> Iterator[None]:
         yield
         return
     state = _State()
-    on_main_thread = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-    stop = _arm_alarm(state, seconds) if on_main_thread else _arm_watchdog(state, seconds)
+    stop = _arm_alarm(state, seconds) if _alarm_is_free() else _arm_watchdog(state, seconds)
     try:
         yield
     finally:
@@ -53,6 +53,14 @@ def deadline(seconds: float | None) -> Iterator[None]:
         stop()
     if state.fired:
         raise ProbeTimeout  # it fired during the last instructions of the block, which then completed
+
+
+def _alarm_is_free() -> bool:
+    """SIGALRM works on the main thread only, and is not ours to take when someone else uses it
+    (pytest-timeout's signal method, the user's own timer)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return False
+    return signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0) and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
 
 
 class _State:
