@@ -47,30 +47,31 @@ class Linter:
 
     # -- one target ----------------------------------------------------------------------------
     def lint(self, loaded: LoadedTarget, notes: Iterable[str] = ()) -> TargetReport:
-        self._probe: ProbeResult | None = None
-        findings, skipped, graph, notes = self._check(loaded, list(notes))
+        findings, skipped, graph, notes, probe = self._check(loaded, list(notes))
         report = TargetReport(
             name=loaded.name,
             file=str(loaded.file) if loaded.file else None,
             graph=graph.method if graph else None,
-            device=self._probe.device if self._probe else None,
+            device=probe.device if probe else None,
             findings=tuple(sorted(self._kept(findings, loaded), key=Finding.sort_key)),
             skipped=tuple(SkippedChecks(tuple(codes), reason) for reason, codes in skipped.items()),
             notes=tuple(notes),
-            gradient_flow=self._gradient_flow(self._probe),
+            gradient_flow=self._gradient_flow(probe),
         )
         if loaded.file is not None:
             self.ledger.consult(str(loaded.file), len(self.reports))
         self.reports.append(report)
         return report
 
-    def _check(self, loaded: LoadedTarget, notes: list[str]) -> tuple[list[Finding], dict[str, list[str]], ModelGraph | None, list[str]]:
+    def _check(
+        self, loaded: LoadedTarget, notes: list[str]
+    ) -> tuple[list[Finding], dict[str, list[str]], ModelGraph | None, list[str], ProbeResult | None]:
         if loaded.problem is not None:
-            return [self._unusable(loaded, loaded.problem)], {}, None, notes
+            return [self._unusable(loaded, loaded.problem)], {}, None, notes, None
         try:
             example_input, inferred = example_input_for(loaded, self.config.input_shape)
         except InputError as error:
-            return [self._unusable(loaded, f"{error}; define `example_input` or pass --input-shape")], {}, None, notes
+            return [self._unusable(loaded, f"{error}; define `example_input` or pass --input-shape")], {}, None, notes, None
         if inferred:
             notes.append(f"no example input given: inferred {_describe_input(example_input)} from the first layer")
         graph: ModelGraph | None = None
@@ -87,9 +88,10 @@ class Linter:
         context = RuleContext(loaded.target, batch_size, loaded.location, context_locations=loaded.context_locations)
         skipped: dict[str, list[str]] = defaultdict(list)
         findings += self._run_rules(Phase.STATIC, graph, context, loaded, skipped)
+        probe = None
         if graph is not None and not self.config.static:
-            findings = self._probe_stage(loaded, graph, example_input, context, findings, notes, skipped)
-        return findings, skipped, graph, notes
+            findings, probe = self._probe_stage(loaded, graph, example_input, context, findings, notes, skipped)
+        return findings, skipped, graph, notes, probe
 
     def _run_rules(
         self, phase: Phase, graph: ModelGraph | None, context: RuleContext, loaded: LoadedTarget, skipped: dict[str, list[str]]
@@ -116,11 +118,11 @@ class Linter:
         findings: list[Finding],
         notes: list[str],
         skipped: dict[str, list[str]],
-    ) -> list[Finding]:
+    ) -> tuple[list[Finding], ProbeResult | None]:
         """Run the probe, then the probe rules; static findings it measured get its evidence."""
         wanted = {rule.code for rule in self.rules if rule.phase is Phase.PROBE}
         if not wanted:
-            return findings
+            return findings, None
         settings = ProbeSettings(
             device=self.config.device,
             steps=self.config.probe_steps,
@@ -133,26 +135,20 @@ class Linter:
             probe = run_probe(loaded.target.model, example_input, loaded.target, settings)
         except ProbeSkipped as reason:
             notes.append(f"the probe did not run: {reason}; only static checks ran")
-            return findings
+            return findings, None
         except (ProbeFailed, ProbeTimedOut) as error:
             self._keep_traceback(error)
             module = error.module if error.module in graph.modules else None
             reason = f"{error}; the static findings are reported, the probe's checks are not"
-            return [*findings, self._unusable(loaded, reason, module, graph.modules[module].location if module else None, probe=True)]
+            location = graph.modules[module].location if module else None
+            return [*findings, self._unusable(loaded, reason, module, location, probe=True)], None
         except Exception as error:
-            self._keep_traceback(error)
-            self.problems.append(
-                Problem(
-                    str(loaded.file) if loaded.file else None,
-                    f"internal error in the probe on `{loaded.name}`: {one_line(error)}; please report it",
-                )
-            )
-            return findings
-        self._probe = probe
+            self._internal_error(loaded, "the probe", error)
+            return findings, None
         notes.append(_probe_summary(probe))
         notes.extend(f"probe: {note}" for note in probe.notes)
         measured = [with_probe_evidence(finding, probe) for finding in findings]
-        return measured + self._run_rules(Phase.PROBE, graph, dataclasses.replace(context, probe=probe), loaded, skipped)
+        return measured + self._run_rules(Phase.PROBE, graph, dataclasses.replace(context, probe=probe), loaded, skipped), probe
 
     def _gradient_flow(self, probe: ProbeResult | None) -> GradientFlow | None:
         if probe is None or len(probe.layers) < 2:
@@ -172,13 +168,7 @@ class Linter:
         try:
             hits = list(rule.check(graph, context))  # type: ignore[misc, arg-type]
         except Exception as error:
-            self._keep_traceback(error)
-            self.problems.append(
-                Problem(
-                    str(loaded.file) if loaded.file else None,
-                    f"internal error in rule {rule.code} ({rule.slug}) on `{loaded.name}`: {one_line(error)}; please report it",
-                )
-            )
+            self._internal_error(loaded, f"rule {rule.code} ({rule.slug})", error)
             return []
         return [self._finding(rule, hit, graph, loaded) for hit in hits]
 
@@ -218,6 +208,12 @@ class Linter:
                 continue
             kept[key] = finding
         return list(kept.values())
+
+    def _internal_error(self, loaded: LoadedTarget, where: str, error: Exception) -> None:
+        """A bug in nnlint itself: reported as a problem with the target, never a traceback."""
+        self._keep_traceback(error)
+        message = f"internal error in {where} on `{loaded.name}`: {one_line(error)}; please report it"
+        self.problems.append(Problem(str(loaded.file) if loaded.file else None, message))
 
     def _keep_traceback(self, error: BaseException) -> None:
         cause = error.__cause__ or error
