@@ -7,7 +7,8 @@ Model: a ResNet-18-style CNN in plain torch (BasicBlocks 64-128-256-512, BatchNo
 whole `run_probe` (copies of the weights, N instrumented steps, and every check a default
 `nnlint` run does: evaluation-mode determinism and sample mixing, BatchNorm calibration for
 train/eval, one optimizer step) — and, on its own line, the N instrumented steps without the
-extra checks. Runs alternate plain/probe and report medians, because this machine is noisy.
+extra checks. Runs alternate plain/probe; each ratio is the median of the ratios of adjacent runs,
+because a shared machine is noisy. CPU time (this process, all threads) is shown beside wall time.
 Target: whole probe ≤ 2x the plain steps.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -57,24 +59,31 @@ class ResNet18(nn.Module):
         return self.head(self.blocks(self.stem(x)))
 
 
-def plain_steps(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer, steps: int) -> float:
+def plain_steps(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer, steps: int) -> Timing:
     loss_fn = nn.CrossEntropyLoss()
-    synchronize(inputs.device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn(model(inputs), labels).backward()
-        optimizer.step()
-    synchronize(inputs.device)
-    return time.perf_counter() - start
+
+    def train() -> None:
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(inputs), labels).backward()
+            optimizer.step()
+
+    return timed(inputs.device, train)
 
 
-def probe(model: nn.Module, target: Target, inputs: torch.Tensor, settings: ProbeSettings) -> float:
-    synchronize(inputs.device)
-    start = time.perf_counter()
-    run_probe(model, inputs, target, settings)
-    synchronize(inputs.device)
-    return time.perf_counter() - start
+def probe(model: nn.Module, target: Target, inputs: torch.Tensor, settings: ProbeSettings) -> Timing:
+    return timed(inputs.device, lambda: run_probe(model, inputs, target, settings))
+
+
+Timing = tuple[float, float]  # (wall seconds, CPU seconds of this process)
+
+
+def timed(device: torch.device, work: Callable[[], object]) -> Timing:
+    synchronize(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    synchronize(device)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def synchronize(device: torch.device) -> None:
@@ -110,24 +119,24 @@ def main() -> None:
         plain.append(plain_steps(trained, inputs, labels, optimizer, args.steps))
         whole_probe.append(probe(model, target, inputs, whole))
         bare_probe.append(probe(model, target, inputs, steps_only))
-    base = statistics.median(plain)
     print(
         f"model: ResNet-18-style CNN, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters; "
-        f"batch {args.batch}x3x{args.size}x{args.size}"
+        f"batch {args.batch}x3x{args.size}x{args.size}; {args.steps} steps; median of {args.repeats} alternating runs"
     )
     print(
         f"device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}; "
         f"torch threads: {torch.get_num_threads()}"
     )
-    print(f"{args.steps} plain training steps      median {base:.3f} s  (runs: {', '.join(f'{t:.2f}' for t in plain)})")
-    print(
-        f"probe, {args.steps} steps + all checks   median {statistics.median(whole_probe):.3f} s  "
-        f"ratio {statistics.median(whole_probe) / base:.2f}x"
-    )
-    print(
-        f"probe, {args.steps} steps, no checks     median {statistics.median(bare_probe):.3f} s  "
-        f"ratio {statistics.median(bare_probe) / base:.2f}x"
-    )
+    print(f"{'':34}{'wall':>10}{'ratio':>8}{'CPU time':>12}{'ratio':>8}   (ratios: median of per-run ratios)")
+    for name, runs in (
+        (f"{args.steps} plain training steps", plain),
+        ("probe: steps + all checks", whole_probe),
+        ("probe: steps only", bare_probe),
+    ):
+        wall, cpu = statistics.median(t[0] for t in runs), statistics.median(t[1] for t in runs)
+        wall_ratio = statistics.median(t[0] / p[0] for t, p in zip(runs, plain, strict=True))
+        cpu_ratio = statistics.median(t[1] / p[1] for t, p in zip(runs, plain, strict=True))
+        print(f"{name:34}{wall:>9.3f}s{wall_ratio:>7.2f}x{cpu:>11.3f}s{cpu_ratio:>7.2f}x")
 
 
 if __name__ == "__main__":

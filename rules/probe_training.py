@@ -24,9 +24,10 @@ def eval_mode_not_deterministic(graph: ModelGraph, context: RuleContext) -> Iter
     """Two evaluation-mode forwards on the same input differ: something random ignores `eval()`.
 
     ## What it does
-    Runs the model twice in evaluation mode on the same input and compares the outputs
-    (‖a − b‖ / ‖b‖); flags a difference above `max-difference` (1e-4, far above the 1e-7 that
-    non-deterministic GPU kernels cause). It names the first random operation that ran in
+    Runs the model in evaluation mode; when that forward drew random numbers (from torch's,
+    Python's or NumPy's generators), runs it again on the same input and compares the outputs
+    (‖a − b‖ / ‖b‖). Flags a difference above `max-difference` (1e-4, far above the 1e-7 that
+    non-deterministic GPU kernels cause) and names the first random operation that ran in
     evaluation mode — `F.dropout(x, p)` without `training=self.training`, `torch.randn_like`
     noise, `torch.rand` masks — with its line.
 

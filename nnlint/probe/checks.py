@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import math
+import random
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -89,8 +91,10 @@ class OutputSamples:
 def evaluation_checks(
     session: Session, tensors: dict[str, torch.Tensor], reference: dict[Key, torch.Tensor] | None, samples: OutputSamples
 ) -> tuple[EvalDeterminism, SampleMixing | None]:
-    """Two evaluation-mode forwards on the same input: do they agree (NN901)? The first one keeps
-    its autograd graph: does sample i's output depend on sample j's input (NN906)?"""
+    """Evaluation mode. Does the output change from one forward to the next (NN901)? Only a
+    forward that draws random numbers can, so only then is it run again and compared, and a third
+    time to find the operation that drew them. The first forward keeps its autograd graph: does
+    sample i's output depend on sample j's input (NN906)?"""
     wants_mixing = "NN906" in session.settings.checks and session.batch >= 2
     captured: list[tuple[Key, torch.Tensor]] = []
     record = samples.recorder(reference) if reference is not None else None
@@ -101,23 +105,24 @@ def evaluation_checks(
         if record is not None:
             record(key, tensor)
 
+    difference: float | None = 0.0
+    random_op = None
     with training_flags(session.model, False):
         args, kwargs = _copied((session.args, session.kwargs))
         batched = [t for t in tree_flatten((args, kwargs))[0] if _is_batched_float(t, session.batch)]
         for tensor in batched if wants_mixing else ():
             tensor.requires_grad_(True)
-        first = Instrument(session.model, on_output=on_output)
+        generators = _random_states(session.device)
         with torch.enable_grad() if wants_mixing else torch.no_grad(), _batch_statistics_detached(session.model):
-            output_a = session.forward(first, args, kwargs, "evaluation mode", tensors=tensors)
+            output_a = session.forward(Instrument(session.model, on_output=on_output), args, kwargs, "evaluation mode", tensors=tensors)
         if record is not None:
             samples.record_output(record, output_a)
-        with torch.no_grad():
-            output_b = session.forward(
-                Instrument(session.model), *_copied((session.args, session.kwargs)), "evaluation mode", tensors=tensors
-            )
-            difference = relative_difference(output_a, output_b)
-            random_op = None
-            if difference is None or difference > 0:  # only then: which operation drew random numbers?
+        if not _same_states(generators, _random_states(session.device)):
+            with torch.no_grad():
+                output_b = session.forward(
+                    Instrument(session.model), *_copied((session.args, session.kwargs)), "evaluation mode", tensors=tensors
+                )
+                difference = relative_difference(output_a, output_b)
                 watcher = Instrument(session.model, watch_random=True)
                 session.forward(watcher, *_copied((session.args, session.kwargs)), "evaluation mode", tensors=tensors)
                 random_op = watcher.first_random
@@ -129,6 +134,21 @@ def evaluation_checks(
     )
     mixing = _mixing(session, output_a, batched, captured) if wants_mixing else None
     return determinism, mixing
+
+
+def _random_states(device: torch.device) -> list[Any]:
+    """Every generator a forward may draw from: a forward that draws nothing gives the same output twice."""
+    states: list[Any] = [torch.get_rng_state(), random.getstate()]
+    if device.type == "cuda":
+        states.append(torch.cuda.get_rng_state(device))
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        states.append(numpy.random.get_state()[1].copy())
+    return states
+
+
+def _same_states(before: list[Any], after: list[Any]) -> bool:
+    return all(bool((a == b).all()) if hasattr(a, "shape") else a == b for a, b in zip(before, after, strict=True))
 
 
 def _mixing(session: Session, output: Any, inputs: list[torch.Tensor], captured: list[tuple[Key, torch.Tensor]]) -> SampleMixing | None:
@@ -186,33 +206,24 @@ def _normalize_with_detached_statistics(module: nn.Module, args: Any, output: An
 
 
 # -- NN902: training vs evaluation output ----------------------------------------------------------
-def calibrated_buffers(session: Session) -> dict[str, torch.Tensor]:
-    """Weights whose BatchNorm running statistics equal this batch's — what they converge to in
-    training — so that evaluation mode is compared with training mode at its best, not at the
-    initial mean 0 / variance 1."""
+def calibrated_buffers(session: Session, measured: Instrument | None) -> dict[str, torch.Tensor]:
+    """Weights whose BatchNorm running statistics equal this batch's — what training converges to
+    with any non-zero momentum — so that evaluation mode is compared with training mode at its best,
+    not at the initial mean 0 / variance 1. They come from the first training step's BatchNorm
+    inputs (the average over calls for a BatchNorm called more than once, as `momentum=None`
+    would keep); a BatchNorm with momentum 0 keeps its statistics, as it does in training."""
     tensors = dict(session.tensors)
-    momenta: dict[nn.Module, Any] = {}
+    seen = measured.batchnorm_statistics if measured is not None else {}
     for path, module in session.model.named_modules():
         prefix = f"{path}." if path else ""
-        if not isinstance(module, nn.modules.batchnorm._BatchNorm) or f"{prefix}running_mean" not in tensors or module.momentum == 0:
-            continue  # momentum 0 keeps the statistics where they are in training too
-        for name, fresh in (
-            ("running_mean", torch.zeros_like),
-            ("running_var", torch.ones_like),
-            ("num_batches_tracked", torch.zeros_like),
-        ):
-            tensors[prefix + name] = fresh(tensors[prefix + name])
-        momenta[module] = module.momentum
-    if not momenta:
-        return tensors
-    try:
-        for module in momenta:
-            module.momentum = None  # a cumulative average: after one batch, exactly that batch's statistics
-        with torch.no_grad():
-            session.forward(Instrument(session.model), session.args, session.kwargs, "training mode", tensors=tensors)
-    finally:
-        for module, momentum in momenta.items():
-            module.momentum = momentum
+        if not isinstance(module, nn.modules.batchnorm._BatchNorm) or path not in seen or module.momentum == 0:
+            continue
+        if f"{prefix}running_mean" not in tensors:
+            continue  # track_running_stats=False: evaluation uses batch statistics too
+        means, variances = zip(*seen[path], strict=True)
+        running_mean, running_var = tensors[prefix + "running_mean"], tensors[prefix + "running_var"]
+        tensors[prefix + "running_mean"] = torch.stack(means).mean(0).to(running_mean.dtype)
+        tensors[prefix + "running_var"] = torch.stack(variances).mean(0).to(running_var.dtype)
     return tensors
 
 

@@ -129,7 +129,11 @@ class Instrument(TorchFunctionMode):
         self.sites: dict[tuple[str, int, str, int], _SiteData] = {}
         self.input_stats: InputStats | None = None
         self.first_layer_seen = False
+        # Per training-mode BatchNorm: its first call's per-sample channel means and channel variances
+        # (for NN105), and every call's batch mean and unbiased variance (what its running statistics
+        # converge to on this batch, for NN902).
         self.batchnorm_samples: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.batchnorm_statistics: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.first_random: FirstRandomOp | None = None
         self.first_non_finite: FirstNonFinite | None = None
         self._hooks: list[Any] = []
@@ -240,8 +244,14 @@ class Instrument(TorchFunctionMode):
     def _measure_inputs(self, module: nn.Module, path: str, args: Any) -> None:
         op = module_op(module)
         tensor = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        if self.batchnorm_inputs and op == "batch_norm" and module.training and tensor is not None and path not in self.batchnorm_samples:
-            self.batchnorm_samples[path] = _per_sample_channel_means(tensor)
+        if self.batchnorm_inputs and op == "batch_norm" and module.training and tensor is not None and tensor.dim() >= 2:
+            values = tensor.detach().float()
+            dims = (0, *range(2, values.dim()))
+            variance, mean = torch.var_mean(values, dim=dims, correction=1)  # what BatchNorm's running statistics take
+            self.batchnorm_statistics.setdefault(path, []).append((mean, variance))
+            if path not in self.batchnorm_samples:
+                per_sample = values.mean(dim=tuple(range(2, values.dim()))) if values.dim() > 2 else values
+                self.batchnorm_samples[path] = (per_sample, torch.var_mean(values, dim=dims, correction=0)[0])
         if self.statistics and not self.first_layer_seen and op in _FIRST_LAYER_OPS:
             self.first_layer_seen = True
             if tensor is not None and tensor.is_floating_point() and op in LINEAR_MAPS | RECURRENT:
@@ -407,16 +417,6 @@ def _saturated_share(op: str, values: torch.Tensor, args: tuple[Any, ...], kwarg
     else:  # hardsigmoid
         low, high = 0.0, 1.0
     return ((values <= low) | (values >= high)).float().mean()
-
-
-def _per_sample_channel_means(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample channel means (N, C) and each channel's variance over the batch (C)."""
-    with torch.no_grad():
-        values = tensor.detach().float()
-        reduce = tuple(range(2, values.dim()))
-        means = values.mean(dim=reduce) if reduce else values
-        variances = values.transpose(0, 1).reshape(values.shape[1], -1).var(dim=1, correction=0)
-    return means, variances
 
 
 def _input_stats(path: str, tensor: torch.Tensor, axis: int) -> InputStats:

@@ -214,7 +214,7 @@ class Session:
         wanted = self.settings.checks
         found: dict[str, Any] = {}
         train_eval = "NN902" in wanted
-        tensors = checks.calibrated_buffers(self) if train_eval else self.tensors
+        tensors = checks.calibrated_buffers(self, self.measured) if train_eval else self.tensors
         reference: dict[checks.Key, torch.Tensor] | None = {} if train_eval else None
         if wanted & {"NN901", "NN902", "NN906"}:
             determinism, mixing = checks.evaluation_checks(self, tensors, reference, samples)
@@ -298,7 +298,7 @@ class Session:
         outputs); every one measures the gradients; the first two keep samples of each module's
         output for NN902. Later steps pay only for module-call tracking."""
         steps = _Steps()
-        measuring = Instrument(self.model, statistics=True, batchnorm_inputs="NN105" in self.settings.checks)
+        measuring = Instrument(self.model, statistics=True, batchnorm_inputs=bool({"NN105", "NN902"} & self.settings.checks))
         parameters = list(self.parameters.values())
         for step in range(max(self.settings.steps, 1)):
             for parameter in parameters:
