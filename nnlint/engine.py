@@ -130,6 +130,7 @@ class Linter:
             deep=self.config.deep,
             checks=frozenset(wanted | {f.code for f in findings if f.code in PROBE_MEASURES}),
             training_batch_size=context.batch_size.value if context.batch_size else None,
+            input_source=_input_source(loaded.target),
         )
         try:
             probe = run_probe(loaded.target.model, example_input, loaded.target, settings)
@@ -273,6 +274,13 @@ def _missing_requirement(
         if requirement in ("loss_fn", "optimizer", "example_batch") and getattr(target, requirement) is None:
             return requirement
     return None
+
+
+def _input_source(target: Target) -> str:
+    """Where the probe's input comes from, in the order `example_input_for` looks."""
+    if target.example_input is not None:
+        return "example_input"
+    return "example_batch" if target.example_batch is not None else "random"
 
 
 def _probe_summary(probe: ProbeResult) -> str:

@@ -53,7 +53,7 @@ def build_loss(loss_fn: Any, targets: Any, output: Any, device: torch.device, ge
         if made_up is not None:
             return _user_loss(loss_fn, made_up, "random", output)
         synthetic = _synthetic_loss(output, device, generator)
-        synthetic.source = f"synthetic (no targets can be made up for {_name(loss_fn)}; define `example_batch`)"
+        synthetic.source = f"synthetic (no targets to make up for {_name(loss_fn)})"
         return synthetic
     if targets is not None:
         guessed = _guessed_loss(targets, output)
@@ -67,7 +67,7 @@ def _name(loss_fn: Any) -> str:
 
 
 def _user_loss(loss_fn: Any, targets: Any, origin: str, output: Any) -> ProbeLoss:
-    on = "the targets of `example_batch`" if origin == "example_batch" else "random targets"
+    on = "example_batch" if origin == "example_batch" else "random targets"
     loss = ProbeLoss(lambda out: _call_user_loss(loss_fn, out, targets, loss), f"loss_fn ({_name(loss_fn)}) on {on}", origin, None)
     loss.classification = _classification(loss_fn, output)
     return loss
@@ -121,14 +121,14 @@ def _guessed_loss(targets: Any, output: Any) -> ProbeLoss | None:
         classes = int(output.shape[1])
         return ProbeLoss(
             lambda out: F.cross_entropy(out, targets),
-            "cross-entropy (guessed from the integer targets of `example_batch`; define `loss_fn`)",
+            "cross-entropy, guessed from example_batch's class indices",
             "example_batch",
             ("cross-entropy", math.log(classes), classes) if classes >= 2 else None,
         )
     if targets.is_floating_point() and targets.shape == output.shape:
         return ProbeLoss(
             lambda out: F.mse_loss(out, targets.to(out.dtype)),
-            "mean squared error (guessed from the float targets of `example_batch`; define `loss_fn`)",
+            "mean squared error, guessed from example_batch's targets",
             "example_batch",
             None,
         )

@@ -169,6 +169,7 @@ class ProbeResult:
     overfit: OverfitRun | None = None
     mixing: SampleMixing | None = None
     targets_source: str | None = None  # "example_batch", "random" or None (synthetic loss)
+    input_source: str = "example_input"  # "example_input", "example_batch" or "random"
     notes: tuple[str, ...] = ()
 
 

@@ -53,6 +53,8 @@ class ProbeSettings:
     # Codes whose measurements are wanted; work only they need is skipped otherwise.
     checks: frozenset[str] = frozenset({"NN105", "NN901", "NN902", "NN903", "NN904", "NN905", "NN906"})
     training_batch_size: int | None = None
+    # Where the input came from: "example_input", "example_batch", or "random" (inferred or --input-shape).
+    input_source: str = "example_input"
     seed: int = 0
 
 
@@ -205,6 +207,7 @@ class Session:
                 batchnorm_spread=tuple(instrument.batchnorm_spread(self.settings.training_batch_size or self.batch)),
                 initial_loss=_initial_loss(steps.loss, losses),
                 targets_source=steps.loss.targets,
+                input_source=self.settings.input_source,
             )
             result = dataclasses.replace(result, **self._extra_checks(steps, samples, chunk, targets))
         notes = list(self.notes) + (["loss_fn returned a non-scalar tensor; the probe averaged it"] if steps.loss.non_scalar else [])

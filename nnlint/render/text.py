@@ -125,11 +125,11 @@ def _gradient_flow(console: Console, flow: GradientFlow) -> None:
         start = column(10.0**decade)
         axis[start : start + len(label)] = label
     console.print(Text("    " + " " * (_NAME_WIDTH + 1) + "".join(axis).rstrip(), style="dim"))
-    legend = Text("    " + " " * (_NAME_WIDTH + 1))
+    legend = Text("    ")
     legend.append("┆", style="red")
-    legend.append(f" vanishing: first layer < {_number(vanishing)}   ", style="dim")
-    legend.append("┆", style="red")
-    legend.append(f" exploding: first layer > {_number(flow.exploding_above)}", style="dim")
+    legend.append(
+        f" the first layer's thresholds: vanishing below {_number(vanishing)}, exploding above {_number(flow.exploding_above)}", style="dim"
+    )
     console.print(legend)
 
 
