@@ -158,3 +158,24 @@ def test_someone_elses_alarm_is_left_alone():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_probe_settings_come_from_the_config_and_the_command_line(tmp_path):
+    from click.testing import CliRunner
+
+    from nnlint.cli import main
+    from nnlint.config import config_from_table
+    from nnlint.errors import ConfigError
+
+    config = config_from_table({"probe-timeout": 5, "probe-steps": 2, "deep": True, "thresholds": {"NN801": {"max-first-norm": 1e-6}}})
+    assert (config.probe_timeout, config.probe_steps, config.deep) == (5.0, 2, True)
+    assert config.thresholds["NN801"] == {"max-first-norm": 1e-6}
+    for bad in ({"probe-timeout": 0}, {"probe-timeout": "soon"}, {"probe-steps": 0}, {"deep": "yes"}):
+        with pytest.raises(ConfigError):
+            config_from_table(bad)
+    model_file = tmp_path / "model.py"
+    model_file.write_text("import torch\nfrom torch import nn\nmodel = nn.Linear(4, 2)\nexample_input = torch.randn(16, 4)\n")
+    assert CliRunner().invoke(main, [str(model_file), "--probe-timeout", "-1"]).exit_code == 2
+    result = CliRunner().invoke(main, [str(model_file), "--probe-steps", "1", "--probe-timeout", "30", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"device": "cpu"' in result.output and "probe: 1 training step on cpu" in result.output

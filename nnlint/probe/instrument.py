@@ -251,7 +251,8 @@ class Instrument(TorchFunctionMode):
             self.batchnorm_statistics.setdefault(path, []).append((mean, variance))
             if path not in self.batchnorm_samples:
                 per_sample = values.mean(dim=tuple(range(2, values.dim()))) if values.dim() > 2 else values
-                self.batchnorm_samples[path] = (per_sample, torch.var_mean(values, dim=dims, correction=0)[0])
+                count = values.numel() // max(values.shape[1], 1)
+                self.batchnorm_samples[path] = (per_sample, variance * (count - 1) / max(count, 1))  # the population variance
         if self.statistics and not self.first_layer_seen and op in _FIRST_LAYER_OPS:
             self.first_layer_seen = True
             if tensor is not None and tensor.is_floating_point() and op in LINEAR_MAPS | RECURRENT:

@@ -187,7 +187,7 @@ class Session:
         with self._seeded(), self._training_configuration():
             steps = self._steps(targets, samples if "NN902" in wanted and chunk == self.batch else None)
             instrument = self.measured
-            assert steps.loss is not None
+            assert instrument is not None and steps.loss is not None
             losses = [float(value) for value in torch.stack(steps.losses).tolist()]
             layers, total = self._gradient_profile(steps, instrument)
             modules = instrument.module_results()
