@@ -5,6 +5,7 @@ and backward: evaluation mode, the loss at initialization, the first optimizer s
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterator
 
 from nnlint.context import RuleContext
@@ -202,7 +203,7 @@ def loss_at_initialization(graph: ModelGraph, context: RuleContext) -> Iterator[
     "cannot-overfit-one-batch",
     Severity.WARNING,
     phase=Phase.PROBE,
-    thresholds={"max-final-ratio": 0.5},
+    thresholds={"max-final-ratio": 0.9},
     requires=("probe", "deep"),
 )
 def cannot_overfit_one_batch(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
@@ -211,8 +212,10 @@ def cannot_overfit_one_batch(graph: ModelGraph, context: RuleContext) -> Iterato
     ## What it does
     With `--deep`, trains a fresh copy of the model on the first 8 samples for 50 steps with a
     copy of the user's optimizer (Adam, lr 1e-3, when there is none) and the probe's loss, and
-    flags the model when the best of the last five losses is above `max-final-ratio` (0.5) of
-    the first: it could not even halve the loss on data it sees every step.
+    flags the model when the best of the last five losses is above `max-final-ratio` (0.9) of
+    the first: the loss on data it sees every step did not even fall by a tenth. (Memorizing
+    random targets completely can take longer than 50 steps at an ordinary learning rate, so
+    the rule asks for a fall, not for Karpathy's zero.)
 
     ## Why is this bad?
     Karpathy's recipe: "overfit one batch … if they do not [reach a loss of ~0], there is a bug
@@ -289,7 +292,7 @@ def update_to_weight_ratio(graph: ModelGraph, context: RuleContext) -> Iterator[
     ratios = sorted(_probe(context).update_ratios, key=lambda r: r.ratio)
     if not ratios:
         return
-    median = ratios[len(ratios) // 2].ratio
+    median = statistics.median(r.ratio for r in ratios)
     high, low = context.threshold("max-ratio"), context.threshold("min-ratio")
     if low <= median <= high:
         return
@@ -323,7 +326,9 @@ def batch_samples_mixed(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     measures the gradient that reaches the other samples' inputs (the embeddings' outputs for
     token inputs), relative to their own. Flags a share above `max-dependence` (1e-5; independent
     samples give exactly 0) and names the module after which samples stay separate — where they
-    were mixed. Dimension 0 is taken as the batch, as everywhere in nnlint.
+    were mixed. Dimension 0 is taken as the batch, as everywhere in nnlint: a model that takes
+    (time, batch, …) inputs on purpose mixes along that dimension by design, and the finding says
+    so when the module it names has `batch_first=False`.
 
     ## Why is this bad?
     Samples of a batch must not see each other: the model would learn from, and predict with,
@@ -349,6 +354,12 @@ def batch_samples_mixed(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     if mixing is None or not (mixing.dependence > context.threshold("max-dependence")):
         return
     where = f"; they mix in {graph.describe_module(mixing.module)}" if mixing.module else ""
+    layer = graph.modules[mixing.module].module if mixing.module in graph.modules else None
+    if getattr(layer, "batch_first", True) is False:
+        where += (
+            " (it has batch_first=False and reads dimension 1 as the batch; if the example input is laid out "
+            "(time, batch, …) on purpose, dimension 0 is not the batch and this does not apply)"
+        )
     source = "inputs" if mixing.probe_input == "input" else f"{graph.describe_module(mixing.probe_input)} outputs"
     yield Hit(
         message=(
