@@ -32,8 +32,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nnlint.probe import ProbeSettings, run_probe
-from nnlint.targets import Target
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, installed or not
+
+from nnlint.probe import ProbeSettings, run_probe  # noqa: E402
+from nnlint.targets import Target  # noqa: E402
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -192,7 +194,7 @@ def main() -> None:
     for r in rows:
         print(
             f"| {r['model']} | {r['params']:.1f}M | {r['plain']:.3f} s | {r['probe']:.3f} s | {r['probe'] / r['plain']:.2f}x "
-            f"| {r['bare']:.3f} s | {r['bare'] / r['plain']:.2f}x | {r['first']:.2f} s | +{r['first'] - r['probe']:.2f} s "
+            f"| {r['bare']:.3f} s | {r['bare'] / r['plain']:.2f}x | {r['first']:.2f} s | {r['first'] - r['probe']:+.2f} s "
             f"| {r['peak']:.1f} GiB |"
         )
     if not args.skip_tests:

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from nnlint.probe import ProbeSettings, run_probe
-from nnlint.targets import Target
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, installed or not
+
+from nnlint.probe import ProbeSettings, run_probe  # noqa: E402
+from nnlint.targets import Target  # noqa: E402
 
 
 class BasicBlock(nn.Module):
