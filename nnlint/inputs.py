@@ -2,7 +2,10 @@
 
 With no input given, nnlint looks at the first layers that fix an input's shape (Conv, Linear,
 Embedding, RNN, BatchNorm, ...) and tries a few plausible shapes on the meta device — which
-costs no compute — keeping the first one the forward accepts.
+costs no compute — keeping the first one the forward accepts. Hugging Face models say what
+they take in their config; those candidates come first (`nnlint.hf`). A forward that cannot
+run on meta (it reads values: `.item()`, `x in tensor`, data-dependent kernels) gets a second
+chance on one real sample, as the recorder does.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnlint import hf
 from nnlint.context import BatchSize
-from nnlint.graph.execution import call_arguments, meta_stand_ins, run_with_tensors, to_meta
-from nnlint.graph.state import model_float_dtype, preserved_module_attributes, training_flags
+from nnlint.graph.execution import call_arguments, meta_stand_ins, one_sample, run_with_tensors
+from nnlint.graph.state import is_on_meta, model_device, model_float_dtype, preserved_module_attributes, training_flags
 from nnlint.loader import LoadedTarget
 
 INFERRED_BATCH = 4
@@ -25,6 +29,9 @@ _IMAGE_SIDES = (224, 32, 28, 64, 96, 128, 256, 299)
 _SIGNAL_LENGTHS = (128, 1000, 32, 16000)
 _VOLUME_SIDES = ((16, 112, 112), (8, 32, 32), (32, 64, 64))
 _LAYERS_TRIED = 6
+_CANDIDATES_TRIED = 40
+# Candidates tried again on one real sample when none ran on meta: real runs cost compute.
+_REAL_TRIES = 4
 
 
 class InputError(ValueError):
@@ -52,24 +59,34 @@ def _batch_inputs(example_batch: Any) -> Any:
 
 
 def infer_input(model: nn.Module) -> Any:
-    tried: list[str] = []
-    for candidate in islice(_candidates(model), 40):
+    candidates = list(islice(_candidates(model), _CANDIDATES_TRIED))
+    for candidate in candidates:
         if accepts(model, candidate):
             return candidate
-        tried.append(_describe(candidate))
+    if not is_on_meta(model):
+        for candidate in candidates[:_REAL_TRIES]:
+            if accepts(model, candidate, on_meta=False):
+                return candidate
+    tried = [_describe(candidate) for candidate in candidates]
     first = _first_shaping_layer(model)
     if first is None:
+        if tried:
+            raise InputError(f"cannot infer an input: the forward rejected {', '.join(tried[:6])}")
         raise InputError("cannot infer an input: the model has no Conv/Linear/Embedding/RNN/Norm layer to read a shape from")
     shapes = ", ".join(tried[:6]) + (", …" if len(tried) > 6 else "")
     raise InputError(f"cannot infer an input from {type(first).__name__} `{_path_of(model, first)}`: the forward rejected {shapes}")
 
 
-def accepts(model: nn.Module, example_input: Any) -> bool:
-    """Whether the forward runs on this input, tried on meta (no compute, no memory)."""
+def accepts(model: nn.Module, example_input: Any, on_meta: bool = True) -> bool:
+    """Whether the forward runs on this input: on meta (no compute, no memory), else on its first sample."""
     args, kwargs = call_arguments(example_input)
     try:
         with preserved_module_attributes(model), training_flags(model, False), torch.no_grad():
-            run_with_tensors(model, meta_stand_ins(model), model, *to_meta((args, kwargs)))
+            if on_meta:
+                run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
+            else:
+                device = model_device(model)
+                model(*one_sample(args, device), **one_sample(kwargs, device))
     except Exception:
         return False
     return True
@@ -91,6 +108,8 @@ def _path_of(model: nn.Module, module: nn.Module) -> str:
 
 def _candidates(model: nn.Module) -> Iterator[Any]:
     dtype = model_float_dtype(model)
+    if hf.is_transformers_model(model):
+        yield from hf.example_inputs(model, INFERRED_BATCH, dtype)
     for _, layer in islice(_shaping_layers(model), _LAYERS_TRIED):
         for shape, integer_high in _shapes_for(layer, INFERRED_BATCH):
             yield _make(shape, dtype, integer_high)
@@ -141,6 +160,8 @@ def _tensor_of_shape(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{key}={_describe(item)}" for key, item in value.items()) + ")"
     return "x".join(str(size) for size in value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.utils._pytree import tree_map_only
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map_only
 
 
 def call_arguments(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -70,11 +71,73 @@ def run_with_tensors(
 
     With `tensors=None` the model's own tensors are used. The model's own tensors are never
     copied or written; `functional_call` puts them back when the call returns or raises.
+
+    With meta `tensors` this is a meta run (see `MetaRun`): the inputs stay real — copies, so that
+    a forward writing into its input leaves the caller's tensor alone.
     """
     runner = _Runner(model, body)
     if tensors is None:
         return runner(*args, **kwargs)
     prefixed = {f"model.{name}": tensor for name, tensor in tensors.items()}
-    # Tensors the forward creates itself (`torch.arange(T)`) must land on meta too.
-    with torch.device("meta"):
+    args, kwargs = tree_map_only(torch.Tensor, lambda t: t if t.is_meta else t.clone(), (args, kwargs))
+    # Tensors the forward creates itself (`torch.empty(B, T, H)`) land on meta: nothing is allocated.
+    with torch.device("meta"), MetaRun():
         return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
+
+
+# Constant tensors a forward builds (`torch.ones(B, T)` masks, `torch.arange(T)` positions) up to this
+# many elements are made real in a meta run: their values are known and cost nothing to hold.
+SMALL_CONSTANT = 1 << 20
+_CONSTANT_FACTORIES = frozenset({
+    torch.ones, torch.zeros, torch.full, torch.arange, torch.eye, torch.tensor, torch.scalar_tensor, torch.linspace,
+})  # fmt: skip
+_DEVICE_MOVES = frozenset({torch.Tensor.to, torch.Tensor.cpu, torch.Tensor.cuda})
+
+
+class MetaRun(TorchFunctionMode):
+    """A forward on meta weights that keeps real values wherever they cost nothing.
+
+    Weights are meta, so everything computed from them has shapes but no values. What a forward
+    computes from its inputs alone — attention masks, position ids, and the checks on them
+    (`if mask.all():`, `pad_id in input_ids`) — needs values, and is input-sized. So in a meta run:
+
+    - the inputs are real, and so are small constant tensors the forward builds;
+    - moving a tensor between devices (`mask.to(self.weight.device)`, `.cpu()`) keeps it where it
+      is, converting only its dtype: real values stay real, meta stays meta;
+    - a call that mixes meta and real tensors runs again with all of them on meta (`x * weight`).
+      A real tensor written in place with meta data keeps its old values; its shape is right,
+      and the recorder links it to the writing op.
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _DEVICE_MOVES and args and isinstance(args[0], torch.Tensor):
+            return _moved_in_place(func, args[0], args[1:], kwargs)
+        try:
+            output = func(*args, **kwargs)
+        except Exception:
+            if not _mixes_meta_and_real((args, kwargs)):
+                raise
+            return func(*to_meta(args), **to_meta(kwargs))
+        if func in _CONSTANT_FACTORIES and _is_small_meta(output):
+            return func(*args, **{**kwargs, "device": "cpu"})
+        return output
+
+
+def _moved_in_place(func: Any, tensor: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    """`tensor.to(device, dtype)`, `.cpu()`, `.cuda()` without the device change: only the dtype applies."""
+    if func is not torch.Tensor.to:
+        return tensor
+    _, dtype, _, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+    if dtype is None and memory_format is None:
+        return tensor
+    return tensor.to(dtype=dtype or tensor.dtype, memory_format=memory_format or torch.preserve_format)
+
+
+def _is_small_meta(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.is_meta and value.numel() <= SMALL_CONSTANT
+
+
+def _mixes_meta_and_real(value: Any) -> bool:
+    tensors = [leaf for leaf in tree_flatten(value)[0] if isinstance(leaf, torch.Tensor)]
+    return any(t.is_meta for t in tensors) and any(not t.is_meta for t in tensors)

@@ -130,14 +130,19 @@ class GraphRecorder(TorchFunctionMode):
         output = func(*args, **kwargs)
         if self._busy or self._leaf_depth > 0:
             return output
-        kind, target, args = _fx_spelling(func, args)
+        kind, target, fx_args = _fx_spelling(func, args)
         if not (_has_tensor(output) or kind == "call_function" and target is operator.setitem):
             return output  # `x.shape`, `x.size(0)`, `x.dim()`: Python values, not graph data
         self._busy = True
         try:
-            node = self.graph.create_node(kind, target, self._as_argument(args), self._as_argument(kwargs))
-            self._annotate(node, output)
+            node = self.graph.create_node(kind, target, self._as_argument(fx_args), self._as_argument(kwargs))
+            written = _written_in_place(func, args)
+            self._annotate(node, output if output is not None or written is None else written)
             self._link(output, node, ())
+            if written is not None and written is not output:
+                # `x[i] = y`, or an in-place op whose result a meta run had to put in a copy: from
+                # here on, `x` holds what this node wrote.
+                self._link(written, node, ())
         finally:
             self._busy = False
         return output
@@ -242,6 +247,20 @@ def _fx_spelling(func: Any, args: tuple[Any, ...]) -> tuple[str, Any, tuple[Any,
             return "call_function", _DUNDER_OPERATORS[name], args
         return "call_method", name, args
     return "call_function", func, args
+
+
+def _written_in_place(func: Any, args: tuple[Any, ...]) -> torch.Tensor | None:
+    """The tensor an in-place call writes: `x.add_(y)`, `x += y`, `x[i] = y`, `torch.relu_(x)`."""
+    if not args or not isinstance(args[0], torch.Tensor):
+        return None
+    name = getattr(func, "__name__", "")
+    in_place = name == "__setitem__" or name in _IN_PLACE_DUNDERS or (name.endswith("_") and not name.startswith("_"))
+    return args[0] if in_place else None
+
+
+_IN_PLACE_DUNDERS = frozenset(
+    f"__i{name}__" for name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor")
+)
 
 
 def _has_tensor(value: Any) -> bool:
