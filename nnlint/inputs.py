@@ -10,6 +10,7 @@ chance on one real sample, as the recorder does.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
@@ -19,8 +20,8 @@ from torch import nn
 
 from nnlint import hf
 from nnlint.context import BatchSize
-from nnlint.graph.execution import call_arguments, meta_stand_ins, one_sample, run_with_tensors
-from nnlint.graph.state import is_on_meta, model_device, model_float_dtype, preserved_module_attributes, training_flags
+from nnlint.graph.execution import call_arguments, meta_stand_ins, needs_real_values, one_sample, run_with_tensors
+from nnlint.graph.state import is_on_meta, model_device, model_float_dtype, preserved_module_attributes, preserved_rng, training_flags
 from nnlint.loader import LoadedTarget
 
 INFERRED_BATCH = 4
@@ -60,13 +61,20 @@ def _batch_inputs(example_batch: Any) -> Any:
 
 def infer_input(model: nn.Module) -> Any:
     candidates = list(islice(_candidates(model), _CANDIDATES_TRIED))
-    for candidate in candidates:
-        if accepts(model, candidate):
+    real_tries = _REAL_TRIES if not is_on_meta(model) else 0
+    tried_real: list[int] = []
+    for index, candidate in enumerate(candidates):
+        verdict = _verdict_on_meta(model, candidate)
+        if verdict is True:
             return candidate
-    if not is_on_meta(model):
-        for candidate in candidates[:_REAL_TRIES]:
+        if verdict is None and len(tried_real) < real_tries:  # meta could not tell: values were needed
+            tried_real.append(index)
             if accepts(model, candidate, on_meta=False):
                 return candidate
+    # A meta kernel can be stricter than the real one; give the first candidates a real try.
+    for index in [i for i in range(len(candidates)) if i not in tried_real][: real_tries - len(tried_real)]:
+        if accepts(model, candidates[index], on_meta=False):
+            return candidates[index]
     tried = [_describe(candidate) for candidate in candidates]
     first = _first_shaping_layer(model)
     if first is None:
@@ -79,16 +87,26 @@ def infer_input(model: nn.Module) -> Any:
 
 def accepts(model: nn.Module, example_input: Any, on_meta: bool = True) -> bool:
     """Whether the forward runs on this input: on meta (no compute, no memory), else on its first sample."""
+    if on_meta:
+        return _verdict_on_meta(model, example_input) is True
+    args, kwargs = call_arguments(example_input)
+    device = model_device(model)
+    try:
+        with preserved_module_attributes(model), training_flags(model, False), preserved_rng(device), torch.no_grad():
+            model(*one_sample(args, device), **one_sample(kwargs, device))
+    except Exception:
+        return False
+    return True
+
+
+def _verdict_on_meta(model: nn.Module, example_input: Any) -> bool | None:
+    """True: the forward ran on meta; False: it rejected the input; None: it needed real values."""
     args, kwargs = call_arguments(example_input)
     try:
         with preserved_module_attributes(model), training_flags(model, False), torch.no_grad():
-            if on_meta:
-                run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
-            else:
-                device = model_device(model)
-                model(*one_sample(args, device), **one_sample(kwargs, device))
-    except Exception:
-        return False
+            run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
+    except Exception as error:
+        return None if needs_real_values(error) else False
     return True
 
 
@@ -110,9 +128,22 @@ def _candidates(model: nn.Module) -> Iterator[Any]:
     dtype = model_float_dtype(model)
     if hf.is_transformers_model(model):
         yield from hf.example_inputs(model, INFERRED_BATCH, dtype)
+    passed_as = _keyword_for_one_tensor(model)
     for _, layer in islice(_shaping_layers(model), _LAYERS_TRIED):
         for shape, integer_high in _shapes_for(layer, INFERRED_BATCH):
-            yield _make(shape, dtype, integer_high)
+            tensor = _make(shape, dtype, integer_high)
+            yield {passed_as: tensor} if passed_as else tensor
+
+
+def _keyword_for_one_tensor(model: nn.Module) -> str | None:
+    """The keyword to pass a lone tensor by when forward takes no positional argument (`forward(self, *, x)`)."""
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters):
+        return None
+    return next((p.name for p in parameters if p.kind is p.KEYWORD_ONLY), None)
 
 
 def _shapes_for(layer: nn.Module, batch: int) -> list[tuple[tuple[int, ...], int | None]]:
