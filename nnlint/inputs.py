@@ -129,10 +129,44 @@ def _candidates(model: nn.Module) -> Iterator[Any]:
     if hf.is_transformers_model(model):
         yield from hf.example_inputs(model, INFERRED_BATCH, dtype)
     passed_as = _keyword_for_one_tensor(model)
+    declared_shapes, declared_sides = _declared_image_sizes(model)
+    shapes = [(shape, None) for shape in declared_shapes]
     for _, layer in islice(_shaping_layers(model), _LAYERS_TRIED):
-        for shape, integer_high in _shapes_for(layer, INFERRED_BATCH):
-            tensor = _make(shape, dtype, integer_high)
-            yield {passed_as: tensor} if passed_as else tensor
+        shapes += _shapes_for(layer, INFERRED_BATCH, declared_sides)
+    for shape, integer_high in dict.fromkeys(shapes):
+        tensor = _make(shape, dtype, integer_high)
+        yield {passed_as: tensor} if passed_as else tensor
+
+
+# Where models say what image size they were built for: timm's `pretrained_cfg["input_size"]`
+# (channels, height, width), and `img_size`/`image_size` on the model or its patch embedding.
+_INPUT_CONFIGS = ("pretrained_cfg", "default_cfg")
+_IMAGE_SIZE_ATTRIBUTES = ("img_size", "image_size", "input_size", "input_resolution")
+
+
+def _declared_image_sizes(model: nn.Module) -> tuple[list[tuple[int, ...]], list[tuple[int, int]]]:
+    """Full input shapes (batch, C, H, W) and image sides (H, W) that the model's modules declare."""
+    shapes: list[tuple[int, ...]] = []
+    sides: list[tuple[int, int]] = []
+    for module in model.modules():
+        attributes = vars(module)
+        for name in _INPUT_CONFIGS:
+            size = attributes.get(name, {}).get("input_size") if isinstance(attributes.get(name), dict) else None
+            if isinstance(size, (tuple, list)) and len(size) == 3 and all(isinstance(n, int) and n > 0 for n in size):
+                shapes.append((INFERRED_BATCH, *size))
+        for name in _IMAGE_SIZE_ATTRIBUTES:
+            side = _side(attributes.get(name))
+            if side is not None:
+                sides.append(side)
+    return list(dict.fromkeys(shapes)), list(dict.fromkeys(sides))
+
+
+def _side(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 1:
+        return value, value
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(n, int) and n > 1 for n in value):
+        return int(value[0]), int(value[1])
+    return None
 
 
 def _keyword_for_one_tensor(model: nn.Module) -> str | None:
@@ -146,14 +180,15 @@ def _keyword_for_one_tensor(model: nn.Module) -> str | None:
     return next((p.name for p in parameters if p.kind is p.KEYWORD_ONLY), None)
 
 
-def _shapes_for(layer: nn.Module, batch: int) -> list[tuple[tuple[int, ...], int | None]]:
+def _shapes_for(layer: nn.Module, batch: int, declared_sides: list[tuple[int, int]] = ()) -> list[tuple[tuple[int, ...], int | None]]:
     """Plausible input shapes for a first layer, with the index range when it takes integers."""
+    image_sides = [*declared_sides, *((n, n) for n in _IMAGE_SIDES if (n, n) not in declared_sides)]
     if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):
         return [((batch, _SEQUENCE_LENGTH), layer.num_embeddings)]
     if isinstance(layer, (nn.Conv1d, nn.ConvTranspose1d)):
         return [((batch, layer.in_channels, n), None) for n in _SIGNAL_LENGTHS]
     if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
-        return [((batch, layer.in_channels, n, n), None) for n in _IMAGE_SIDES]
+        return [((batch, layer.in_channels, h, w), None) for h, w in image_sides]
     if isinstance(layer, (nn.Conv3d, nn.ConvTranspose3d)):
         return [((batch, layer.in_channels, *sides), None) for sides in _VOLUME_SIDES]
     if isinstance(layer, nn.modules.rnn.RNNBase):
@@ -167,7 +202,7 @@ def _shapes_for(layer: nn.Module, batch: int) -> list[tuple[tuple[int, ...], int
     if isinstance(layer, nn.BatchNorm1d):
         return [((batch, layer.num_features), None), ((batch, layer.num_features, _SEQUENCE_LENGTH), None)]
     if isinstance(layer, nn.BatchNorm2d):
-        return [((batch, layer.num_features, n, n), None) for n in _IMAGE_SIDES]
+        return [((batch, layer.num_features, h, w), None) for h, w in image_sides]
     if isinstance(layer, nn.BatchNorm3d):
         return [((batch, layer.num_features, *sides), None) for sides in _VOLUME_SIDES]
     if isinstance(layer, nn.LayerNorm):
