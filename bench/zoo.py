@@ -194,7 +194,8 @@ class Row:
     method: str  # fx, recorded, failed, or "not built"
     codes: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
-    where: str = "cpu"
+    where: str = "cpu"  # where the weights are: cpu, or meta for models above --max-parameters
+    real_run: bool = False  # the graph needed a real forward on one sample (values meta lacks)
     detail: str = ""
 
 
@@ -219,7 +220,8 @@ def measure(zoo: str, name: str, build: Builder, max_parameters: int, verbose: b
             detail += "\n" + tracebacks[-1]
     elif verbose:
         detail = "\n".join(f"  {f.code} {f.severity} {f.module}: {f.message}" for f in report.findings if f.code != "NN001")
-    return Row(zoo, name, method, codes, seconds, where, detail)
+    real_run = any("real values" in note for note in report.notes)
+    return Row(zoo, name, method, codes, seconds, where=where, real_run=real_run, detail=detail)
 
 
 def _build(build: Builder, max_parameters: int) -> nn.Module:
@@ -237,7 +239,8 @@ def _build(build: Builder, max_parameters: int) -> nn.Module:
 def print_row(row: Row) -> None:
     codes = " ".join(f"{code}x{n}" if n > 1 else code for code, n in sorted(row.codes.items())) or "-"
     seconds = f"{row.seconds:6.2f}s" if row.method != "not built" else "       "
-    print(f"{row.zoo:<11} {row.name:<48} {row.method:<9} {row.where:<4} {seconds} {codes}", flush=True)
+    method = f"{row.method}*" if row.real_run else row.method
+    print(f"{row.zoo:<11} {row.name:<48} {method:<9} {row.where:<4} {seconds} {codes}", flush=True)
     if row.detail and (row.method in ("failed", "not built") or row.detail.strip()):
         for line in row.detail.splitlines():
             print(f"    {line}", flush=True)
@@ -245,16 +248,18 @@ def print_row(row: Row) -> None:
 
 def print_totals(rows: list[Row]) -> None:
     print()
-    print(f"{'zoo':<11} {'models':>6} {'built':>6} {'fx':>5} {'rec':>5} {'failed':>6} {'median s':>9}  findings by code")
+    print("(recorded* = the forward needed real values: recorded on one real sample, not on meta)")
+    print(f"{'zoo':<11} {'models':>6} {'built':>6} {'fx':>5} {'rec':>5} {'rec*':>5} {'failed':>6} {'median s':>9}  findings by code")
     for zoo in [*dict.fromkeys(row.zoo for row in rows), "all"]:
         mine = [row for row in rows if zoo in ("all", row.zoo)]
         built = [row for row in mine if row.method != "not built"]
         methods = Counter(row.method for row in built)
         codes = sum((row.codes for row in built), Counter())
         median = statistics.median(row.seconds for row in built) if built else 0.0
+        real = sum(row.real_run for row in built)
         by_code = " ".join(f"{code}:{n}" for code, n in sorted(codes.items())) or "-"
         print(
-            f"{zoo:<11} {len(mine):>6} {len(built):>6} {methods['fx']:>5} {methods['recorded']:>5} {methods['failed']:>6} "
+            f"{zoo:<11} {len(mine):>6} {len(built):>6} {methods['fx']:>5} {methods['recorded']:>5} {real:>5} {methods['failed']:>6} "
             f"{median:>9.2f}  {by_code}"
         )
 
