@@ -84,6 +84,7 @@ class Report:
         Returns the report when there is none, so that it chains:
         `report = nnlint.audit(model, x).raise_for("error")`.
         """
+        __tracebackhide__ = True  # pytest shows the caller's line, not this one
         failing = self.at_or_above(severity)
         if failing or self.problems:
             raise LintError(failing, self.problems)
@@ -140,6 +141,8 @@ class LintError(AssertionError):
             where = f"{finding.location}: " if finding.location else ""
             module = f" [{finding.module}]" if finding.module else ""
             lines.append(f"  {where}{finding.code} {finding.severity.value} {finding.name}{module}: {finding.message}")
+            if finding.fix:
+                lines.append(f"    fix: {finding.fix}")
         lines += [f"  {problem.file + ': ' if problem.file else ''}{problem.message}" for problem in self.problems]
         return "\n".join(lines)
 

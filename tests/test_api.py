@@ -69,7 +69,8 @@ def test_raise_for_lists_every_finding_and_is_an_assertion_error():
     assert isinstance(raised.value, nnlint.LintError)
     lines = str(raised.value).splitlines()
     assert lines[0] == "nnlint: 2 findings"
-    assert [line.split()[0] for line in lines[1:]] == ["NN104", "NN105"]
+    assert [line.split()[0] for line in lines[1:] if not line.startswith("    fix: ")] == ["NN104", "NN105"]
+    assert [line for line in lines if line.startswith("    fix: ")] == [f"    fix: {f.fix}" for f in report.findings]
 
 
 def test_an_error_finding_is_in_errors_and_fails_raise_for_error():

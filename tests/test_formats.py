@@ -15,16 +15,17 @@ from urllib.parse import unquote, urljoin
 from urllib.request import url2pathname
 
 import jsonschema
+import numpy as np
 import pytest
 from expectations import FIXTURES, ROOT, expected_findings
 
 from nnlint.config import Config
 from nnlint.docs import rule_markdown
 from nnlint.engine import lint_paths
-from nnlint.findings import Severity
+from nnlint.findings import Finding, GraphMethod, Phase, Severity
 from nnlint.registry import DOC_SECTIONS, all_rules
 from nnlint.render import OutputFormat, render
-from nnlint.report import Report
+from nnlint.report import Report, TargetReport
 
 DATA = Path(__file__).parent / "data"
 
@@ -43,6 +44,7 @@ SARIF_VALIDATOR = jsonschema.Draft7Validator(_sarif_schema(), format_checker=jso
 # Between them: error (NN002, NN105 at batch size 1), warning and info (NN001) findings, and a path that does not exist.
 FORMAT_FIXTURES = ["nn104_bias_before_batchnorm", "nn003_suppressions", "nn002_shape_mismatch", "nn101_cell_loop", "nn105_batch_of_one"]
 MISSING = "fixtures/does_not_exist.py"
+BIASED_FIXTURE = FIXTURES / "nn104_bias_before_batchnorm.py"
 
 
 @pytest.fixture(autouse=True)
@@ -321,3 +323,46 @@ def test_the_cli_writes_the_hostile_report_without_crashing(hostile, output_form
     )
     assert result.returncode == 1, result.stderr.decode(errors="replace")
     assert b"bias-before-batchnorm" in result.stdout and result.stderr == b""
+
+
+# -- findings nnlint could not place, and evidence that is not plain JSON ------------------------
+
+
+def _strict_json(text: str) -> dict:
+    def reject(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+@pytest.fixture
+def unplaced() -> Report:
+    finding = Finding(
+        "NN104",
+        "bias-before-batchnorm",
+        Severity.WARNING,
+        Phase.STATIC,
+        "a message",
+        module="features.0",
+        evidence={"nan": float("nan"), "inf": float("-inf"), "count": np.int64(3), "ratio": np.float32(0.5), "shape": (2, 3)},
+    )
+    target = TargetReport("model", str(BIASED_FIXTURE), GraphMethod.FX, None, (finding,))
+    return Report((target,))
+
+
+def test_unplaced_findings_go_on_the_target_file(unplaced):
+    (result,) = sarif_of(unplaced)["runs"][0]["results"]
+    physical = result["locations"][0]["physicalLocation"]
+    assert (physical["artifactLocation"]["uri"], physical["region"]["startLine"]) == ("fixtures/nn104_bias_before_batchnorm.py", 1)
+    (command,) = parse_commands(render(unplaced, OutputFormat.GITHUB))
+    assert command[1] == {"file": "fixtures/nn104_bias_before_batchnorm.py", "title": "NN104 bias-before-batchnorm"}
+
+
+@pytest.mark.parametrize("output_format", [OutputFormat.JSON, OutputFormat.SARIF])
+def test_evidence_is_strict_json(unplaced, output_format):
+    document = _strict_json(render(unplaced, output_format))
+    if output_format is OutputFormat.JSON:
+        evidence = document["targets"][0]["findings"][0]["evidence"]
+    else:
+        evidence = document["runs"][0]["results"][0]["properties"]["evidence"]
+    assert evidence == {"nan": "nan", "inf": "-inf", "count": 3, "ratio": 0.5, "shape": [2, 3]}

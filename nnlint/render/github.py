@@ -16,20 +16,20 @@ COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO:
 
 
 def render(report: Report) -> str:
-    lines = [_finding(finding) for finding in report.findings]
+    lines = [_finding(finding, target.file) for target in report.targets for finding in target.findings]
     lines += [
         _command("error", problem.message, file=display_path(problem.file), title="nnlint: not linted") for problem in report.problems
     ]
     return "".join(f"{line}\n" for line in lines)
 
 
-def _finding(finding: Finding) -> str:
+def _finding(finding: Finding, target_file: str | None) -> str:
     message = finding.message + (f"\nfix: {finding.fix}" if finding.fix else "")
     location = finding.location
     return _command(
         COMMANDS[finding.severity],
         message,
-        file=display_path(location.file) if location else None,
+        file=display_path(location.file if location else target_file),  # unplaced: on the target's file
         line=str(location.line) if location else None,
         title=f"{finding.code} {finding.name}",
     )

@@ -89,8 +89,10 @@ def _result(finding: Finding, target: TargetReport, index: dict[str, int]) -> di
     if finding.code in index:
         result["ruleIndex"] = index[finding.code]
     location: dict[str, Any] = {}
-    if finding.location is not None:
-        location["physicalLocation"] = _physical(finding.location)
+    # Code scanning needs a line: a finding nnlint could not place goes on the target's file.
+    physical = finding.location or (Location(target.file, 1) if target.file else None)
+    if physical is not None:
+        location["physicalLocation"] = _physical(physical)
     if finding.module:
         location["logicalLocations"] = [{"name": finding.module.rpartition(".")[2], "fullyQualifiedName": finding.module, "kind": "module"}]
     if location:
