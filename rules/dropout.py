@@ -202,7 +202,7 @@ def dropout_rate_suspicious(graph: ModelGraph, context: RuleContext) -> Iterator
     ## What it does
     Reads the drop probability `p` of every dropout the forward runs — modules, functional
     calls, and the dropout configured inside `nn.LSTM`/`nn.GRU`, `nn.MultiheadAttention` and
-    `nn.Transformer*Layer` — and flags `p >= max-rate` (default 0.8) as a warning and an
+    `nn.Transformer*Layer` — and flags `p` ≥ `max-rate` (default 0.8) as a warning and an
     explicit dropout layer or call with `p == 0` as information. A leaf module's own default
     of 0 (e.g. `nn.LSTM(dropout=0)`) is not reported.
 

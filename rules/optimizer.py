@@ -213,16 +213,15 @@ def learning_rate_out_of_range(graph: ModelGraph, context: RuleContext) -> Itera
     Reads the base learning rate of each parameter group (`initial_lr` when a scheduler has
     been attached, else `lr`) and compares it with the usual range for the optimizer's family:
 
-    | family | optimizers | range (defaults) |
+    | optimizers | lowest (threshold = default) | highest (threshold = default) |
     | --- | --- | --- |
-    | sgd | SGD, ASGD | 1e-6 … 1 |
-    | adam | Adam, AdamW, Adamax, NAdam, RAdam, SparseAdam | 1e-6 … 1e-2 |
-    | adagrad | Adagrad | 1e-4 … 1 |
-    | rmsprop | RMSprop | 1e-6 … 0.1 |
-    | adadelta | Adadelta | 1e-2 … 10 |
+    | SGD, ASGD | `sgd-min-lr` = 1e-6 | `sgd-max-lr` = 1 |
+    | Adam, AdamW, Adamax, NAdam, RAdam, SparseAdam | `adam-min-lr` = 1e-6 | `adam-max-lr` = 1e-2 |
+    | Adagrad | `adagrad-min-lr` = 1e-4 | `adagrad-max-lr` = 1 |
+    | RMSprop | `rmsprop-min-lr` = 1e-6 | `rmsprop-max-lr` = 0.1 |
+    | Adadelta | `adadelta-min-lr` = 1e-2 | `adadelta-max-lr` = 10 |
 
-    Each bound is a threshold (`sgd-min-lr`, `adam-max-lr`, …). Other optimizers (LBFGS,
-    Rprop, Adafactor, third-party ones) are not checked.
+    Other optimizers (LBFGS, Rprop, Adafactor, third-party ones) are not checked.
 
     ## Why is this bad?
     The lecture: the learning rate is the first hyperparameter to get right — too large and the

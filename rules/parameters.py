@@ -23,6 +23,7 @@ from nnlint.findings import Severity
 from nnlint.graph import ModelGraph
 from nnlint.graph.ir import call_argument
 from nnlint.graph.ops import (
+    ACTIVATIONS,
     CONVOLUTIONS,
     DROPOUTS,
     LINEAR_MAPS,
@@ -113,13 +114,22 @@ def _fans(weight: torch.Tensor) -> tuple[int, int]:
     return weight.shape[1] * receptive, weight.shape[0] * receptive
 
 
-def _feeds_a_layer(graph: ModelGraph) -> set[torch.fx.Node]:
-    """Nodes whose output reaches another weighted layer; the others are the model's head."""
-    feeding: set[torch.fx.Node] = set()
-    for node in reversed(list(graph.nodes)):
-        if any(user in feeding or graph.op(user) in _WEIGHTED_OPS for user in node.users):
-            feeding.add(node)
-    return feeding
+def _feeds_next_layer(graph: ModelGraph, node: torch.fx.Node) -> bool:
+    """Whether `node`'s output is, through per-unit ops only, the whole input of another weighted layer.
+
+    Not for the last layer, a residual branch's output projection, or attention's projections:
+    their output is added to a stream, compared or returned, so a small scale there is a choice.
+    """
+    consumers = graph.consumers(node, through=SHAPE_OPS | DROPOUTS | POOLING | ACTIVATIONS)
+    return any(_is_weighted_layer(graph, user) for user in consumers)
+
+
+def _is_weighted_layer(graph: ModelGraph, node: torch.fx.Node) -> bool:
+    """A layer call, or `x @ w` with a parameter `w` (not an attention product of two activations)."""
+    if graph.op(node) in _WEIGHTED_OPS:
+        return True
+    weight = call_argument(node, 1, ("other", "mat2"))
+    return graph.op(node) in ("matmul", "mm") and isinstance(weight, torch.fx.Node) and weight.op == "get_attr"
 
 
 # -- NN401 ----------------------------------------------------------------------------------------
@@ -130,17 +140,22 @@ def symmetric_initialization(graph: ModelGraph, context: RuleContext) -> Iterato
     ## What it does
     Reads the real weights of every Linear, convolution, recurrent and attention layer the
     forward runs (and of parameters used with `F.linear`/`x @ w`) and flags trainable weight
-    matrices whose entries are all equal. All-zero weights are accepted where zero
-    initialization is a known technique: the last layer before the output (no weighted layer
-    after it) and a layer whose output goes straight into a residual addition (zero-initialized
-    residual branches, LoRA's B matrix). Frozen weights and weights on the meta device are
+    matrices whose entries are all equal. A nonzero constant is always flagged. All zeros is
+    also a deliberate technique — zero-initialized classifiers and residual branches (Fixup),
+    LoRA's B matrix, DiT's adaLN modulation, ControlNet's zero convolutions: the layer starts
+    as a no-op and the gradient, which differs per unit, breaks the symmetry at the first step.
+    So an all-zero weight is flagged only where nothing can break it: its bias is constant (or
+    absent) and either a ReLU follows (zero gradient at 0: the layer is dead) or the next
+    weighted layer, reached through per-unit ops only (activations, normalization, reshapes,
+    dropout, pooling), is constant too. Frozen weights and weights on the meta device are
     skipped.
 
     ## Why is this bad?
-    Units with identical incoming weights compute the same output and, when the next layer
-    treats them alike too, receive the same gradient: they stay identical forever and the layer
-    behaves like a single unit ("symmetry breaking" is why weights are initialized randomly).
-    With all-zero weights and ReLU the layer's gradient is zero as well: it never trains.
+    Units with identical incoming weights compute the same output; when the layers around them
+    treat them alike too, they receive the same gradient, stay identical forever, and the layer
+    behaves like a single unit — "symmetry breaking" is why weights are initialized randomly.
+    With all-zero weights and biases before a ReLU, the layer's gradient is exactly zero: it
+    never trains.
 
     ## Example
     ```python
@@ -160,22 +175,24 @@ def symmetric_initialization(graph: ModelGraph, context: RuleContext) -> Iterato
     ## References
     - Goodfellow, Bengio & Courville (2016), "Deep Learning", section 8.4 ("the need to break symmetry")
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Parameter Initialization
-    - Zhang, Dauphin & Ma (2019), "Fixup Initialization" (zero-initialized residual branches and classifier, accepted here)
+    - Zhang, Dauphin & Ma (2019), "Fixup Initialization", ICLR (zero-initialized residual branches and classifier)
     """
-    feeding: set[torch.fx.Node] | None = None
-    for weight in layer_weights(graph, _WEIGHTED_OPS | {"matmul", "mm"}):
+    weights = layer_weights(graph, _WEIGHTED_OPS | {"matmul", "mm"})
+    constant = {weight.node for weight in weights if _constant_value(weight.tensor) is not None}
+    for weight in weights:
         value = _constant_value(weight.tensor)
         if weight.tensor.shape[0] < 2 or value is None:
             continue
-        if value == 0:
-            feeding = _feeds_a_layer(graph) if feeding is None else feeding
-            if weight.node not in feeding or _feeds_residual_add(graph, weight.node):
-                continue  # zero-initialized last layer or residual branch: a known technique
+        stuck = _zero_layer_stuck(graph, weight.node, constant) if value == 0 else "symmetric"
+        if stuck is None:
+            continue  # zero-initialized to start as a no-op: the per-unit gradient breaks the symmetry
+        effect = (
+            "with a zero bias before a ReLU its output and its gradient are 0, so it never trains"
+            if stuck == "dead"
+            else "its units compute the same output and get the same gradient, so they never become different"
+        )
         yield Hit(
-            message=(
-                f"`{weight.name}` ({'x'.join(map(str, weight.tensor.shape))}) has every entry equal to {value:g}: "
-                "its units compute the same output and get the same gradient, so they never become different"
-            ),
+            message=f"`{weight.name}` ({'x'.join(map(str, weight.tensor.shape))}) has every entry equal to {value:g}: {effect}",
             fix="initialize it randomly (PyTorch's default, nn.init.kaiming_normal_ for ReLU, nn.init.xavier_uniform_ for tanh)",
             module=weight.module,
             location=None if weight.node.op == "call_module" else graph.location(weight.node),
@@ -183,8 +200,30 @@ def symmetric_initialization(graph: ModelGraph, context: RuleContext) -> Iterato
         )
 
 
-def _feeds_residual_add(graph: ModelGraph, node: torch.fx.Node) -> bool:
-    return any(graph.is_residual_add(user) for user in graph.consumers(node, through=SHAPE_OPS | DROPOUTS))
+# Activations whose gradient at 0 is 0: after an all-zero layer with zero bias, nothing flows back.
+_FLAT_AT_ZERO = frozenset({"relu", "relu6", "threshold"})
+# Ops that treat each unit on its own: they cannot make identical units different.
+_PER_UNIT_OPS = SHAPE_OPS | DROPOUTS | POOLING | ACTIVATIONS | NORMALIZATIONS
+
+
+def _zero_layer_stuck(graph: ModelGraph, node: torch.fx.Node, constant_layers: set[torch.fx.Node]) -> str | None:
+    """Why an all-zero layer's units can never become different ("dead", "symmetric"), or None if they can.
+
+    Unit i is defined by its weight row, its bias and the next layer's column i. With equal
+    rows and biases, the units differ only if the next layer tells them apart: not when a ReLU
+    blocks every gradient at 0, and not when the next layer (reached without mixing in another
+    tensor) is constant too.
+    """
+    module = graph.module(node)
+    bias = getattr(module, "bias", None) if module is not None else call_argument(node, 2, "bias")
+    if isinstance(bias, torch.fx.Node):
+        bias = _parameter(graph, str(bias.target)) if bias.op == "get_attr" else None
+    if isinstance(bias, torch.Tensor) and (not _has_values(bias) or _constant_value(bias) is None):
+        return None  # random biases tell the units apart
+    direct = graph.consumers(node, through=SHAPE_OPS | DROPOUTS)
+    if direct and all(graph.op(user) in _FLAT_AT_ZERO for user in direct) and (bias is None or _constant_value(bias) == 0):
+        return "dead"
+    return "symmetric" if any(user in constant_layers for user in graph.consumers(node, through=_PER_UNIT_OPS)) else None
 
 
 # -- NN402 ----------------------------------------------------------------------------------------
@@ -202,8 +241,11 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     (computed with the larger of fan-in and fan-out, as `mode="fan_out"` and Glorot's average
     do). Not checked: layers followed by a normalization (which undoes any scale), constant
     weights (NN401), frozen weights, weights on the meta device, embeddings and normalization
-    parameters (their conventions differ: N(0, 1), ones). A small last layer (no weighted layer
-    after it) is a recommended practice and only checked for being too large. PyTorch's default
+    parameters (their conventions differ: N(0, 1), ones). Only a layer whose output goes, through
+    activations, reshapes, pooling or dropout, straight into another weighted layer is checked
+    for being too small: a small last layer (Karpathy's "init well" recipe), a residual branch's
+    output projection scaled down on purpose (GPT-2's 1/√(2·layers), Fixup) or an attention
+    projection is a choice, not a vanishing signal. PyTorch's default
     initialization (std = 1/√(3·fan_in)) is within a factor √6 ≈ 2.4 of these scales.
 
     ## Why is this bad?
@@ -234,7 +276,6 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Parameter Initialization (threshold: an order of magnitude)
     """
     max_ratio = context.threshold("max-ratio")
-    feeding = _feeds_a_layer(graph)
     for weight in layer_weights(graph, _SCALED_OPS | {"matmul", "mm"}):
         consumers = graph.consumers(weight.node, through=SHAPE_OPS | DROPOUTS | POOLING)
         if any(graph.op(user) in NORMALIZATIONS for user in consumers):
@@ -248,7 +289,7 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
         smallest_scale = math.sqrt(gain2 / max(weight.fan_in, weight.fan_out))
         if std > max_ratio * forward_scale:
             ratio, reference, fan, direction = std / forward_scale, forward_scale, weight.fan_in, "larger"
-        elif std * max_ratio < smallest_scale and weight.node in feeding:
+        elif std * max_ratio < smallest_scale and _feeds_next_layer(graph, weight.node):
             ratio, reference, fan, direction = smallest_scale / std, smallest_scale, max(weight.fan_in, weight.fan_out), "smaller"
         else:
             continue
