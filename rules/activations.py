@@ -223,38 +223,39 @@ def softmax_before_cross_entropy(graph: ModelGraph, context: RuleContext) -> Ite
     """
     kind = loss_kind(context.target.loss_fn)
     head = head_of(graph)
-    if kind not in ("cross_entropy", "nll") or head is None:
+    mismatch = _PROBABILITY_MISMATCHES.get((head.op, kind)) if head is not None else None
+    if head is None or kind is None or mismatch is None:
         return
-    described = graph.describe(head.node)
+    consequence, fix, severity = mismatch
     loss = _LOSS_NAMES[kind]
-    if head.op == "softmax" and kind == "cross_entropy":
-        yield _head_hit(
-            graph,
-            head,
-            f"the model's output comes from {described} and the loss is {loss}, which applies log-softmax itself: "
-            "it receives probabilities in [0, 1], so the loss cannot approach 0 and its gradients shrink",
-            "return the logits (remove the softmax) and apply softmax only when you need probabilities",
-            loss=loss,
-        )
-    elif head.op == "softmax" and kind == "nll":
-        yield _head_hit(
-            graph,
-            head,
-            f"the model's output comes from {described} and the loss is {loss}, which expects log-probabilities: "
-            "given probabilities it minimizes -p instead of -log p",
-            "use log_softmax instead of softmax, or return logits and use CrossEntropyLoss",
-            loss=loss,
-        )
-    elif head.op == "log_softmax" and kind == "cross_entropy":
-        yield _head_hit(
-            graph,
-            head,
-            f"the model's output comes from {described} and the loss is {loss}, which applies log-softmax again: "
-            "harmless (log-softmax leaves log-probabilities unchanged) but redundant",
-            "use NLLLoss with log-softmax outputs, or return logits with CrossEntropyLoss",
-            severity=Severity.INFO,
-            loss=loss,
-        )
+    yield _head_hit(
+        graph,
+        head,
+        f"the model's output comes from {graph.describe(head.node)} and the loss is {loss}, {consequence}",
+        fix,
+        severity=severity,
+        loss=loss,
+    )
+
+
+# (output op, loss) -> (what goes wrong, the fix, severity if not the rule's)
+_PROBABILITY_MISMATCHES: dict[tuple[str, str], tuple[str, str, Severity | None]] = {
+    ("softmax", "cross_entropy"): (
+        "which applies log-softmax itself: it receives probabilities in [0, 1], so the loss cannot approach 0 and its gradients shrink",
+        "return the logits (remove the softmax) and apply softmax only when you need probabilities",
+        None,
+    ),
+    ("softmax", "nll"): (
+        "which expects log-probabilities: given probabilities it minimizes -p instead of -log p",
+        "use log_softmax instead of softmax, or return logits and use CrossEntropyLoss",
+        None,
+    ),
+    ("log_softmax", "cross_entropy"): (
+        "which applies log-softmax again: harmless (log-softmax leaves log-probabilities unchanged) but redundant",
+        "use NLLLoss with log-softmax outputs, or return logits with CrossEntropyLoss",
+        Severity.INFO,
+    ),
+}
 
 
 @rule("NN303", "sigmoid-and-bce-mismatch", Severity.WARNING, requires=("graph", "loss_fn"))
@@ -355,11 +356,11 @@ def redundant_activation(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     seen: set[object] = set()
     for node in graph.nodes_with_op(ACTIVATIONS):
         before = graph.source(node, through=see_through)
-        if before is None or graph.op(before) not in ACTIVATIONS or _site(graph, node) in seen:
+        if before is None or graph.op(before) not in ACTIVATIONS or graph.site(node) in seen:
             continue
         if any(graph.op(user) == "mul" for user in graph.consumers(node)):
             continue  # a gate: the activation's output multiplies another tensor
-        seen.add(_site(graph, node))
+        seen.add(graph.site(node))
         yield Hit(
             message=(
                 f"{graph.describe(node)} directly follows {graph.describe(before)}: two activations in a row, "
@@ -413,7 +414,7 @@ def missing_nonlinearity(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
         before = graph.source(node, through=see_through)
         if before is None or graph.op(before) not in maps:
             continue
-        pair = (_site(graph, before), _site(graph, node))
+        pair = (graph.site(before), graph.site(node))
         if pair in seen or _is_factorization(graph, before, node):
             continue
         seen.add(pair)
@@ -465,11 +466,6 @@ def _is_factorization(graph: ModelGraph, first: torch.fx.Node, second: torch.fx.
     if a.kind == b.kind == "conv" and (a.groups > 1 or b.groups > 1):
         return True
     return a.kind == b.kind and a.outputs == b.inputs and a.outputs < min(a.inputs, b.outputs)
-
-
-def _site(graph: ModelGraph, node: torch.fx.Node) -> object:
-    """One finding per module, and per source line for functional calls (a loop calls one line often)."""
-    return graph.enclosing_module(node) if node.op == "call_module" else graph.location(node)
 
 
 # -- NN306 ----------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def _one_per_site(graph: ModelGraph, calls: list[DropoutCall]) -> list[DropoutCa
     seen: set[object] = set()
     kept = []
     for call in calls:
-        site = graph.enclosing_module(call.node) if call.node.op == "call_module" else graph.location(call.node)
+        site = graph.site(call.node)
         if site not in seen:
             seen.add(site)
             kept.append(call)

@@ -189,6 +189,11 @@ class ModelGraph:
         scope = node.meta.get("nnlint_scope", ())
         return scope[-1] if scope else None
 
+    def site(self, node: torch.fx.Node) -> object:
+        """What one finding about `node` stands for: its module for module calls, its source line for
+        functional ones (a loop calls one line many times, a shared module is one finding)."""
+        return self.enclosing_module(node) if node.op == "call_module" else self.location(node)
+
     def describe(self, node: torch.fx.Node) -> str:
         """How a finding names a node: "BatchNorm2d `features.1`" or "relu (functional)"."""
         info = self.module_info(node)
