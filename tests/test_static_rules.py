@@ -86,6 +86,7 @@ class DropoutSpellings(nn.Module):
         x = F.dropout(x, 0.4, True)
         x = F.dropout(x, p=0.3, training=self.training)
         x = torch.dropout(x, 0.2, True)
+        x = torch.dropout(x, p=0.15, train=False)
         x = F.alpha_dropout(x, 0.1, self.training)
         return self.module(x)
 
@@ -96,7 +97,7 @@ def test_both_graphs_spell_functional_dropout_so_rate_and_training_flag_read_the
     graph = build_graph(model, torch.randn(4, 8), ModuleLocator(model), method)
     calls = [(call.rate, call.training) for call in dropout_calls(graph)]
     # Traced in evaluation mode: `self.training` reads False; the default and literal True stay True.
-    assert calls == [(0.5, True), (0.4, True), (0.3, False), (0.2, True), (0.1, False), (0.25, None)]
+    assert calls == [(0.5, True), (0.4, True), (0.3, False), (0.2, True), (0.15, False), (0.1, False), (0.25, None)]
 
 
 @pytest.mark.parametrize("method", LINT_GRAPHS)
@@ -474,3 +475,15 @@ def test_the_rules_leave_the_model_and_the_optimizer_exactly_as_they_were():
     assert flags == [(m.training, [p.requires_grad for p in m.parameters(recurse=False)]) for m in model.modules()]
     assert groups == [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     assert optimizer.state == {} or all(not s for s in optimizer.state.values())
+
+
+def test_large_weights_are_read_through_a_sample_but_constancy_is_confirmed_in_full():
+    from nnlint.rules.parameters import _SAMPLE_SIZE, _constant_value, _sample
+
+    weight = torch.zeros(2048, 2048)
+    assert _sample(weight).numel() <= _SAMPLE_SIZE
+    assert _constant_value(weight) == 0.0
+    weight[0, 1] = 1.0  # outside the strided sample
+    assert _constant_value(weight) is None
+    weight = torch.randn(4096, 1024) * 0.05
+    assert float(_sample(weight).std()) == pytest.approx(float(weight.std()), rel=0.01)
