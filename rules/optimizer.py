@@ -57,8 +57,12 @@ def _listed(names: list[str]) -> str:
 
 def _groups_text(indices: list[int], total: int) -> str:
     if total == 1:
-        return "its only parameter group"
+        return "the optimizer's only parameter group"
     return f"parameter group{'s' if len(indices) > 1 else ''} {', '.join(map(str, indices))}"
+
+
+def _sentence_start(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 # -- NN501 ----------------------------------------------------------------------------------------
@@ -172,7 +176,7 @@ def weight_decay_on_norm_or_bias(graph: ModelGraph, context: RuleContext) -> Ite
             continue
         yield Hit(
             message=(
-                f"{_groups_text([index], len(groups)).capitalize()} (weight_decay={decay:g}) decays {len(decayed)} normalization "
+                f"{_sentence_start(_groups_text([index], len(groups)))} (weight_decay={decay:g}) decays {len(decayed)} normalization "
                 f"or bias parameter(s): {_listed(decayed)}; decay should only shrink weights that multiply inputs"
             ),
             fix="put biases and normalization parameters (every parameter with p.dim() < 2) in a group with weight_decay=0",
