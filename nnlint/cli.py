@@ -11,7 +11,7 @@ import click
 from nnlint import __version__
 from nnlint.config import Config, find_config_file, load_config, parse_codes, parse_severity, parse_shape
 from nnlint.errors import NnlintError
-from nnlint.render import OutputFormat, render
+from nnlint.render import OutputFormat, display_path, render
 
 _LINT = "check"
 
@@ -91,9 +91,9 @@ def check(
             output.write_text(render(report, fmt), encoding="utf-8")
         except OSError as error:
             _fail(f"{output}: cannot write the report: {error.strerror}")
-    if fmt is not OutputFormat.TEXT and report.problems:
-        for problem in report.problems:
-            click.echo(f"nnlint: {problem.file + ': ' if problem.file else ''}{problem.message}", err=True)
+    for problem in report.problems:
+        where = f"{display_path(problem.file)}: " if problem.file else ""
+        click.echo(f"nnlint: {where}{problem.message}", err=True)
     sys.exit(report.exit_code)
 
 

@@ -195,11 +195,12 @@ class ModelGraph:
         return self.enclosing_module(node) if node.op == "call_module" else self.location(node)
 
     def describe(self, node: torch.fx.Node) -> str:
-        """How a finding names a node: "BatchNorm2d `features.1`" or "relu (functional)"."""
+        """How a finding names a node: "BatchNorm2d `features.1`" or "functional relu (line 19)"."""
         info = self.module_info(node)
         if info is not None:
             return f"{info.type_name} `{info.path}`"
-        return f"{self._ops[node]} (functional)"
+        source = node.meta.get("nnlint_source")
+        return f"functional {self._ops[node]}" + (f" (line {source.line})" if source else "")
 
     def shape(self, node: torch.fx.Node) -> tuple[int, ...] | None:
         value = node.meta.get("val")

@@ -94,11 +94,7 @@ class GraphRecorder(TorchFunctionMode):
         return next((entry.path for entry in reversed(self._entered) if entry.path is not None), None)
 
     def _add_placeholders(self, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        try:
-            bound = inspect.signature(forward).bind(*args, **kwargs).arguments
-        except (TypeError, ValueError):
-            bound = {f"input_{i}": value for i, value in enumerate(args)} | kwargs
-        for name, value in bound.items():
+        for name, value in _named_arguments(forward, args, kwargs):
             node = self.graph.placeholder(name)
             node.meta["val"] = to_meta(value)
             self._link(value, node, ())
@@ -214,6 +210,25 @@ class GraphRecorder(TorchFunctionMode):
         if value is None or isinstance(value, (*torch.fx.node.base_types, slice, range, type(Ellipsis))):
             return value
         return repr(value)
+
+
+def _named_arguments(forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Forward's arguments by parameter name; `*args` and `**kwargs` contents by position and key."""
+    try:
+        signature = inspect.signature(forward)
+        bound = signature.bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return [(f"input_{i}", value) for i, value in enumerate(args)] + list(kwargs.items())
+    named: list[tuple[str, Any]] = []
+    for name, value in bound.items():
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            named += list(value.items())
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            named += [(f"{name}_{i}", item) for i, item in enumerate(value)]
+        else:
+            named.append((name, value))
+    return named
 
 
 def _fx_spelling(func: Any, args: tuple[Any, ...]) -> tuple[str, Any, tuple[Any, ...]]:

@@ -20,11 +20,6 @@ def render(report: Report, *, color: bool = False, width: int | None = None) -> 
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width or 100, highlight=False, soft_wrap=False)
     for target in report.targets:
         _target(console, target)
-    for problem in report.problems:
-        where = f"{display_path(problem.file)}: " if problem.file else ""
-        console.print(Text.assemble(("error", "bold red"), f": {where}{problem.message}"))
-    if report.problems:
-        console.print()
     console.print(_summary(report))
     return buffer.getvalue()
 
