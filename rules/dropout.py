@@ -133,7 +133,7 @@ def dropout_before_batchnorm(graph: ModelGraph, context: RuleContext) -> Iterato
         flagged.add(path)
         yield Hit(
             message=(
-                f"{graph.describe(node)} normalizes the output of {graph.describe(producer)} (p={rates[producer]:g}): "
+                f"{graph.describe(node)} normalizes the output of {graph.describe(producer)}, p={rates[producer]:g}: "
                 "its running variance is learned with dropout active and used without it, a variance shift at evaluation"
             ),
             fix="move the dropout after the last BatchNorm (e.g. just before the classifier), or remove it",
@@ -185,7 +185,7 @@ def dropout_always_on(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
             continue
         yield Hit(
             message=(
-                f"{graph.describe(call.node)} (p={call.rate:g}) has training=True in evaluation mode: it is not tied to "
+                f"{graph.describe(call.node)}, p={call.rate:g}, has training=True in evaluation mode: it is not tied to "
                 "self.training, so it keeps dropping units after model.eval() and predictions stay random"
             ),
             fix=f"pass training=self.training: F.{graph.op(call.node)}(x, p={call.rate:g}, training=self.training), or use nn.Dropout",
@@ -303,7 +303,7 @@ def dropout_on_output(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
             continue
         yield Hit(
             message=(
-                f"{graph.describe(producer)} (p={rates[producer]:g}) acts on the model's output: in training the loss sees "
+                f"{graph.describe(producer)}, p={rates[producer]:g}, acts on the model's output: in training the loss sees "
                 "predictions with random entries zeroed and the rest rescaled, noise that is gone at evaluation"
             ),
             fix="move the dropout before the last linear layer, onto the features it reads",
