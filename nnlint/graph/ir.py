@@ -130,11 +130,7 @@ class ModelGraph:
     def source(self, node: torch.fx.Node, through: frozenset[str] = SHAPE_OPS) -> torch.fx.Node | None:
         """The node that really produced `node`'s first input, looking through `through` ops."""
         inputs = self.tensor_inputs(node)
-        current = inputs[0] if inputs else None
-        while current is not None and self._ops[current] in through:
-            inputs = self.tensor_inputs(current)
-            current = inputs[0] if inputs else None
-        return current
+        return self.producer(inputs[0], through) if inputs else None
 
     def consumers(self, node: torch.fx.Node, through: frozenset[str] = SHAPE_OPS) -> list[torch.fx.Node]:
         """Every node that really consumes `node`'s output, looking through `through` ops."""
