@@ -79,7 +79,7 @@ class Linter:
         if graph is not None and graph.recorded_on == "real":
             notes.append("the forward needs real values (e.g. `.item()`), so the graph was recorded on one real sample")
         batch_size = training_batch_size(loaded, example_input, inferred, self.config.batch_size)
-        context = RuleContext(loaded.target, batch_size, loaded.location)
+        context = RuleContext(loaded.target, batch_size, loaded.location, extra_locations=loaded.context_locations)
         skipped: dict[str, list[str]] = defaultdict(list)
         for rule in self.rules:
             if rule.check is None:
