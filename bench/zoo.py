@@ -36,11 +36,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from nnlint.config import Config
-from nnlint.engine import Linter
-from nnlint.loader import LoadedTarget
+import nnlint
 from nnlint.report import TargetReport
-from nnlint.targets import Target
 
 ZOOS = ("torchvision", "timm", "hf")
 # Models above this many parameters are built on the meta device (no memory, no init time): nnlint
@@ -48,12 +45,11 @@ ZOOS = ("torchvision", "timm", "hf")
 DEFAULT_MAX_PARAMETERS = 150_000_000
 
 
-# -- the one call into nnlint (switch to `nnlint.audit(model, static=True)` once it exists) ----------
+# -- the one call into nnlint ---------------------------------------------------------------------
 def lint_model(model: nn.Module, name: str) -> tuple[TargetReport, list[str]]:
     """nnlint's static report on `model`, with no example input given, and any tracebacks it kept."""
-    linter = Linter(Config(static=True))
-    report = linter.lint(LoadedTarget(Target(model), name, None, None))
-    return report, linter.tracebacks
+    report = nnlint.audit(model, probe=False)
+    return report.targets[0], list(report.tracebacks)
 
 
 # -- zoos: (name, builder) pairs ------------------------------------------------------------------
