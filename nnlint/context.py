@@ -28,10 +28,14 @@ class RuleContext:
     batch_size: BatchSize | None = None
     target_location: Location | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)
-    # Where the model file set `example_input`, `example_batch`, `optimizer`, ... (for findings about them).
-    context_locations: Mapping[str, Location] = field(default_factory=dict)
+    # Where the model file defined the target's extras (`optimizer = …` on line 30), by name.
+    extra_locations: Mapping[str, Location] = field(default_factory=dict)
     # What the probe measured; rules with phase=Phase.PROBE require ("probe",) and run only when it ran.
     probe: ProbeResult | None = None
 
     def threshold(self, name: str) -> float:
         return self.thresholds[name]
+
+    def location_of(self, extra: str) -> Location | None:
+        """Where `optimizer`, `loss_fn`, … was defined; else the target's own location."""
+        return self.extra_locations.get(extra) or self.target_location

@@ -26,6 +26,7 @@ from torch import nn
 
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
+from nnlint.randomness import seeded
 from nnlint.sources import assignment_line, definition_line, recording_construction_sites
 from nnlint.targets import RESERVED_NAMES, TARGET_MARK, Target
 
@@ -52,12 +53,19 @@ class LoadedFile:
     notes: list[str] = field(default_factory=list)
 
 
-def collect_model_files(paths: list[Path]) -> tuple[list[tuple[Path, bool]], list[LoadError]]:
-    """Files to lint, each with whether it was named explicitly; missing paths become errors."""
+def collect_model_files(paths: list[Path], named_as_found: bool = False) -> tuple[list[tuple[Path, bool]], list[LoadError]]:
+    """Files to lint, each with whether it was named explicitly; missing paths become errors.
+
+    `named_as_found` treats named files as if found in a folder (pre-commit names every staged
+    file): one that does not mention torch is not imported, one without a model is skipped quietly.
+    """
     files: list[tuple[Path, bool]] = []
     errors: list[LoadError] = []
     for path in paths:
-        if path.is_file():
+        if path.is_file() and named_as_found:
+            if _looks_like_model_code(path):
+                files.append((path, False))
+        elif path.is_file():
             files.append((path, True))
         elif path.is_dir():
             found = [(f, False) for f in _python_files(path) if _looks_like_model_code(f)]
@@ -88,15 +96,16 @@ def _looks_like_model_code(path: Path) -> bool:
 def loaded_model_file(path: Path) -> Iterator[LoadedFile]:
     """Import `path` and discover its targets; on exit, forget the file and its sibling modules.
 
-    While the file runs, its folder is first on `sys.path` and whatever it prints goes to
-    stderr, so that a report on stdout stays parseable.
+    While the file runs, its folder is first on `sys.path`, whatever it prints goes to stderr,
+    so that a report on stdout stays parseable, and the random generators are seeded, so that
+    its models start from the same weights — and the probe measures the same — in every run.
     """
     path = path.resolve()
     folder = str(path.parent)
     modules_before = set(sys.modules)
     sys.path.insert(0, folder)
     try:
-        with recording_construction_sites(), contextlib.redirect_stdout(sys.stderr):
+        with recording_construction_sites(), contextlib.redirect_stdout(sys.stderr), seeded(0):
             module = _import_file(path)
             yield _discover_targets(module, path)
     finally:

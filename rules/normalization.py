@@ -14,7 +14,6 @@ from nnlint.graph import ModelGraph, ModuleInfo
 from nnlint.graph.ops import ACTIVATIONS, DROPOUTS, LINEAR_MAPS, POOLING, RECURRENT, RECURRENT_CELLS, SHAPE_OPS
 from nnlint.registry import Hit, rule
 
-_LECTURE = 'Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020)'
 _BATCHNORM_FREE = "LayerNorm or GroupNorm, which keep no batch statistics"
 
 
@@ -77,22 +76,32 @@ def batchnorm_in_recurrent_path(graph: ModelGraph, context: RuleContext) -> Iter
             yield hit
 
 
-def _on_recurrent_output(graph: ModelGraph, path: str, nodes: list[torch.fx.Node]) -> Hit | None:
+def _fed_by(
+    graph: ModelGraph, nodes: list[torch.fx.Node], producers: frozenset[str], through: frozenset[str] = SHAPE_OPS
+) -> tuple[torch.fx.Node, torch.fx.Node] | None:
+    """The first of `nodes` whose input comes from an op in `producers`, and that producer."""
     for node in nodes:
-        producer = graph.source(node)
-        if producer is None or graph.op(producer) not in RECURRENT | RECURRENT_CELLS:
-            continue
-        return Hit(
-            message=(
-                f"{graph.describe(node)} normalizes the output of {graph.describe(producer)}: batch statistics "
-                "pooled over time steps mix positions, include padding, and do not fit sequence lengths unseen in training"
-            ),
-            fix="normalize each time step on its own: use nn.LayerNorm(hidden_size) instead of BatchNorm",
-            module=path or None,
-            location=graph.location(node),
-            evidence={"recurrent_module": graph.enclosing_module(producer), "recurrent_op": graph.op(producer)},
-        )
+        producer = graph.source(node, through)
+        if producer is not None and graph.op(producer) in producers:
+            return node, producer
     return None
+
+
+def _on_recurrent_output(graph: ModelGraph, path: str, nodes: list[torch.fx.Node]) -> Hit | None:
+    fed = _fed_by(graph, nodes, RECURRENT | RECURRENT_CELLS)
+    if fed is None:
+        return None
+    node, producer = fed
+    return Hit(
+        message=(
+            f"{graph.describe(node)} normalizes the output of {graph.describe(producer)}: batch statistics "
+            "pooled over time steps mix positions, include padding, and do not fit sequence lengths unseen in training"
+        ),
+        fix="normalize each time step on its own: use nn.LayerNorm(hidden_size) instead of BatchNorm",
+        module=path or None,
+        location=graph.location(node),
+        evidence={"recurrent_module": graph.enclosing_module(producer), "recurrent_op": graph.op(producer)},
+    )
 
 
 def _in_time_step_loop(graph: ModelGraph, path: str, nodes: list[torch.fx.Node], cell_nodes: list[torch.fx.Node]) -> Hit | None:
@@ -190,23 +199,21 @@ def batchnorm_after_activation(graph: ModelGraph, context: RuleContext) -> Itera
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Batch Normalization
     - Ioffe & Szegedy (2015), "Batch Normalization", arXiv:1502.03167, section 3.2
     """
-    see_through = SHAPE_OPS | DROPOUTS | POOLING
     for path, nodes in _batchnorm_calls(graph).items():
-        for node in nodes:
-            producer = graph.source(node, through=see_through)
-            if producer is None or graph.op(producer) not in ACTIVATIONS:
-                continue
-            yield Hit(
-                message=(
-                    f"{graph.describe(node)} normalizes the output of {graph.describe(producer)}: "
-                    "BatchNorm belongs before the activation, so that the activation sees normalized inputs"
-                ),
-                fix="reorder to Linear/Conv → BatchNorm → activation",
-                module=path or None,
-                location=graph.location(node),
-                evidence={"activation": graph.op(producer), "activation_module": graph.enclosing_module(producer)},
-            )
-            break
+        fed = _fed_by(graph, nodes, ACTIVATIONS, through=SHAPE_OPS | DROPOUTS | POOLING)
+        if fed is None:
+            continue
+        node, producer = fed
+        yield Hit(
+            message=(
+                f"{graph.describe(node)} normalizes the output of {graph.describe(producer)}: "
+                "BatchNorm belongs before the activation, so that the activation sees normalized inputs"
+            ),
+            fix="reorder to Linear/Conv → BatchNorm → activation",
+            module=path or None,
+            location=graph.location(node),
+            evidence={"activation": graph.op(producer), "activation_module": graph.enclosing_module(producer)},
+        )
 
 
 @rule("NN104", "bias-before-batchnorm", Severity.WARNING)

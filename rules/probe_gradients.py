@@ -55,7 +55,9 @@ def vanishing_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     the model when the first layer's norm is below `max-first-to-last-ratio` (1e-3) times the
     last layer's **and** below `max-first-norm` (1e-4) in absolute terms — AUTOTRAINER's rule
     (β₁ = 1e-3, β₂ = 1e-4). It names where the norm falls fastest. The text report draws the
-    whole profile as a chart.
+    whole profile as a chart. A first-layer gradient of exactly zero behind a layer whose
+    weights are all zero is not reported: zero-initialized layers (LoRA's B matrix, DiT's
+    adaLN-Zero, a zero-initialized head) block the first step on purpose and open after it.
 
     Without `loss_fn`, the gradient comes from the probe's synthetic loss (mean squared error
     to fixed random targets), whose scale is that of an ordinary mean-reduced loss.
@@ -94,6 +96,8 @@ def vanishing_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     first, last = layers[0], layers[-1]
     if not (first.finite and last.finite) or last.grad_norm <= 0:
         return
+    if first.grad_norm == 0 and any(layer.weight_norm == 0 for layer in layers):
+        return  # a zero-initialized layer (LoRA's B, adaLN-Zero, a zero head) blocks the first step by design
     ratio = first.grad_norm / last.grad_norm
     if ratio >= context.threshold("max-first-to-last-ratio") or first.grad_norm >= context.threshold("max-first-norm"):
         return
@@ -220,7 +224,7 @@ def non_finite_values(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     if found is None:
         return
     if found.stage == "input":
-        given = context.context_locations
+        given = context.extra_locations
         location = given.get("example_batch", given.get("example_input", context.target_location))
         yield Hit(
             message="the example input contains NaN or Inf: every activation and gradient downstream is NaN",
@@ -263,7 +267,12 @@ def dead_relu(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     for any sample and position of the batch in any training step. Flags a layer where that
     share exceeds `max-dead-fraction` (0.5), when each unit was observed at least
     `min-observations` (16) times: a healthy unit is positive about half the time, so 16
-    observations leave it a 1-in-65 000 chance of looking dead.
+    observations leave it a 1-in-65 000 chance of looking dead. A layer with one value per unit
+    and sample (after a Linear, or a global pooling) is judged on `example_batch` only: random
+    inputs differ too little between samples once pooled (behind an SE block's squeeze on
+    noise, pre-activations vary by ~0.02 between samples against ±0.2 between units), so there a
+    quiet unit cannot be told from a dead one. Convolutional
+    and sequence layers, with many positions per sample, keep their variety on random inputs.
 
     ## Why is this bad?
     A unit that is never positive passes no gradient: its weights never change and it never
@@ -288,10 +297,13 @@ def dead_relu(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     - Lu, Shin, Su & Karniadakis (2020), "Dying ReLU and Initialization: Theory and Numerical Examples", arXiv:1903.06733
     - Zhang et al. (2021), "AUTOTRAINER", ICSE (dying ReLU, gamma = 0.7)
     """
+    probe = _probe(context)
     limit = context.threshold("max-dead-fraction")
-    for site in _probe(context).activations:
+    for site in probe.activations:
         if site.dead_fraction is None or site.dead_fraction <= limit or site.observations < context.threshold("min-observations"):
             continue
+        if site.observations < 2 * probe.batch and probe.input_source != "example_batch":
+            continue  # one value per sample, from inputs that may not vary as real data does
         dead = round(site.dead_fraction * site.units)
         yield Hit(
             message=(

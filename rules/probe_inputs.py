@@ -23,7 +23,7 @@ def _inputs(context: RuleContext) -> InputStats | None:
 
 def _location(context: RuleContext) -> Location | None:
     """Findings about the data point at `example_batch`'s line."""
-    return context.context_locations.get("example_batch", context.target_location)
+    return context.extra_locations.get("example_batch", context.target_location)
 
 
 def _features(stats: InputStats) -> str:

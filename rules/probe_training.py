@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from nnlint.context import RuleContext
 from nnlint.findings import Location, Phase, Severity
 from nnlint.graph import ModelGraph
+from nnlint.probe.instrument import DROPOUT_LIKE
 from nnlint.probe.result import ProbeResult, number
 from nnlint.registry import Hit, rule
 
@@ -30,7 +31,9 @@ def eval_mode_not_deterministic(graph: ModelGraph, context: RuleContext) -> Iter
     (‖a − b‖ / ‖b‖). Flags a difference above `max-difference` (1e-4, far above the 1e-7 that
     non-deterministic GPU kernels cause) and names the first random operation that ran in
     evaluation mode — `F.dropout(x, p)` without `training=self.training`, `torch.randn_like`
-    noise, `torch.rand` masks — with its line.
+    noise, `torch.rand` masks — with its line. Dropout left on is a warning; a sampling op
+    (`randn`, `rand`, `bernoulli`, …) is reported as info, because models that sample by design
+    (a VAE's reparameterization, stochastic policies, diffusion) do exactly that.
 
     ## Why is this bad?
     Evaluation and inference should be a function of the input. Randomness left on in
@@ -59,14 +62,18 @@ def eval_mode_not_deterministic(graph: ModelGraph, context: RuleContext) -> Iter
     if found is None or not (found.relative_difference > context.threshold("max-difference")):
         return
     cause = ""
+    sampling = found.random_op is not None and found.random_op not in DROPOUT_LIKE
     if found.random_op is not None:
         owner = graph.describe_module(found.module) if found.module is not None else "the model's forward"
         cause = f": `{found.random_op}` draws random numbers in evaluation mode in {owner}"
+        if sampling:
+            cause += " (intended if the model samples by design: a VAE's latent, a stochastic policy)"
     yield Hit(
         message=f"two evaluation-mode forwards on the same input differ by {number(found.relative_difference)} (relative){cause}",
         fix="tie randomness to the mode: F.dropout(x, p, training=self.training), `if self.training:` around noise, or nn.Dropout",
         module=found.module or None,
         location=found.location or (None if found.module else context.target_location),
+        severity=Severity.INFO if sampling else None,
         evidence={"relative_difference": found.relative_difference, "random_op": found.random_op},
     )
 
@@ -89,10 +96,9 @@ def train_eval_mismatch(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     training-mode forwards measure what dropout alone changes. Flags a relative difference
     above `min-difference` (0.25) that is also more than `dropout-factor` (2×) dropout's, and
     names the first module whose output diverges that way. The defaults are nnlint's, from
-    measurements: a BatchNorm ResNet at batch 32 differs by 5e-4 once calibrated (the unbiased
-    variance in evaluation), and in models whose only difference is dropout (a pre-norm
-    transformer, an LSTM tagger) the train/eval difference is 0.7× the dropout difference, since
-    evaluation is dropout's average.
+    measurements: a BatchNorm ResNet agrees to floating-point precision once calibrated, and in
+    models whose only difference is dropout (a pre-norm transformer, an LSTM tagger) the
+    train/eval difference is 0.7× the dropout difference, since evaluation is dropout's average.
 
     ## Why is this bad?
     A model is trained in one mode and used in the other. When they disagree beyond dropout,
@@ -270,8 +276,9 @@ def update_to_weight_ratio(graph: ModelGraph, context: RuleContext) -> Iterator[
 
     ## What it does
     Steps a copy of the optimizer once (its hyperparameters and state, on copies of the
-    weights) with the probe's gradients, and measures ‖ΔW‖ / ‖W‖ for every weight matrix and
-    kernel. Flags the optimizer when the median over layers is above `max-ratio` (0.1) or below
+    weights; at each group's base learning rate `initial_lr` when a scheduler is warming it up)
+    with the probe's gradients, and measures ‖ΔW‖ / ‖W‖ for every weight matrix and kernel.
+    Flags the optimizer when the median over layers is above `max-ratio` (0.1) or below
     `min-ratio` (1e-5) — two orders of magnitude from the ~1e-3 that CS231n recommends —
     listing the layers furthest out.
 
@@ -304,7 +311,8 @@ def update_to_weight_ratio(graph: ModelGraph, context: RuleContext) -> Iterator[
     outliers = [r for r in (reversed(ratios) if too_high else ratios) if (r.ratio > high if too_high else r.ratio < low)][:3]
     listed = ", ".join(f"`{r.parameter}` {number(r.ratio)}" for r in outliers)
     optimizer = context.target.optimizer
-    lr = optimizer.param_groups[0].get("lr") if getattr(optimizer, "param_groups", None) else None
+    group = optimizer.param_groups[0] if getattr(optimizer, "param_groups", None) else {}
+    lr = group.get("initial_lr", group.get("lr"))
     yield Hit(
         message=(
             f"one step of {type(optimizer).__name__}{f' (lr={lr})' if lr is not None else ''} changes the weights by a median "
@@ -317,7 +325,7 @@ def update_to_weight_ratio(graph: ModelGraph, context: RuleContext) -> Iterator[
 
 
 def _optimizer_location(context: RuleContext) -> Location | None:
-    return context.context_locations.get("optimizer", context.target_location)
+    return context.extra_locations.get("optimizer", context.target_location)
 
 
 @rule("NN906", "batch-samples-mixed", Severity.WARNING, phase=Phase.PROBE, thresholds={"max-dependence": 1e-5}, requires=("probe",))

@@ -44,6 +44,15 @@ def clean_for(path: Path) -> list[str]:
     return [code.strip() for match in _CLEAN.finditer(path.read_text()) for code in match.group(1).split(",") if code.strip()]
 
 
+def expected_by_default(path: Path) -> Counter[tuple[str, int]]:
+    """The marked findings a run with default settings reports: without the ones only a fixture's
+    `# options:` turn on (NN904 needs `deep`)."""
+    from nnlint.registry import rules_by_code
+
+    opt_in = {code for code, rule in rules_by_code().items() if "deep" in rule.requires}
+    return Counter({key: n for key, n in expected_findings(path).items() if key[0] not in opt_in})
+
+
 def options_for(path: Path) -> dict[str, bool]:
     """Boolean settings a fixture turns on in its `# options:` header."""
     return {name.strip(): True for match in _OPTIONS.finditer(path.read_text()) for name in match.group(1).split(",") if name.strip()}

@@ -179,3 +179,25 @@ def test_probe_settings_come_from_the_config_and_the_command_line(tmp_path):
     result = CliRunner().invoke(main, [str(model_file), "--probe-steps", "1", "--probe-timeout", "30", "--format", "json"])
     assert result.exit_code == 0, result.output
     assert '"device": "cpu"' in result.output and "probe: 1 training step on cpu" in result.output
+
+
+def test_a_bug_in_nnlints_own_measuring_is_an_internal_error_not_the_users(monkeypatch):
+    from nnlint.probe import instrument
+
+    def broken(self, *args):  # noqa: ANN001, ANN202
+        raise ZeroDivisionError("a bug in nnlint")
+
+    monkeypatch.setattr(instrument.Instrument, "_record_module_output", broken)
+    report = lint_model(nn.Sequential(nn.Linear(4, 2)), example_input=torch.randn(16, 4))
+    assert not [f for f in report.findings if f.code == "NN002"]
+    assert [p.message for p in report.problems] == [
+        "internal error in the probe on `model`: ProbeInternalError: measuring the forward in training mode: "
+        "ZeroDivisionError: a bug in nnlint; please report it"
+    ]
+
+
+def test_a_batch_of_one_with_batchnorm_skips_the_probe_with_a_note():
+    model = nn.Sequential(nn.Linear(4, 8, bias=False), nn.BatchNorm1d(8), nn.ReLU())
+    report = lint_model(model, example_input=torch.randn(1, 4))
+    assert [f.code for f in report.findings] == ["NN105"]
+    assert any("a batch of one sample cannot train BatchNorm" in note for note in report.targets[0].notes)

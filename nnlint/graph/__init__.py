@@ -10,11 +10,11 @@ import torch.fx
 from torch import nn
 
 from nnlint.findings import GraphMethod
-from nnlint.graph.execution import call_arguments, meta_stand_ins, one_sample, run_with_tensors, to_meta
+from nnlint.graph.execution import call_arguments, meta_stand_ins, one_sample, run_with_tensors
 from nnlint.graph.fx_trace import propagate_shapes, symbolic_trace
 from nnlint.graph.ir import ModelGraph, ModuleInfo
 from nnlint.graph.recorder import GraphRecorder, RecordingError
-from nnlint.graph.state import is_on_meta, model_device, preserved_module_attributes, training_flags
+from nnlint.graph.state import is_on_meta, model_device, preserved_module_attributes, preserved_rng, training_flags
 from nnlint.sources import ModuleLocator
 
 __all__ = ["GraphError", "ModelGraph", "ModuleInfo", "build_graph", "one_line"]
@@ -36,7 +36,7 @@ def build_graph(model: nn.Module, example_input: Any, locator: ModuleLocator, me
     `method` is "auto" (fx, then the recorder), "fx" or "recorded".
     """
     args, kwargs = call_arguments(example_input)
-    with preserved_module_attributes(model), training_flags(model, False):
+    with preserved_module_attributes(model), training_flags(model, False), preserved_rng(model_device(model)):
         fx_error = None
         if method != GraphMethod.RECORDED:
             try:
@@ -63,7 +63,7 @@ def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     stand_ins = meta_stand_ins(model)
     meta_recorder = GraphRecorder(model, _names_by_identity(stand_ins))
     try:
-        run_with_tensors(model, stand_ins, lambda *a, **k: meta_recorder.record(model, a, k), *to_meta((args, kwargs)))
+        run_with_tensors(model, stand_ins, lambda *a, **k: meta_recorder.record(model, a, k), args, kwargs)
         return meta_recorder, "meta"
     except RecordingError as meta_error:
         if is_on_meta(model):

@@ -94,11 +94,7 @@ class GraphRecorder(TorchFunctionMode):
         return next((entry.path for entry in reversed(self._entered) if entry.path is not None), None)
 
     def _add_placeholders(self, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        try:
-            bound = inspect.signature(forward).bind(*args, **kwargs).arguments
-        except (TypeError, ValueError):
-            bound = {f"input_{i}": value for i, value in enumerate(args)} | kwargs
-        for name, value in bound.items():
+        for name, value in _named_arguments(forward, args, kwargs):
             node = self.graph.placeholder(name)
             node.meta["val"] = to_meta(value)
             self._link(value, node, ())
@@ -134,14 +130,19 @@ class GraphRecorder(TorchFunctionMode):
         output = func(*args, **kwargs)
         if self._busy or self._leaf_depth > 0:
             return output
-        kind, target, args = _fx_spelling(func, args)
+        kind, target, fx_args = _fx_spelling(func, args)
         if not (_has_tensor(output) or kind == "call_function" and target is operator.setitem):
             return output  # `x.shape`, `x.size(0)`, `x.dim()`: Python values, not graph data
         self._busy = True
         try:
-            node = self.graph.create_node(kind, target, self._as_argument(args), self._as_argument(kwargs))
-            self._annotate(node, output)
+            node = self.graph.create_node(kind, target, self._as_argument(fx_args), self._as_argument(kwargs))
+            written = _written_in_place(func, args)
+            self._annotate(node, output if output is not None or written is None else written)
             self._link(output, node, ())
+            if written is not None and written is not output:
+                # `x[i] = y`, or an in-place op whose result a meta run had to put in a copy: from
+                # here on, `x` holds what this node wrote.
+                self._link(written, node, ())
         finally:
             self._busy = False
         return output
@@ -216,6 +217,25 @@ class GraphRecorder(TorchFunctionMode):
         return repr(value)
 
 
+def _named_arguments(forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Forward's arguments by parameter name; `*args` and `**kwargs` contents by position and key."""
+    try:
+        signature = inspect.signature(forward)
+        bound = signature.bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return [(f"input_{i}", value) for i, value in enumerate(args)] + list(kwargs.items())
+    named: list[tuple[str, Any]] = []
+    for name, value in bound.items():
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            named += list(value.items())
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            named += [(f"{name}_{i}", item) for i, item in enumerate(value)]
+        else:
+            named.append((name, value))
+    return named
+
+
 def _fx_spelling(func: Any, args: tuple[Any, ...]) -> tuple[str, Any, tuple[Any, ...]]:
     """How torch.fx would have written this call: (op kind, target, args)."""
     name = getattr(func, "__name__", "")
@@ -227,6 +247,20 @@ def _fx_spelling(func: Any, args: tuple[Any, ...]) -> tuple[str, Any, tuple[Any,
             return "call_function", _DUNDER_OPERATORS[name], args
         return "call_method", name, args
     return "call_function", func, args
+
+
+def _written_in_place(func: Any, args: tuple[Any, ...]) -> torch.Tensor | None:
+    """The tensor an in-place call writes: `x.add_(y)`, `x += y`, `x[i] = y`, `torch.relu_(x)`."""
+    if not args or not isinstance(args[0], torch.Tensor):
+        return None
+    name = getattr(func, "__name__", "")
+    in_place = name == "__setitem__" or name in _IN_PLACE_DUNDERS or (name.endswith("_") and not name.startswith("_"))
+    return args[0] if in_place else None
+
+
+_IN_PLACE_DUNDERS = frozenset(
+    f"__i{name}__" for name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor")
+)
 
 
 def _has_tensor(value: Any) -> bool:

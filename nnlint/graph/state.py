@@ -57,6 +57,14 @@ def training_flags(model: nn.Module, training: bool) -> Iterator[None]:
             module.training = flag
 
 
+@contextmanager
+def preserved_rng(device: torch.device) -> Iterator[None]:
+    """Restore the CPU random generator, and the CUDA one of `device` when it is a GPU."""
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
 def model_device(model: nn.Module) -> torch.device:
     for tensor in _tensors(model):
         return tensor.device

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-import random
-import sys
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ from nnlint.graph import one_line
 from nnlint.graph.state import training_flags
 from nnlint.probe.instrument import Instrument
 from nnlint.probe.result import EvalDeterminism, ModuleGap, OverfitRun, SampleMixing, TrainEvalGap, UpdateRatio
+from nnlint.randomness import rng_states
 
 if TYPE_CHECKING:
     from nnlint.probe.session import Session
@@ -81,7 +80,7 @@ class OutputSamples:
         if numel <= _SAMPLED_ELEMENTS:
             indices = torch.arange(numel)
         else:
-            generator = torch.Generator().manual_seed(zlib.crc32(f"{key[0]}:{key[1]}".encode()))
+            generator = torch.Generator().manual_seed(zlib.crc32(f"{key[0]}:{key[1]}".encode("utf-8", "surrogatepass")))
             indices = torch.randint(0, numel, (_SAMPLED_ELEMENTS,), generator=generator)
         self._indices[key], self._numel[key] = indices, numel
         return indices
@@ -112,12 +111,12 @@ def evaluation_checks(
         batched = [t for t in tree_flatten((args, kwargs))[0] if _is_batched_float(t, session.batch)]
         for tensor in batched if wants_mixing else ():
             tensor.requires_grad_(True)
-        generators = _random_states(session.device)
+        generators = rng_states()
         with torch.enable_grad() if wants_mixing else torch.no_grad(), _batch_statistics_detached(session.model):
             output_a = session.forward(Instrument(session.model, on_output=on_output), args, kwargs, "evaluation mode", tensors=tensors)
         if record is not None:
             samples.record_output(record, output_a)
-        if not _same_states(generators, _random_states(session.device)):
+        if not _same(generators, rng_states()):
             with torch.no_grad():
                 output_b = session.forward(
                     Instrument(session.model), *_copied((session.args, session.kwargs)), "evaluation mode", tensors=tensors
@@ -136,19 +135,15 @@ def evaluation_checks(
     return determinism, mixing
 
 
-def _random_states(device: torch.device) -> list[Any]:
-    """Every generator a forward may draw from: a forward that draws nothing gives the same output twice."""
-    states: list[Any] = [torch.get_rng_state(), random.getstate()]
-    if device.type == "cuda":
-        states.append(torch.cuda.get_rng_state(device))
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        states.append(numpy.random.get_state()[1].copy())
-    return states
-
-
-def _same_states(before: list[Any], after: list[Any]) -> bool:
-    return all(bool((a == b).all()) if hasattr(a, "shape") else a == b for a, b in zip(before, after, strict=True))
+def _same(before: Any, after: Any) -> bool:
+    """Generator states compare equal: tensors and arrays element-wise, containers item by item."""
+    if isinstance(before, dict):
+        return before.keys() == after.keys() and all(_same(before[key], after[key]) for key in before)
+    if isinstance(before, (tuple, list)):
+        return len(before) == len(after) and all(_same(a, b) for a, b in zip(before, after, strict=True))
+    if hasattr(before, "shape"):
+        return bool((before == after).all())
+    return bool(before == after)
 
 
 def _mixing(session: Session, output: Any, inputs: list[torch.Tensor], captured: list[tuple[Key, torch.Tensor]]) -> SampleMixing | None:
@@ -211,7 +206,10 @@ def calibrated_buffers(session: Session, measured: Instrument | None) -> dict[st
     with any non-zero momentum — so that evaluation mode is compared with training mode at its best,
     not at the initial mean 0 / variance 1. They come from the first training step's BatchNorm
     inputs (the average over calls for a BatchNorm called more than once, as `momentum=None`
-    would keep); a BatchNorm with momentum 0 keeps its statistics, as it does in training."""
+    would keep), with the batch's own variance rather than the unbiased one BatchNorm keeps: at
+    this batch size evaluation then reproduces training exactly, and what remains is a real
+    difference (the n/(n-1) correction matters only for tiny batches, which NN105 reports). A
+    BatchNorm with momentum 0 keeps its statistics, as it does in training."""
     tensors = dict(session.tensors)
     seen = measured.batchnorm_statistics if measured is not None else {}
     for path, module in session.model.named_modules():
@@ -312,6 +310,9 @@ def optimizer_copy(optimizer: torch.optim.Optimizer, copies: dict[int, torch.Ten
         raise ValueError("it updates none of this model's parameters (NN504)")
     stepped = copy.deepcopy(optimizer, dict(copies))
     stepped.load_state_dict(stepped.state_dict())  # moves the state to the copies' device
+    for group in stepped.param_groups:
+        if "initial_lr" in group:  # a scheduler is ramping the rate: step at the rate it ramps to
+            group["lr"] = group["initial_lr"]
     return stepped
 
 

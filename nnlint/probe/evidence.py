@@ -22,15 +22,16 @@ def with_probe_evidence(finding: Finding, probe: ProbeResult) -> Finding:
 
 def _batchnorm_spread(finding: Finding, probe: ProbeResult) -> Finding:
     """NN105: how far a channel's batch mean wanders between batches of the training size,
-    measured on the user's data (from the spread of per-sample channel means: sd / √batch)."""
+    measured on `example_batch`'s real data (from the spread of per-sample channel means:
+    sd / √batch). Random example inputs would understate it: their samples differ only by noise,
+    which averages out over an image."""
     spreads = probe.batchnorm_spread
-    if not spreads or probe.input_source == "random":
-        return finding  # on random inputs samples differ only by noise: the spread would understate real data's
+    if not spreads or probe.input_source != "example_batch":
+        return finding  # on made-up inputs samples differ only by noise: the spread would understate real data's
     median = statistics.median(spread.mean_spread for spread in spreads)
     worst = max(spreads, key=lambda spread: spread.mean_spread)
-    data = "example_batch" if probe.input_source == "example_batch" else "the example input"
     measured = (
-        f"; measured by the probe on {data}: at batch {spreads[0].batch_size} a channel's batch mean moves by {number(median)} "
+        f"; measured by the probe on example_batch: at batch {spreads[0].batch_size} a channel's batch mean moves by {number(median)} "
         f"of the channel's standard deviation from batch to batch (median over {len(spreads)} BatchNorm layer(s); "
         f"{number(worst.mean_spread)} at `{worst.module}`)"
     )

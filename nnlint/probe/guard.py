@@ -9,11 +9,8 @@ interrupting the probe included.
 
 from __future__ import annotations
 
-import random
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +18,7 @@ from torch.nn.modules import module as module_globals
 
 from nnlint.graph.state import preserved_module_attributes, training_flags
 from nnlint.probe.timeout import protect
+from nnlint.randomness import restore_rng, rng_states
 
 _GLOBAL_HOOK_DICTS = (
     "_global_forward_pre_hooks",
@@ -38,7 +36,7 @@ _GLOBAL_HOOK_DICTS = (
 @contextmanager
 def preserved_user_state(model: nn.Module) -> Iterator[None]:
     """Leave `model` and the process's torch state exactly as they were when the block exits."""
-    rng = _rng_states()
+    rng = rng_states()
     grad_enabled = torch.is_grad_enabled()
     mode_depth = torch._C._len_torch_function_stack()
     hooks = {name: dict(getattr(module_globals, name)) for name in _GLOBAL_HOOK_DICTS if hasattr(module_globals, name)}
@@ -59,26 +57,7 @@ def preserved_user_state(model: nn.Module) -> Iterator[None]:
                 if parameter.requires_grad != requires_grad:
                     parameter.requires_grad_(requires_grad)
             torch.set_grad_enabled(grad_enabled)
-            _restore_rng(rng)
+            restore_rng(rng)
 
 
-def _rng_states() -> dict[str, Any]:
-    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        states["numpy"] = numpy.random.get_state()
-    return states
-
-
-def _restore_rng(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    random.setstate(states["python"])
-    if "cuda" in states:
-        torch.cuda.set_rng_state_all(states["cuda"])
-    if "numpy" in states:
-        sys.modules["numpy"].random.set_state(states["numpy"])
-
-
-protect(preserved_user_state, preserved_module_attributes, training_flags, _restore_rng)
+protect(preserved_user_state, preserved_module_attributes, training_flags, restore_rng)

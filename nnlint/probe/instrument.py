@@ -58,6 +58,7 @@ _DROPOUT_OPS = {  # op -> (position of its `training` argument, its default)
     "native_dropout": (2, True),
     "rrelu": (3, False),
 }
+DROPOUT_LIKE = frozenset(_DROPOUT_OPS)
 # Layers whose output axis 1 holds the channels of a 3-D tensor (N, C, L); after others it is the last.
 _CHANNELS_FIRST = CONVOLUTIONS | {"batch_norm", "instance_norm", "group_norm", "max_pool", "avg_pool"}
 STATISTICS_SAMPLE = 1 << 16
@@ -130,13 +131,13 @@ class Instrument(TorchFunctionMode):
         self.input_stats: InputStats | None = None
         self.first_layer_seen = False
         # Per training-mode BatchNorm: its first call's per-sample channel means and channel variances
-        # (for NN105), and every call's batch mean and unbiased variance (what its running statistics
-        # converge to on this batch, for NN902).
+        # (for NN105), and every call's batch mean and variance (to calibrate running statistics, NN902).
         self.batchnorm_samples: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.batchnorm_statistics: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.first_random: FirstRandomOp | None = None
         self.first_non_finite: FirstNonFinite | None = None
         self._hooks: list[Any] = []
+        self.failure: Exception | None = None  # an error in nnlint's own measuring code
         self._mode_active = False
         self._sample_positions: dict[tuple[int, torch.device], torch.Tensor] = {}
 
@@ -158,6 +159,14 @@ class Instrument(TorchFunctionMode):
             for hook in self._hooks:
                 hook.remove()
             self._hooks = []
+
+    def _fail(self, error: Exception) -> None:
+        """A bug in our own measuring code: never raised into the user's forward (it would look like
+        theirs); kept for the session to report as nnlint's, and measuring stops."""
+        if self.failure is None:
+            self.failure = error
+        self.statistics = self.watch_random = self.find_non_finite = self.batchnorm_inputs = False
+        self.on_output = None
 
     def new_forward(self) -> None:
         """Start counting calls afresh: the n-th call of a module is the same site in every step."""
@@ -189,6 +198,8 @@ class Instrument(TorchFunctionMode):
             try:
                 with torch._C.DisableTorchFunction():  # our own operations skip the mode
                     self._measure_inputs(module, path, args)
+            except Exception as error:
+                self._fail(error)
             finally:
                 self._busy = False
 
@@ -213,6 +224,8 @@ class Instrument(TorchFunctionMode):
                     self.first_non_finite = FirstNonFinite(op, frame.path, None)
                 if self.on_output is not None:
                     self.on_output((frame.path, frame.call), tensor)
+        except Exception as error:
+            self._fail(error)
         finally:
             self._busy = False
         if op in LINEAR_MAPS | NORMALIZATIONS | RECURRENT or op in ("embedding", "multi_head_attention"):
@@ -246,13 +259,14 @@ class Instrument(TorchFunctionMode):
         tensor = args[0] if args and isinstance(args[0], torch.Tensor) else None
         if self.batchnorm_inputs and op == "batch_norm" and module.training and tensor is not None and tensor.dim() >= 2:
             values = tensor.detach().float()
-            dims = (0, *range(2, values.dim()))
-            variance, mean = torch.var_mean(values, dim=dims, correction=1)  # what BatchNorm's running statistics take
+            # The batch's own (biased) variance, the one training normalizes with: calibrated to it,
+            # evaluation reproduces training exactly at this batch size (what is left of the small-
+            # batch effect, the unbiased running variance, is NN105's).
+            variance, mean = torch.var_mean(values, dim=(0, *range(2, values.dim())), correction=0)
             self.batchnorm_statistics.setdefault(path, []).append((mean, variance))
             if path not in self.batchnorm_samples:
                 per_sample = values.mean(dim=tuple(range(2, values.dim()))) if values.dim() > 2 else values
-                count = values.numel() // max(values.shape[1], 1)
-                self.batchnorm_samples[path] = (per_sample, variance * (count - 1) / max(count, 1))  # the population variance
+                self.batchnorm_samples[path] = (per_sample, variance)
         if self.statistics and not self.first_layer_seen and op in _FIRST_LAYER_OPS:
             self.first_layer_seen = True
             if tensor is not None and tensor.is_floating_point() and op in LINEAR_MAPS | RECURRENT:
@@ -268,6 +282,8 @@ class Instrument(TorchFunctionMode):
             self._busy = True
             try:
                 self.first_random = FirstRandomOp(_op_name(func), self.running_module(), call_site())
+            except Exception as error:
+                self._fail(error)
             finally:
                 self._busy = False
         output = func(*args, **kwargs)
@@ -276,11 +292,13 @@ class Instrument(TorchFunctionMode):
         self._busy = True
         try:
             if self.statistics:
-                op = _op_name(func)
+                op = _activation_op(func, args, kwargs)
                 if op in _WATCHED_ACTIVATIONS and isinstance(output, torch.Tensor) and output.is_floating_point():
                     self._record_activation(op, output, args, kwargs)
             if self.find_non_finite and self.first_non_finite is None:
                 self._check_finite(func, args, kwargs, output)
+        except Exception as error:
+            self._fail(error)
         finally:
             self._busy = False
         return output
@@ -345,9 +363,12 @@ class Instrument(TorchFunctionMode):
         shares = []
         for key in keys:
             data = self.sites[key]
-            dead = 1 - data.ever_positive.float().mean() if data.ever_positive is not None else nan
-            saturated = torch.stack(data.saturated).mean() if data.saturated else nan
-            shares.append(torch.stack([dead.cpu(), saturated.cpu()]))
+            dead = saturated = nan
+            if data.ever_positive is not None:
+                dead = 1 - data.ever_positive.float().mean().cpu()
+            if data.saturated:
+                saturated = torch.stack(data.saturated).mean().cpu()
+            shares.append(torch.stack([dead, saturated]))
         values = torch.stack(shares).tolist()
         results = []
         for key, (dead, saturated) in zip(keys, values, strict=True):
@@ -383,6 +404,14 @@ def is_leaf(module: nn.Module, path: str) -> bool:
 
 def _op_name(func: Any) -> str:
     return canonical_name(getattr(func, "__name__", ""))
+
+
+def _activation_op(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The activation a call performs: `nn.ReLU6` runs `F.hardtanh(x, 0, 6)`, a ReLU with a cap."""
+    op = _op_name(func)
+    if op == "hardtanh" and kwargs.get("min_val", args[1] if len(args) > 1 else -1.0) == 0:
+        return "relu6"
+    return op
 
 
 def _first_float_tensor(value: Any) -> torch.Tensor | None:

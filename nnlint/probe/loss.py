@@ -52,14 +52,14 @@ def build_loss(loss_fn: Any, targets: Any, output: Any, device: torch.device, ge
         made_up = _random_targets(loss_fn, output, device, generator)
         if made_up is not None:
             return _user_loss(loss_fn, made_up, "random", output)
-        synthetic = _synthetic_loss(output, device, generator)
+        synthetic = synthetic_loss(output, device, generator)
         synthetic.source = f"synthetic (no targets to make up for {_name(loss_fn)})"
         return synthetic
     if targets is not None:
         guessed = _guessed_loss(targets, output)
         if guessed is not None:
             return guessed
-    return _synthetic_loss(output, device, generator)
+    return synthetic_loss(output, device, generator)
 
 
 def _name(loss_fn: Any) -> str:
@@ -135,7 +135,7 @@ def _guessed_loss(targets: Any, output: Any) -> ProbeLoss | None:
     return None
 
 
-def _synthetic_loss(output: Any, device: torch.device, generator: torch.Generator) -> ProbeLoss:
+def synthetic_loss(output: Any, device: torch.device, generator: torch.Generator) -> ProbeLoss:
     floats = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor) and t.is_floating_point()]
     targets = [torch.randn(t.shape, generator=generator, device="cpu").to(device, t.dtype) for t in floats]
 

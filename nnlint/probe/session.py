@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 import re
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -36,9 +34,10 @@ from nnlint.graph.state import is_on_meta, model_device, training_flags
 from nnlint.probe import checks
 from nnlint.probe.guard import preserved_user_state
 from nnlint.probe.instrument import Instrument, is_leaf
-from nnlint.probe.loss import LossError, ProbeLoss, build_loss, to_device
+from nnlint.probe.loss import LossError, ProbeLoss, build_loss, synthetic_loss, to_device
 from nnlint.probe.result import InitialLoss, LayerGradient, ModuleStats, NonFinite, ProbeResult
 from nnlint.probe.timeout import ProbeTimeout, deadline, protect
+from nnlint.randomness import seed_cpu_generators
 from nnlint.targets import Target
 
 _DEVICE_MISMATCH = re.compile(r"on the same device|device mismatch|Expected .* device", re.IGNORECASE)
@@ -68,6 +67,10 @@ class ProbeFailed(Exception):
     def __init__(self, message: str, module: str | None = None) -> None:
         super().__init__(message)
         self.module = module
+
+
+class ProbeInternalError(Exception):
+    """nnlint's own measuring code failed (a bug to report), not the user's model."""
 
 
 class ProbeTimedOut(Exception):
@@ -180,6 +183,8 @@ class Session:
         targets = to_device(_batch_targets(self.target.example_batch), self.device)
         self.args, self.kwargs = call_arguments(inputs)
         self.batch = _leading_dimension(inputs) or 1
+        if self.batch == 1 and _trains_batchnorm(self.model):
+            raise ProbeSkipped("a batch of one sample cannot train BatchNorm (see NN105); give an example input of at least 2 samples")
         wanted = self.settings.checks
         chunk = self.settings.training_batch_size or self.batch
         chunk = chunk if 1 < chunk < self.batch else self.batch
@@ -259,11 +264,7 @@ class Session:
                 torch.cuda.set_rng_state(cuda_state, self.device)
 
     def reseed(self, seed: int) -> None:
-        torch.default_generator.manual_seed(seed)
-        random.seed(seed)
-        numpy = sys.modules.get("numpy")
-        if numpy is not None:
-            numpy.random.seed(seed)
+        seed_cpu_generators(seed)
         if self.device.type == "cuda":
             torch.cuda.default_generators[self.device.index or torch.cuda.current_device()].manual_seed(seed)
 
@@ -286,6 +287,8 @@ class Session:
                 raise _WrongDevice(one_line(error)) from error
             where = instrument.running_module()
             raise ProbeFailed(f"the forward raised in {what}{f' in `{where}`' if where else ''}: {one_line(error)}", where) from error
+        if instrument.failure is not None:
+            raise ProbeInternalError(f"measuring the forward in {what}: {one_line(instrument.failure)}") from instrument.failure
         if output is None:
             raise ProbeFailed(f"the forward returned None in {what}: there is nothing to compute a loss from")
         if not any(isinstance(t, torch.Tensor) and t.is_floating_point() for t in tree_flatten(output)[0]):
@@ -329,7 +332,7 @@ class Session:
                 samples.record_output(record, output)  # type: ignore[union-attr]
             if steps.loss is None:
                 steps.loss = self.loss_for(targets, output, self.settings.seed)
-            value = self.compute_loss(steps.loss, output)
+            value = self._first_loss(steps, output) if step == 0 else self.compute_loss(steps.loss, output)
             steps.losses.append(value.detach().float())
             if value.requires_grad:
                 self._backward(value)
@@ -340,6 +343,20 @@ class Session:
             steps.grad_norms.append(self._grad_norms(parameters))
         self.measured = measuring
         return steps
+
+    def _first_loss(self, steps: _Steps, output: Any) -> torch.Tensor:
+        """The first loss. When the user's loss rejects targets nnlint made up (their shape or range
+        is a guess), the synthetic loss stands in, with a note; on `example_batch`'s real targets the
+        failure is the user's training step failing, and stays an error."""
+        assert steps.loss is not None
+        try:
+            return self.compute_loss(steps.loss, output)
+        except ProbeFailed as error:
+            if steps.loss.targets != "random":
+                raise
+            self.notes.append(f"{error} on targets nnlint made up; the probe used the synthetic loss instead")
+            steps.loss = synthetic_loss(output, self.device, torch.Generator().manual_seed(self.settings.seed))
+            return self.compute_loss(steps.loss, output)
 
     def _ran(self, owner: str, instrument: Instrument) -> bool:
         """Whether the forward ran the module owning a parameter, itself or as part of a layer that
@@ -436,6 +453,11 @@ def _leading_dimension(value: Any) -> int | None:
         if isinstance(leaf, torch.Tensor) and leaf.dim() > 0:
             return int(leaf.shape[0])
     return None
+
+
+def _trains_batchnorm(model: nn.Module) -> bool:
+    """Whether a BatchNorm normalizes with batch statistics in the model's training configuration."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or not model.training) for m in model.modules())
 
 
 def _calling_layer(owner: str, called: dict[str, int]) -> str | None:

@@ -21,11 +21,6 @@ def render(report: Report, *, color: bool = False, width: int | None = None) -> 
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width or 100, highlight=False, soft_wrap=False)
     for target in report.targets:
         _target(console, target)
-    for problem in report.problems:
-        where = f"{display_path(problem.file)}: " if problem.file else ""
-        console.print(Text.assemble(("error", "bold red"), f": {where}{problem.message}"))
-    if report.problems:
-        console.print()
     console.print(_summary(report))
     return buffer.getvalue()
 
@@ -44,9 +39,9 @@ def _target(console: Console, target: TargetReport) -> None:
     if target.gradient_flow is not None:
         _gradient_flow(console, target.gradient_flow)
     for note in target.notes:
-        console.print(Text(f"  note: {note}", style="dim"))
+        console.print(_indented(f"note: {note}", console.width, indent=2), style="dim")
     for skipped in target.skipped:
-        console.print(Text(f"  skipped {', '.join(skipped.codes)}: {skipped.reason}", style="dim"))
+        console.print(_indented(f"skipped {', '.join(skipped.codes)}: {skipped.reason}", console.width, indent=2), style="dim")
     console.print()
 
 
@@ -72,9 +67,10 @@ def _finding(console: Console, finding: Finding) -> None:
         console.print(fix)
 
 
-def _indented(text: str, width: int) -> Text:
+def _indented(text: str, width: int, indent: int = 4) -> Text:
     # Wrapped here rather than by rich, which would pad every line with trailing spaces.
-    return Text(textwrap.fill(text, width=max(width, 40), initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False))
+    first, rest = " " * indent, " " * (indent + 2 if indent < 4 else indent)
+    return Text(textwrap.fill(text, width=max(width, 40), initial_indent=first, subsequent_indent=rest, break_on_hyphens=False))
 
 
 # -- the gradient-flow chart (the probe's per-layer gradient norms) ----------------------------------
