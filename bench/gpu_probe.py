@@ -2,10 +2,9 @@
 
     python bench/gpu_probe.py [--steps 3] [--repeats 5] [--device cuda] [--skip-tests]
 
-Self-contained (plain torch, no torchvision): a ResNet-50-sized CNN (Bottleneck blocks 3-4-6-3,
-25.6M parameters) on 224x224 images and a 12-layer transformer encoder (BERT-base sizes: width
-768, 12 heads, FFN 3072, 30 522-token vocabulary, 110M parameters) on 128 tokens, both at batch
-32. For each it prints, in one table:
+Plain torch, no torchvision: the models of bench/models — a ResNet-50-sized CNN (Bottleneck
+blocks 3-4-6-3, 25.6M parameters) on 224x224 images and a 12-layer transformer encoder
+(BERT-base sizes: width 768, 12 heads, 30 522-token vocabulary) on 128 tokens — at batch 32. For each it prints, in one table:
 
 - plain: N training steps (forward, cross-entropy, backward, SGD step), median of the repeats;
 - probe: the whole `run_probe` a default `nnlint` run does (weight copies, N instrumented steps,
@@ -21,6 +20,7 @@ process on one device, runs alternating plain/probe; only the ratios are meant t
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import statistics
 import subprocess
@@ -38,74 +38,13 @@ from nnlint.probe import ProbeSettings, run_probe  # noqa: E402
 from nnlint.targets import Target  # noqa: E402
 
 
-# -- models ------------------------------------------------------------------------------------
-class Bottleneck(nn.Module):
-    def __init__(self, inputs: int, width: int, stride: int) -> None:
-        super().__init__()
-        outputs = 4 * width
-        self.conv1 = nn.Conv2d(inputs, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, outputs, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(outputs)
-        self.relu = nn.ReLU(inplace=True)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or inputs != outputs:
-            self.shortcut = nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride, bias=False), nn.BatchNorm2d(outputs))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        return self.relu(self.bn3(self.conv3(out)) + self.shortcut(x))
-
-
-class ResNet50(nn.Module):
-    def __init__(self, classes: int = 1000) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
-        blocks, channels = [], 64
-        for stage, (width, count) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3), strict=True)):
-            for index in range(count):
-                blocks.append(Bottleneck(channels, width, 2 if index == 0 and stage > 0 else 1))
-                channels = 4 * width
-        self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.blocks(self.stem(x)))
-
-
-class EncoderLayer(nn.Module):
-    def __init__(self, width: int, heads: int, hidden: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.attention = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
-        self.norm1 = nn.LayerNorm(width)
-        self.up = nn.Linear(width, hidden)
-        self.down = nn.Linear(hidden, width)
-        self.norm2 = nn.LayerNorm(width)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm1(x + self.dropout(self.attention(x, x, x, need_weights=False)[0]))
-        return self.norm2(x + self.dropout(self.down(nn.functional.gelu(self.up(x)))))
-
-
-class Transformer12(nn.Module):
-    def __init__(self, vocab: int = 30522, width: int = 768, heads: int = 12, hidden: int = 3072, depth: int = 12, length: int = 128):
-        super().__init__()
-        self.embed = nn.Embedding(vocab, width)
-        self.position = nn.Embedding(length, width)
-        self.norm = nn.LayerNorm(width)
-        self.layers = nn.ModuleList(EncoderLayer(width, heads, hidden) for _ in range(depth))
-        self.head = nn.Linear(width, 2)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        x = self.norm(self.embed(tokens) + self.position(positions))
-        for layer in self.layers:
-            x = layer(x)
-        return self.head(x[:, 0])
+# -- models: the ones bench/static_overhead.py lints (bench/models) --------------------------------
+def _model_class(file: str, name: str) -> type[nn.Module]:
+    spec = importlib.util.spec_from_file_location(f"bench_models_{Path(file).stem}", Path(__file__).resolve().parent / "models" / file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -172,14 +111,14 @@ def main() -> None:
     rows = [
         measure(
             "ResNet-50-sized CNN, 224x224",
-            ResNet50,
+            _model_class("resnet50.py", "ResNet50"),
             torch.randn(args.batch, 3, 224, 224, device=device),
             torch.randint(0, 1000, (args.batch,), device=device),
             args,
         ),
         measure(
             "12-layer transformer, 128 tokens",
-            Transformer12,
+            _model_class("transformer12.py", "Encoder"),
             torch.randint(0, 30522, (args.batch, 128), device=device),
             torch.randint(0, 2, (args.batch,), device=device),
             args,

@@ -49,7 +49,7 @@ class OutputSamples:
         def record(key: Key, tensor: torch.Tensor) -> None:
             indices = self._indices_for(key, tensor.numel())
             if indices is not None:
-                store[key] = tensor.detach().reshape(-1)[indices.to(tensor.device)].float()
+                store[key] = _flat(tensor).index_select(0, indices.to(tensor.device)).float()
 
         return record
 
@@ -63,10 +63,11 @@ class OutputSamples:
             row = tensor[0].numel()
             if self._numel[key] != row * self.batch:
                 return
-            low, high = first_row * row, (first_row + tensor.shape[0]) * row
-            inside = (indices >= low) & (indices < high)
+            low = first_row * row
+            positions = ((indices >= low) & (indices < low + tensor.numel())).nonzero().squeeze(1)
             values = store.setdefault(key, torch.full((len(indices),), math.nan, device=tensor.device))
-            values[inside.to(tensor.device)] = tensor.detach().reshape(-1)[(indices[inside] - low).to(tensor.device)].float()
+            picked = _flat(tensor).index_select(0, (indices.index_select(0, positions) - low).to(tensor.device))
+            values.index_copy_(0, positions.to(tensor.device), picked.float())
 
         return record
 
@@ -148,32 +149,40 @@ def _same(before: Any, after: Any) -> bool:
 
 def _mixing(session: Session, output: Any, inputs: list[torch.Tensor], captured: list[tuple[Key, torch.Tensor]]) -> SampleMixing | None:
     """Backpropagate from the first and last samples' outputs; any gradient on the other samples'
-    inputs means they leaked in. The last module whose output still carries it is where they mix."""
+    inputs (on the first layer's outputs, for token inputs) means they leaked in. Only then are
+    the module outputs searched for the last one that still carries it: where samples mix."""
     n = session.batch
     outputs = [t for t in _float_leaves(output) if t.requires_grad and t.dim() > 0 and t.shape[0] == n]
-    probes = [("input", t) for t in inputs] + [(path, t) for (path, _), t in captured if t.requires_grad and _is_batched_float(t, n)]
-    if not outputs or not probes:
+    modules = [(path, t) for (path, _), t in captured if t.requires_grad and _is_batched_float(t, n)]
+    entry = [("input", t) for t in inputs] or modules[:1]
+    if not outputs or not entry:
         return None
     own = [0, n - 1] if n >= 3 else [n - 1]
-    others = list(range(1, n - 1)) if n >= 3 else [0]
     generator = torch.Generator().manual_seed(session.settings.seed + 1)
     weights = [torch.randn(out[own].shape, generator=generator).to(out.device, out.dtype) for out in outputs]
     objective = sum((out[own] * weight).sum() for out, weight in zip(outputs, weights, strict=True))
-    grads = torch.autograd.grad(objective, [t for _, t in probes], allow_unused=True)
-    spread: list[tuple[str, float]] = []
-    for (name, _), grad in zip(probes, grads, strict=True):
-        if grad is not None:
-            mine, theirs = float(grad[own].double().norm()), float(grad[others].double().norm())
-            spread.append((name, theirs / mine if mine > 0 else 0.0))
-    if not spread:
-        return None
-    dependence = spread[0][1]
+    dependence = max(_spread(grad, own) for grad in _gradients(objective, entry, retain=True))
     module = None
-    leaking = [index for index, (_, value) in enumerate(spread) if value > MIXING_TOLERANCE]
-    if leaking:
-        following = [name for name, _ in spread[leaking[-1] + 1 :] if name != "input"]
+    if dependence > MIXING_TOLERANCE and modules:
+        spread = [_spread(grad, own) for grad in _gradients(objective, modules, retain=False)]
+        leaking = [index for index, value in enumerate(spread) if value > MIXING_TOLERANCE]
+        following = [path for path, _ in modules[leaking[-1] + 1 :]] if leaking else [path for path, _ in modules]
         module = following[0] if following else None
-    return SampleMixing(dependence, n, module, "input" if inputs else spread[0][0])
+    return SampleMixing(dependence, n, module, entry[0][0])
+
+
+def _gradients(objective: torch.Tensor, probes: list[tuple[str, torch.Tensor]], retain: bool) -> list[torch.Tensor | None]:
+    return list(torch.autograd.grad(objective, [t for _, t in probes], allow_unused=True, retain_graph=retain))
+
+
+def _spread(grad: torch.Tensor | None, own: list[int]) -> float:
+    """The gradient on the other samples relative to the gradient on the samples' own (0: separate)."""
+    if grad is None:
+        return 0.0
+    per_sample = grad.detach().reshape(grad.shape[0], -1).float().square().sum(1).cpu()
+    mine = float(per_sample[own].sum())
+    theirs = float(per_sample.sum()) - mine
+    return math.sqrt(max(theirs, 0.0) / mine) if mine > 0 else 0.0
 
 
 @contextmanager
@@ -293,10 +302,13 @@ def update_ratios(session: Session) -> list[UpdateRatio]:
     except Exception as error:
         session.notes.append(f"NN905: a copy of the optimizer could not step ({one_line(error)}); update ratios were not measured")
         return []
+    if not watched:
+        return []
+    with torch.no_grad():
+        weights = torch.stack([n.float() for n in torch._foreach_norm(before)]).tolist()
+        updates = torch.stack([n.float() for n in torch._foreach_norm(torch._foreach_sub([p.detach() for p in watched], before))]).tolist()
     ratios = []
-    for parameter, old in zip(watched, before, strict=True):
-        weight = float(old.double().norm())
-        update = float((parameter.detach().double() - old.double()).norm())
+    for parameter, weight, update in zip(watched, weights, updates, strict=True):
         if weight > 0 and math.isfinite(update):
             name = names[id(parameter)]
             ratios.append(UpdateRatio(name, name.rpartition(".")[0], update / weight, update, weight))
@@ -394,6 +406,10 @@ def relative_difference(value: Any, reference: Any) -> float | None:
     if not (math.isfinite(difference) and math.isfinite(scale)):
         return None
     return difference / scale if scale > 0 else (0.0 if difference == 0 else math.inf)
+
+
+def _flat(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().reshape(-1)
 
 
 def _float_leaves(value: Any) -> list[torch.Tensor]:

@@ -403,10 +403,12 @@ class Session:
             if layer is None or self.parameters[name].dim() < 2 or name in steps.without_grad or (layer == "" and has_children):
                 continue  # unused, a bias or norm scale, no gradient, or the model's own tensor (a position embedding)
             by_layer.setdefault(layer, []).append(index)
+        with torch.no_grad():
+            weights = torch.stack([n.float() for n in torch._foreach_norm([self.parameters[name].detach() for name in names])]).tolist()
         layers = []
         for layer, indices in sorted(by_layer.items(), key=lambda item: instrument.first_called[item[0]]):
             grad = math.sqrt(sum(norms[i] ** 2 for i in indices))
-            weight = math.sqrt(sum(float(self.parameters[names[i]].detach().double().norm()) ** 2 for i in indices))
+            weight = math.sqrt(sum(weights[i] ** 2 for i in indices))
             layers.append(LayerGradient(layer, tuple(names[i] for i in indices), grad, weight, math.isfinite(grad)))
         return layers, total
 
