@@ -127,17 +127,20 @@ def _shapes_for(layer: nn.Module, batch: int) -> list[tuple[tuple[int, ...], int
 
 
 def _make(shape: tuple[int, ...], dtype: torch.dtype, integer_high: int | None) -> torch.Tensor:
+    # A private generator with a fixed seed: the user's random state is left alone, and the same
+    # model gets the same made-up input on every run.
+    generator = torch.Generator().manual_seed(0)
     if integer_high is not None:
-        return torch.randint(0, max(integer_high, 1), shape)
-    return torch.randn(shape, dtype=dtype)
+        return torch.randint(0, max(integer_high, 1), shape, generator=generator)
+    return torch.randn(shape, dtype=dtype, generator=generator)
 
 
 def _tensor_of_shape(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
     """An `--input-shape` input: integer indices if the model starts with an embedding."""
     first = _first_shaping_layer(model)
     if isinstance(first, (nn.Embedding, nn.EmbeddingBag)):
-        return torch.randint(0, max(first.num_embeddings, 1), shape)
-    return torch.randn(shape, dtype=model_float_dtype(model))
+        return _make(shape, torch.long, first.num_embeddings)
+    return _make(shape, model_float_dtype(model), None)
 
 
 def _describe(value: Any) -> str:
