@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
 import torch
 from torch import nn
 
+from nnlint.graph import build_graph
+from nnlint.graph.execution import meta_stand_ins, run_with_tensors
 from nnlint.inputs import example_input_for
 from nnlint.loader import LoadedTarget
+from nnlint.sources import ModuleLocator
 from nnlint.targets import Target
 
 
@@ -30,3 +34,41 @@ def test_made_up_inputs_leave_the_users_random_state_alone_and_repeat(model, inp
     torch.manual_seed(1234)  # whatever the user's generator says, the made-up input is the same
     second, _ = example_input_for(loaded, input_shape)
     assert torch.equal(first, second)
+
+
+class Aliased(nn.Module):
+    """One submodule under two names, a tied weight, and a forward that needs real values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.alias = self.fc
+        self.head = nn.Linear(4, 4)
+        self.head.weight = self.fc.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.abs().max().item() > 1e6:  # meta cannot answer: recorded on one real sample
+            x = x / 1e6
+        return self.head(self.fc(x))
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_running_on_stand_ins_puts_back_every_tensor_of_a_module_registered_twice(fails):
+    model = Aliased()
+    own = {name: id(t) for name, t in model.named_parameters(remove_duplicate=False)}
+
+    def body(x: torch.Tensor) -> torch.Tensor:
+        if fails:
+            raise RuntimeError("the forward failed")
+        return model.head(model.fc(x))
+
+    with contextlib.suppress(RuntimeError):
+        run_with_tensors(model, meta_stand_ins(model), body, (torch.empty(2, 4, device="meta"),), {})
+    assert {name: id(t) for name, t in model.named_parameters(remove_duplicate=False)} == own
+
+
+def test_a_module_registered_twice_does_not_stop_the_real_sample_recording():
+    model = Aliased()
+    graph = build_graph(model, torch.randn(3, 4), ModuleLocator(model))
+    assert graph.recorded_on == "real"
+    assert [str(n.target) for n in graph.nodes if n.op == "call_module"] == ["fc", "head"]

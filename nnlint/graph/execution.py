@@ -74,7 +74,25 @@ def run_with_tensors(
     runner = _Runner(model, body)
     if tensors is None:
         return runner(*args, **kwargs)
-    prefixed = {f"model.{name}": tensor for name, tensor in tensors.items()}
+    prefixed = {f"model.{name}": tensor for name, tensor in _one_name_per_slot(model, tensors).items()}
     # Tensors the forward creates itself (`torch.arange(T)`) must land on meta too.
     with torch.device("meta"):
         return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
+
+
+def _one_name_per_slot(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop names that reach a tensor slot another name already reached (`self.alias = self.fc`).
+
+    `functional_call` swaps and restores name by name: a slot swapped twice would be "restored"
+    to the stand-in it held after the first swap, leaving meta tensors in the user's model.
+    Tied tensors in different modules keep one name each, so every module sees the stand-in.
+    """
+    kept: dict[str, torch.Tensor] = {}
+    slots: set[tuple[int, str]] = set()
+    for name, tensor in tensors.items():
+        owner, _, attribute = name.rpartition(".")
+        slot = (id(model.get_submodule(owner)), attribute)
+        if slot not in slots:
+            slots.add(slot)
+            kept[name] = tensor
+    return kept
