@@ -72,3 +72,27 @@ def test_a_module_registered_twice_does_not_stop_the_real_sample_recording():
     graph = build_graph(model, torch.randn(3, 4), ModuleLocator(model))
     assert graph.recorded_on == "real"
     assert [str(n.target) for n in graph.nodes if n.op == "call_module"] == ["fc", "head"]
+
+
+class Counting(nn.Module):
+    """A forward that updates buffers in place: a call counter and a running maximum."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        self.register_buffer("peak", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.add_(1)
+        self.peak.copy_(torch.maximum(self.peak, x.detach().abs().amax()))
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("method", ["fx", "recorded"])
+def test_a_forward_that_updates_buffers_leaves_them_untouched_and_shows_in_the_graph(method):
+    model = Counting()
+    graph = build_graph(model, torch.randn(2, 4), ModuleLocator(model), method)
+    assert (model.calls.item(), model.calls._version, model.peak.item(), model.peak._version) == (0, 0, 0.0, 0)
+    updates = [(n.target, n.args[0].target) for n in graph.nodes if n.op == "call_method" and str(n.target).endswith("_")]
+    assert updates == [("add_", "calls"), ("copy_", "peak")]

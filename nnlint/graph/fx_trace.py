@@ -16,6 +16,10 @@ from nnlint.sources import call_site
 class _SourceTracer(torch.fx.Tracer):
     """A tracer that notes the user's line for each call and the module scope it happened in."""
 
+    # Buffers become graph nodes like parameters: otherwise `self.steps.add_(1)` in forward runs
+    # eagerly on the user's real buffer while tracing, and is missing from the graph.
+    proxy_buffer_attributes = True
+
     def create_node(self, kind: str, target: Any, args: Any, kwargs: Any, name: str | None = None, type_expr: Any = None) -> torch.fx.Node:
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if kind in ("call_function", "call_method", "call_module"):
