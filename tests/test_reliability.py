@@ -96,3 +96,18 @@ def test_a_forward_that_updates_buffers_leaves_them_untouched_and_shows_in_the_g
     assert (model.calls.item(), model.calls._version, model.peak.item(), model.peak._version) == (0, 0, 0.0, 0)
     updates = [(n.target, n.args[0].target) for n in graph.nodes if n.op == "call_method" and str(n.target).endswith("_")]
     assert updates == [("add_", "calls"), ("copy_", "peak")]
+
+
+class CountingOnValues(Counting):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.abs().max().item() > 1e6:  # needs real values: recorded on one real sample
+            x = x / 1e6
+        return super().forward(x)
+
+
+def test_recording_on_a_real_sample_leaves_buffers_untouched():
+    model = CountingOnValues()
+    graph = build_graph(model, torch.randn(2, 4), ModuleLocator(model))
+    assert graph.recorded_on == "real"
+    assert (model.calls.item(), model.calls._version, model.peak.item(), model.peak._version) == (0, 0, 0.0, 0)
+    assert [n.target for n in graph.nodes if n.op == "get_attr"] == ["calls", "peak"]  # named after the user's buffers

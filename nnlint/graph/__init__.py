@@ -10,7 +10,7 @@ import torch.fx
 from torch import nn
 
 from nnlint.findings import GraphMethod
-from nnlint.graph.execution import call_arguments, meta_stand_ins, one_sample, run_with_tensors, to_meta
+from nnlint.graph.execution import buffer_copies, call_arguments, meta_stand_ins, one_sample, run_with_tensors, to_meta
 from nnlint.graph.fx_trace import propagate_shapes, symbolic_trace
 from nnlint.graph.ir import ModelGraph, ModuleInfo
 from nnlint.graph.recorder import GraphRecorder, RecordingError
@@ -68,11 +68,14 @@ def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     except RecordingError as meta_error:
         if is_on_meta(model):
             raise GraphError(_forward_failure(meta_error), meta_error.module) from meta_error.cause
-    real_tensors = dict(model.named_parameters(remove_duplicate=False)) | dict(model.named_buffers(remove_duplicate=False))
+    copies = buffer_copies(model)
+    real_tensors = dict(model.named_parameters(remove_duplicate=False)) | copies
     real_recorder = GraphRecorder(model, _names_by_identity(real_tensors))
     device = model_device(model)
     try:
-        real_recorder.record(model, one_sample(args, device), one_sample(kwargs, device))
+        # On copies of the buffers: a forward that updates one in place must not write the user's.
+        record = lambda *a, **k: real_recorder.record(model, a, k)  # noqa: E731 - mirrors the meta run above
+        run_with_tensors(model, copies, record, one_sample(args, device), one_sample(kwargs, device), on_meta=False)
     except RecordingError as real_error:
         raise GraphError(_forward_failure(real_error), real_error.module) from real_error.cause
     return real_recorder, "real"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -37,14 +38,24 @@ def one_sample(value: Any, device: torch.device) -> Any:
 
 def meta_stand_ins(model: nn.Module) -> dict[str, torch.Tensor]:
     """A meta tensor for every parameter and buffer name; tied tensors share one stand-in."""
-    by_identity: dict[int, torch.Tensor] = {}
-    stand_ins: dict[str, torch.Tensor] = {}
     named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    return _one_per_tensor(named, lambda t: t if t.is_meta else torch.empty_like(t, device="meta"))
+
+
+def buffer_copies(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every buffer, for a real run: a forward that updates a buffer in place (a counter,
+    a running statistic) then writes the copy, not the user's buffer. Tied buffers share a copy."""
+    return _one_per_tensor(model.named_buffers(remove_duplicate=False), lambda t: t.clone())
+
+
+def _one_per_tensor(named: Iterable[tuple[str, torch.Tensor]], replace: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
+    by_identity: dict[int, torch.Tensor] = {}
+    replacements: dict[str, torch.Tensor] = {}
     for name, tensor in named:
         if id(tensor) not in by_identity:
-            by_identity[id(tensor)] = tensor if tensor.is_meta else torch.empty_like(tensor, device="meta")
-        stand_ins[name] = by_identity[id(tensor)]
-    return stand_ins
+            by_identity[id(tensor)] = replace(tensor)
+        replacements[name] = by_identity[id(tensor)]
+    return replacements
 
 
 class _Runner(nn.Module):
@@ -65,18 +76,20 @@ def run_with_tensors(
     body: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    on_meta: bool = True,
 ) -> Any:
     """Call `body(*args, **kwargs)` while `model`'s parameters and buffers are `tensors`.
 
     With `tensors=None` the model's own tensors are used. The model's own tensors are never
     copied or written; `functional_call` puts them back when the call returns or raises.
+    `on_meta`: tensors the forward creates itself are made on the meta device.
     """
     runner = _Runner(model, body)
     if tensors is None:
         return runner(*args, **kwargs)
     prefixed = {f"model.{name}": tensor for name, tensor in _one_name_per_slot(model, tensors).items()}
     # Tensors the forward creates itself (`torch.arange(T)`) must land on meta too.
-    with torch.device("meta"):
+    with torch.device("meta") if on_meta else contextlib.nullcontext():
         return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
 
 
