@@ -12,7 +12,7 @@ from nnlint.config import Config
 from nnlint.context import BatchSize, RuleContext
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Finding, Location
-from nnlint.graph import GraphError, ModelGraph, build_graph, one_line
+from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
 from nnlint.inputs import InputError, example_input_for, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
@@ -76,6 +76,10 @@ class Linter:
             self._keep_traceback(error)
             location = ModuleLocator(loaded.target.model, loaded.location).locate(error.module) if error.module else None
             findings.append(self._unusable(loaded, str(error), module=error.module, location=location))
+        if graph is not None and (returned := non_tensor_output(graph)) is not None:
+            hint = " (is a `return` missing?)" if returned == "None" else ""
+            findings.append(self._unusable(loaded, f"forward returned {returned}, not a tensor: nothing to check or train{hint}"))
+            graph = None
         if graph is not None and graph.recorded_on == "real":
             notes.append("the forward needs real values (e.g. `.item()`), so the graph was recorded on one real sample")
         batch_size = training_batch_size(loaded, example_input, inferred, self.config.batch_size)

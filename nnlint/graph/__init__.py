@@ -17,7 +17,7 @@ from nnlint.graph.recorder import GraphRecorder, RecordingError
 from nnlint.graph.state import is_on_meta, model_device, preserved_module_attributes, preserved_rng, training_flags
 from nnlint.sources import ModuleLocator
 
-__all__ = ["GraphError", "ModelGraph", "ModuleInfo", "build_graph", "one_line"]
+__all__ = ["GraphError", "ModelGraph", "ModuleInfo", "build_graph", "non_tensor_output", "one_line"]
 
 AUTO = "auto"
 
@@ -105,6 +105,23 @@ def _assemble(model: nn.Module, graph: torch.fx.Graph, method: GraphMethod, loca
     modules = {path: ModuleInfo(path, module, locator.locate(path), calls.get(path, 0)) for path, module in model.named_modules()}
     modules[""].calls = 1
     return ModelGraph(fx_graph=graph, method=method, root=model, modules=modules)
+
+
+def non_tensor_output(graph: ModelGraph) -> str | None:
+    """What forward returned, named, when it is plainly no tensor (None, a number); else None.
+
+    Other objects are not judged: the recorder writes output types it does not know as text.
+    """
+    (value,) = graph.output_node().args
+    if isinstance(value, torch.fx.Node):
+        if "val" not in value.meta:
+            return None
+        value = value.meta["val"]
+    if value is None:
+        return "None"
+    if isinstance(value, (bool, int, float)):
+        return f"{type(value).__name__} {value!r}"
+    return None
 
 
 def one_line(error: BaseException, limit: int = 240) -> str:

@@ -1,0 +1,66 @@
+"""Bad input never crashes nnlint: each case gives one clear line naming the problem, the
+documented exit code (2: usage, config and load errors, and targets that cannot be linted) and
+no traceback unless --verbose.
+
+Covered elsewhere, not repeated here: a missing file, a syntax error, an import error, an
+unknown --select code, --input-shape "3,x,7", an unknown [tool.nnlint] key, a forward that
+raises, --verbose tracebacks (test_cli_core.py); sys.exit and a missing package at import,
+prints on import, constructors that need arguments or raise (test_loader.py, loader level);
+invalid TOML (test_config.py, config level); a wrong input shape (fixtures/nn002_shape_mismatch.py).
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from test_cli_core import run
+
+LINEAR_MODEL = """
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        {body}
+
+model = Net()
+example_input = torch.randn(8, 4)
+"""
+
+
+def model_file(folder: Path, forward_body: str, name: str = "model.py") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(LINEAR_MODEL).replace("{body}", forward_body))
+    return path
+
+
+def assert_one_clean_line(code: int, out: str, err: str, expected_code: int = 2) -> None:
+    assert code == expected_code, (code, out, err)
+    assert "Traceback" not in out + err
+
+
+def unusable_messages(out: str) -> list[str]:
+    return [f["message"] for t in json.loads(out)["targets"] for f in t["findings"] if f["code"] == "NN002"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("self.fc(x)", "forward returned None, not a tensor: nothing to check or train (is a `return` missing?)"),
+        ("return self.fc(x).size(0)", "forward returned int 8, not a tensor: nothing to check or train"),
+        ("return float(self.fc(x).sum() > 0)", "forward returned float "),
+    ],
+    ids=["none", "int", "float-on-real-values"],
+)
+def test_a_forward_that_returns_no_tensor_is_nn002(tmp_path, body, message):
+    code, out, err = run("--format", "json", str(model_file(tmp_path, body)))
+    assert_one_clean_line(code, out, err)
+    (unusable,) = unusable_messages(out)
+    assert message in unusable
