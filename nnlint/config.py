@@ -153,7 +153,7 @@ def parse_shape(value: str | Iterable[int]) -> tuple[int, ...]:
         shape = tuple(int(str(part).strip()) for part in parts)
     except ValueError:
         raise ValueError(f"expected comma-separated positive integers such as 32,3,224,224; got {value!r}") from None
-    if not shape or any(size <= 0 for size in shape):
+    if not shape or any(size <= 0 or size >= 2**63 for size in shape):  # torch sizes are 64-bit
         raise ValueError(f"expected comma-separated positive integers such as 32,3,224,224; got {value!r}")
     return shape
 

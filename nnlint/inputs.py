@@ -7,6 +7,7 @@ costs no compute — keeping the first one the forward accepts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
@@ -130,9 +131,13 @@ def _make(shape: tuple[int, ...], dtype: torch.dtype, integer_high: int | None) 
     # A private generator with a fixed seed: the user's random state is left alone, and the same
     # model gets the same made-up input on every run.
     generator = torch.Generator().manual_seed(0)
-    if integer_high is not None:
-        return torch.randint(0, max(integer_high, 1), shape, generator=generator)
-    return torch.randn(shape, dtype=dtype, generator=generator)
+    try:
+        if integer_high is not None:
+            return torch.randint(0, max(integer_high, 1), shape, generator=generator)
+        return torch.randn(shape, dtype=dtype, generator=generator)
+    except (RuntimeError, MemoryError, OverflowError) as error:  # an --input-shape larger than memory
+        size = math.prod(shape) * (8 if integer_high is not None else torch.empty((), dtype=dtype).element_size())
+        raise InputError(f"cannot allocate an input of shape {'x'.join(map(str, shape))} ({size / 1e9:.1f} GB)") from error
 
 
 def _tensor_of_shape(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:

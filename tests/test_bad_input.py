@@ -64,3 +64,19 @@ def test_a_forward_that_returns_no_tensor_is_nn002(tmp_path, body, message):
     assert_one_clean_line(code, out, err)
     (unusable,) = unusable_messages(out)
     assert message in unusable
+
+
+@pytest.mark.parametrize("shape", ["", "2,,3", "-1,4", "2.5,4", "0,4", "99999999999999999999,4", "2;4"])
+def test_input_shape_garbage_is_a_usage_error(tmp_path, shape):
+    code, out, err = run("--input-shape", shape, str(model_file(tmp_path, "return self.fc(x)")))
+    assert_one_clean_line(code, out, err)
+    assert "Invalid value for '--input-shape': expected comma-separated positive integers" in err
+
+
+def test_an_input_shape_too_large_for_memory_is_nn002_naming_its_size(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text("from torch import nn\nmodel = nn.Sequential(nn.Linear(4, 4))\n")
+    code, out, err = run("--format", "json", "--input-shape", "99999999999,4", str(path))
+    assert_one_clean_line(code, out, err)
+    (unusable,) = unusable_messages(out)
+    assert "cannot allocate an input of shape 99999999999x4 (1600.0 GB)" in unusable
