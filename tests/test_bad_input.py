@@ -80,3 +80,31 @@ def test_an_input_shape_too_large_for_memory_is_nn002_naming_its_size(tmp_path):
     assert_one_clean_line(code, out, err)
     (unusable,) = unusable_messages(out)
     assert "cannot allocate an input of shape 99999999999x4 (1600.0 GB)" in unusable
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "message"),
+    [
+        ("[tool.nnlint\nselect = ['NN1']\n", "pyproject.toml: invalid TOML: Expected ']' at the end of a table declaration"),
+        ('[tool]\nnnlint = "strict"\n', "pyproject.toml: [tool.nnlint] must be a table of settings, got 'strict'"),
+        ("[tool.nnlint]\nselect = 3\n", """[tool.nnlint] select: expected rule codes as a list such as ["NN1", "NN104"], got 3"""),
+        ("[tool.nnlint]\nper-module-ignores = { 'head.*' = 3 }\n", "[tool.nnlint] per-module-ignores: expected rule codes as a list"),
+        ("[tool.nnlint]\nignore = ['NN1', 104]\n", "[tool.nnlint] ignore: expected rule codes as strings"),
+        (b"\xff\xfe[tool.nnlint]\n", "pyproject.toml: cannot read: 'utf-8' codec can't decode byte 0xff"),
+    ],
+    ids=["invalid-toml", "not-a-table", "select-not-a-list", "ignores-not-a-list", "code-not-a-string", "not-utf8"],
+)
+def test_a_malformed_tool_nnlint_is_one_line_naming_the_file(tmp_path, pyproject, message):
+    model = model_file(tmp_path, "return self.fc(x)")
+    config = tmp_path / "pyproject.toml"
+    config.write_bytes(pyproject if isinstance(pyproject, bytes) else pyproject.encode())
+    code, out, err = run(str(model))
+    assert_one_clean_line(code, out, err)
+    (line,) = err.splitlines()
+    assert line.startswith(f"nnlint: {config}: ") and message in line
+
+
+def test_a_config_file_that_does_not_exist_is_one_line(tmp_path):
+    code, out, err = run("--config", str(tmp_path / "missing.toml"), str(model_file(tmp_path, "return self.fc(x)")))
+    assert_one_clean_line(code, out, err)
+    assert err.splitlines() == [f"nnlint: {tmp_path / 'missing.toml'}: config file not found"]
