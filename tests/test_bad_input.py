@@ -108,3 +108,78 @@ def test_a_config_file_that_does_not_exist_is_one_line(tmp_path):
     code, out, err = run("--config", str(tmp_path / "missing.toml"), str(model_file(tmp_path, "return self.fc(x)")))
     assert_one_clean_line(code, out, err)
     assert err.splitlines() == [f"nnlint: {tmp_path / 'missing.toml'}: config file not found"]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("import sys\nimport torch\nsys.exit('needs a GPU')\n", "called sys.exit('needs a GPU') while being imported"),
+        ("import sys\nimport torch\nsys.exit(0)\n", "called sys.exit(0) while being imported"),
+        (
+            "from torch import nn\nclass Net(nn.Module):\n    def __init__(self, depth):\n        super().__init__()\n",
+            "no model to lint: skipped `Net`: its constructor needs arguments (depth)",
+        ),
+    ],
+    ids=["sys-exit-message", "sys-exit-0", "constructor-needs-arguments"],
+)
+def test_a_file_that_cannot_give_a_model_keeps_the_json_report_parseable(tmp_path, source, message):
+    path = tmp_path / "model.py"
+    path.write_text(source)
+    code, out, err = run("--format", "json", str(path))
+    assert_one_clean_line(code, out, err)
+    report = json.loads(out)
+    assert report["targets"] == [] and [e["message"] for e in report["errors"]] == [message]
+    assert err.splitlines() == [f"nnlint: {path}: {message}"]
+
+
+def test_prints_on_import_and_in_forward_go_to_stderr_and_the_json_stays_parseable(tmp_path):
+    path = model_file(tmp_path, "print('forward got', tuple(x.shape)); return self.fc(x)")
+    path.write_text("print('loading weights...')\n" + path.read_text())
+    code, out, err = run("--format", "json", str(path))
+    assert_one_clean_line(code, out, err, expected_code=0)
+    assert json.loads(out)["targets"][0]["name"] == "model"
+    assert "loading weights..." in err and "forward got" in err
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        ("raise RuntimeError('no checkpoint')", "@nnlint.target function `build` raised RuntimeError: no checkpoint (line 7)"),
+        ("return 'resnet'", "@nnlint.target function `build` returned str, not an nnlint.Target or nn.Module"),
+    ],
+    ids=["raises", "returns-a-string"],
+)
+def test_a_target_function_that_fails_is_nn002_and_exit_2(tmp_path, function, message):
+    path = tmp_path / "model.py"
+    path.write_text(f"import nnlint\nimport torch\n\n\n@nnlint.target\ndef build():\n    {function}\n")
+    code, out, err = run("--format", "json", str(path))
+    assert_one_clean_line(code, out, err)
+    assert unusable_messages(out) == [f"`build` cannot be linted: {message}"]
+
+
+def test_a_folder_without_model_files_is_one_line_and_exit_2(tmp_path):
+    code, out, err = run(str(tmp_path))
+    assert_one_clean_line(code, out, err)
+    assert err.splitlines() == [f"nnlint: {tmp_path}: no Python files that import torch in this folder"]
+    (tmp_path / "helpers.py").write_text("import torch\n\ndef scale(x):\n    return x * 2\n")
+    code, out, err = run(str(tmp_path))
+    assert_one_clean_line(code, out, err)
+    assert err.splitlines() == [f"nnlint: {tmp_path}: no model found in any of its Python files"]
+
+
+def test_nan_inputs_do_not_stop_the_static_checks(tmp_path):
+    """All-NaN example input and batch, with a forward that branches on values (real-sample recording)."""
+    path = model_file(tmp_path, "if torch.isnan(x).any():\n            x = torch.nan_to_num(x)\n        return self.fc(x)")
+    path.write_text(
+        path.read_text().replace("torch.randn(8, 4)", "torch.full((8, 4), float('nan'))")
+        + "example_batch = (torch.full((8, 4), float('nan')), torch.randn(8, 4))\nloss_fn = torch.nn.MSELoss()\n"
+    )
+    code, out, err = run("--format", "json", str(path))
+    assert_one_clean_line(code, out, err, expected_code=0)
+    assert json.loads(out)["targets"][0]["graph"] == "recorded" and unusable_messages(out) == []
+
+
+def test_an_unknown_code_in_ignore_is_a_usage_error(tmp_path):
+    code, out, err = run("--ignore", "NN1,NN99X", str(model_file(tmp_path, "return self.fc(x)")))
+    assert_one_clean_line(code, out, err)
+    assert err.splitlines() == ["nnlint: unknown rule code or prefix: 'NN99X'"]
