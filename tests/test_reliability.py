@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from nnlint.graph import build_graph
+from nnlint.graph import GraphError, build_graph
 from nnlint.graph.execution import meta_stand_ins, run_with_tensors
 from nnlint.inputs import example_input_for
 from nnlint.loader import LoadedTarget
@@ -111,3 +111,28 @@ def test_recording_on_a_real_sample_leaves_buffers_untouched():
     assert graph.recorded_on == "real"
     assert (model.calls.item(), model.calls._version, model.peak.item(), model.peak._version) == (0, 0, 0.0, 0)
     assert [n.target for n in graph.nodes if n.op == "get_attr"] == ["calls", "peak"]  # named after the user's buffers
+
+
+class Reassigning(nn.Module):
+    """`self.steps += 1` reassigns the buffer: torch.fx would store a Proxy in the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.steps += 1
+        return self.fc(x)
+
+
+def test_a_forward_that_reassigns_a_buffer_falls_back_to_the_recorder_and_leaves_it_alone():
+    model = Reassigning()
+    steps = model.steps
+    graph = build_graph(model, torch.randn(2, 4), ModuleLocator(model))
+    assert graph.method == "recorded"
+    assert graph.fx_error == "symbolic tracing failed: TypeError: forward assigns a new value to `steps`, which a graph cannot represent"
+    assert model.steps is steps and (steps.item(), steps._version) == (0, 0)
+    with pytest.raises(GraphError, match="forward assigns a new value to `steps`"):
+        build_graph(model, torch.randn(2, 4), ModuleLocator(model), "fx")
+    assert model.steps is steps

@@ -39,16 +39,18 @@ def build_graph(model: nn.Module, example_input: Any, locator: ModuleLocator, me
     with preserved_module_attributes(model), training_flags(model, False), preserved_rng(model_device(model)):
         fx_error = None
         if method != GraphMethod.RECORDED:
-            try:
-                graph = symbolic_trace(model, args, kwargs)
-            except Exception as error:
-                fx_error = f"symbolic tracing failed: {one_line(error)}"
-            else:
+            # Restored on its own: what a failed trace left in the model must not reach the recorder.
+            with preserved_module_attributes(model):
                 try:
-                    propagate_shapes(model, graph, args, kwargs)
-                    return _assemble(model, graph, GraphMethod.FX, locator, _fx_call_counts(graph))
+                    graph = symbolic_trace(model, args, kwargs)
                 except Exception as error:
-                    fx_error = f"the traced graph did not run: {one_line(error)}"
+                    fx_error = f"symbolic tracing failed: {one_line(error)}"
+                else:
+                    try:
+                        propagate_shapes(model, graph, args, kwargs)
+                        return _assemble(model, graph, GraphMethod.FX, locator, _fx_call_counts(graph))
+                    except Exception as error:
+                        fx_error = f"the traced graph did not run: {one_line(error)}"
             if method == GraphMethod.FX:
                 raise GraphError(f"torch.fx: {fx_error}")
         recorder, recorded_on = _record(model, args, kwargs)

@@ -31,7 +31,20 @@ class _SourceTracer(torch.fx.Tracer):
 def symbolic_trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.fx.Graph:
     """Trace `model.forward`, fixing the arguments the example input leaves at their defaults."""
     tracer = _SourceTracer()
-    return tracer.trace(model, concrete_args=_defaults_not_given(model, args, kwargs))
+    graph = tracer.trace(model, concrete_args=_defaults_not_given(model, args, kwargs))
+    assigned = _state_assigned_while_tracing(model)
+    if assigned is not None:
+        raise TypeError(f"forward assigns a new value to `{assigned}`, which a graph cannot represent")
+    return graph
+
+
+def _state_assigned_while_tracing(model: nn.Module) -> str | None:
+    """A buffer or parameter that forward replaced (`self.steps += 1` reassigns the buffer)."""
+    for path, module in model.named_modules():
+        for name, value in [*module._parameters.items(), *module._buffers.items()]:
+            if isinstance(value, torch.fx.Proxy):
+                return f"{path}.{name}" if path else name
+    return None
 
 
 def _defaults_not_given(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
