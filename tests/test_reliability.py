@@ -136,3 +136,26 @@ def test_a_forward_that_reassigns_a_buffer_falls_back_to_the_recorder_and_leaves
     with pytest.raises(GraphError, match="forward assigns a new value to `steps`"):
         build_graph(model, torch.randn(2, 4), ModuleLocator(model), "fx")
     assert model.steps is steps
+
+
+class BatchStatisticsOnValues(nn.Module):
+    """BatchNorm without running statistics needs more than one sample even in evaluation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.bn = nn.BatchNorm1d(4, track_running_stats=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.isnan(x).any():  # needs real values
+            x = torch.nan_to_num(x)
+        return self.bn(self.fc(x))
+
+
+def test_a_forward_that_rejects_one_sample_is_recorded_on_the_whole_example_input():
+    model = BatchStatisticsOnValues()
+    graph = build_graph(model, torch.randn(8, 4), ModuleLocator(model))
+    assert graph.recorded_on == "real"
+    assert graph.shape(next(n for n in graph.nodes if n.target == "bn")) == (8, 4)
+    with pytest.raises(GraphError, match="Expected more than 1 value per channel"):  # a real batch of one still fails
+        build_graph(model, torch.randn(1, 4), ModuleLocator(model))

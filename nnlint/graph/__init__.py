@@ -10,7 +10,7 @@ import torch.fx
 from torch import nn
 
 from nnlint.findings import GraphMethod
-from nnlint.graph.execution import buffer_copies, call_arguments, meta_stand_ins, one_sample, run_with_tensors, to_meta
+from nnlint.graph.execution import buffer_copies, call_arguments, meta_stand_ins, on_device, one_sample, run_with_tensors, to_meta
 from nnlint.graph.fx_trace import propagate_shapes, symbolic_trace
 from nnlint.graph.ir import ModelGraph, ModuleInfo
 from nnlint.graph.recorder import GraphRecorder, RecordingError
@@ -70,17 +70,23 @@ def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     except RecordingError as meta_error:
         if is_on_meta(model):
             raise GraphError(_forward_failure(meta_error), meta_error.module) from meta_error.cause
-    copies = buffer_copies(model)
-    real_tensors = dict(model.named_parameters(remove_duplicate=False)) | copies
-    real_recorder = GraphRecorder(model, _names_by_identity(real_tensors))
     device = model_device(model)
     try:
-        # On copies of the buffers: a forward that updates one in place must not write the user's.
-        record = lambda *a, **k: real_recorder.record(model, a, k)  # noqa: E731 - mirrors the meta run above
-        run_with_tensors(model, copies, record, one_sample(args, device), one_sample(kwargs, device), on_meta=False)
+        return _record_real(model, *one_sample((args, kwargs), device)), "real"
+    except RecordingError:
+        pass  # a forward may reject a batch of one (BatchNorm without running statistics): try the example's batch
+    try:
+        return _record_real(model, *on_device((args, kwargs), device)), "real"
     except RecordingError as real_error:
         raise GraphError(_forward_failure(real_error), real_error.module) from real_error.cause
-    return real_recorder, "real"
+
+
+def _record_real(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> GraphRecorder:
+    """Record on real values, with copies of the buffers: a forward that updates one in place must not write the user's."""
+    copies = buffer_copies(model)
+    recorder = GraphRecorder(model, _names_by_identity(dict(model.named_parameters(remove_duplicate=False)) | copies))
+    run_with_tensors(model, copies, lambda *a, **k: recorder.record(model, a, k), args, kwargs, on_meta=False)
+    return recorder
 
 
 def _names_by_identity(tensors: dict[str, torch.Tensor]) -> dict[int, str]:

@@ -36,6 +36,11 @@ def one_sample(value: Any, device: torch.device) -> Any:
     return tree_map_only(torch.Tensor, first, value)
 
 
+def on_device(value: Any, device: torch.device) -> Any:
+    """The same structure with every tensor moved to `device`."""
+    return tree_map_only(torch.Tensor, lambda t: t.to(device), value)
+
+
 def meta_stand_ins(model: nn.Module) -> dict[str, torch.Tensor]:
     """A meta tensor for every parameter and buffer name; tied tensors share one stand-in."""
     named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
