@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
+from expectations import FIXTURES
 from torch import nn
 
 from nnlint.graph import GraphError, build_graph
@@ -159,3 +164,17 @@ def test_a_forward_that_rejects_one_sample_is_recorded_on_the_whole_example_inpu
     assert graph.shape(next(n for n in graph.nodes if n.target == "bn")) == (8, 4)
     with pytest.raises(GraphError, match="Expected more than 1 value per channel"):  # a real batch of one still fails
         build_graph(model, torch.randn(1, 4), ModuleLocator(model))
+
+
+def test_two_processes_with_different_hash_seeds_give_the_same_report():
+    """Set and dict ordering must not leak into the findings: CI runs would flap."""
+    # Several findings per file, suppressions, a recorded graph: where an ordering would show.
+    files = [FIXTURES / f"{name}.py" for name in ("demo_mistakes", "nn003_suppressions", "nn101_cell_loop", "nn103_functional_activations")]
+    command = [sys.executable, "-m", "nnlint", "--format", "json", *map(str, files)]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        for seed in ("1", "2")
+    ]
+    (first, first_err), (second, _) = (run.communicate(timeout=300) for run in runs)
+    assert len(json.loads(first)["targets"]) == len(files), first_err
+    assert first == second
