@@ -3,8 +3,8 @@
 Each function takes the program being written and a live tensor of known shape, writes the
 `__init__` and `forward` lines of one operation on it — in one of the ways people spell it
 (module, functional call, tensor method) — and returns the result with its shape, or None when
-the operation does not fit. `OPS_BY_RANK` weighs them per tensor rank: 4 (N, C, H, W) images,
-3 (N, T, F) sequences, 2 (N, F) vectors.
+the operation does not fit. `operation` picks one by its weight for the tensor's rank:
+4 (N, C, H, W) images, 3 (N, T, F) sequences, 2 (N, F) vectors.
 """
 
 from __future__ import annotations
@@ -609,60 +609,34 @@ def _side_effects(w: Writer, x: Tensor) -> Tensor:
 
 
 # -- the catalogue -------------------------------------------------------------------------------
-OPS_BY_RANK: dict[int, tuple[tuple[Callable[[Writer, Tensor], Tensor | None], int], ...]] = {
-    4: (
-        (_linear_map, 6),
-        (_activation, 5),
-        (_normalization, 5),
-        (_dropout, 2),
-        (_pooling, 3),
-        (_residual, 3),
-        (_concatenate, 2),
-        (_reuse, 2),
-        (_shape_branch, 1),
-        (_value_branch, 1),
-        (_side_effects, 1),
-        (image_to_vector, 2),
-        (_image_to_sequence, 1),
-        (_conv_stack, 2),
-        (_upsample, 1),
-        (_gated_split, 1),
-    ),
-    3: (
-        (_linear_map, 4),
-        (_activation, 3),
-        (_normalization, 4),
-        (_dropout, 2),
-        (_recurrent, 4),
-        (_cell_loop, 3),
-        (_residual, 2),
-        (_concatenate, 1),
-        (_reuse, 1),
-        (_shape_branch, 1),
-        (_value_branch, 1),
-        (_side_effects, 1),
-        (sequence_to_vector, 2),
-        (_attention, 2),
-        (_positions, 1),
-        (_gated_split, 1),
-    ),
-    2: (
-        (_linear_map, 6),
-        (_activation, 5),
-        (_normalization, 5),
-        (_dropout, 3),
-        (_residual, 3),
-        (_concatenate, 2),
-        (_reuse, 2),
-        (_shape_branch, 1),
-        (_value_branch, 1),
-        (_side_effects, 1),
-        (_vector_to_sequence, 1),
-        (_gated_split, 1),
-    ),
+# How often each operation is picked for a tensor of rank 4 (N, C, H, W), 3 (N, T, F), 2 (N, F); 0: never.
+_WEIGHTS: dict[Callable[[Writer, Tensor], Tensor | None], tuple[int, int, int]] = {
+    _linear_map: (6, 4, 6),
+    _activation: (5, 3, 5),
+    _normalization: (5, 4, 5),
+    _dropout: (2, 2, 3),
+    _residual: (3, 2, 3),
+    _concatenate: (2, 1, 2),
+    _reuse: (2, 1, 2),
+    _shape_branch: (1, 1, 1),
+    _value_branch: (1, 1, 1),
+    _side_effects: (1, 1, 1),
+    _gated_split: (1, 1, 1),
+    _pooling: (3, 0, 0),
+    _conv_stack: (2, 0, 0),
+    _upsample: (1, 0, 0),
+    image_to_vector: (2, 0, 0),
+    _image_to_sequence: (1, 0, 0),
+    _recurrent: (0, 4, 0),
+    _cell_loop: (0, 3, 0),
+    _attention: (0, 2, 0),
+    _positions: (0, 1, 0),
+    sequence_to_vector: (0, 2, 0),
+    _vector_to_sequence: (0, 0, 1),
 }
+RANKS = (4, 3, 2)
 
 
 def operation(w: Writer, rank: int) -> Callable[[Writer, Tensor], Tensor | None]:
-    weighted = [op for op, weight in OPS_BY_RANK[rank] for _ in range(weight)]
-    return w.choose(weighted)
+    column = RANKS.index(rank)
+    return w.choose([op for op, weights in _WEIGHTS.items() for _ in range(weights[column])])
