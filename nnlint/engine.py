@@ -13,6 +13,7 @@ from nnlint.context import BatchSize, RuleContext
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Finding, Location
 from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
+from nnlint.graph.state import uninitialized_module
 from nnlint.inputs import InputError, example_input_for, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
@@ -62,6 +63,12 @@ class Linter:
     def _check(self, loaded: LoadedTarget, notes: list[str]) -> tuple[list[Finding], dict[str, list[str]], ModelGraph | None, list[str]]:
         if loaded.problem is not None:
             return [self._unusable(loaded, loaded.problem)], {}, None, notes
+        lazy = uninitialized_module(loaded.target.model)
+        if lazy is not None:
+            module = loaded.target.model.get_submodule(lazy)
+            location = ModuleLocator(loaded.target.model, loaded.location).locate(lazy)
+            reason = f"{type(module).__name__} `{lazy}` has no parameters yet (a lazy module): run one forward on a batch before linting"
+            return [self._unusable(loaded, reason, module=lazy or None, location=location)], {}, None, notes
         try:
             example_input, inferred = example_input_for(loaded, self.config.input_shape)
         except InputError as error:

@@ -14,6 +14,8 @@ import torch
 from expectations import FIXTURES
 from torch import nn
 
+from nnlint.config import Config
+from nnlint.engine import Linter
 from nnlint.graph import GraphError, build_graph
 from nnlint.graph.execution import meta_stand_ins, run_with_tensors
 from nnlint.inputs import example_input_for
@@ -178,3 +180,15 @@ def test_two_processes_with_different_hash_seeds_give_the_same_report():
     (first, first_err), (second, _) = (run.communicate(timeout=300) for run in runs)
     assert len(json.loads(first)["targets"]) == len(files), first_err
     assert first == second
+
+
+def test_a_lazy_module_is_nn002_naming_it_and_stays_uninitialized():
+    model = nn.Sequential(nn.Linear(5, 5), nn.ReLU(), nn.LazyLinear(8), nn.LazyBatchNorm1d())
+    loaded = LoadedTarget(Target(model, example_input=torch.randn(4, 5)), "model", None, None)  # type: ignore[arg-type]
+    linter = Linter(Config())
+    (finding,) = linter.lint(loaded).findings
+    assert (finding.code, finding.module) == ("NN002", "2")
+    assert "LazyLinear `2` has no parameters yet (a lazy module): run one forward on a batch before linting" in finding.message
+    assert type(model[2]) is nn.LazyLinear and torch.nn.parameter.is_lazy(model[2].weight)
+    model(torch.randn(4, 5))  # initialized: now it is an ordinary model
+    assert [f.code for f in Linter(Config()).lint(loaded).findings] == ["NN104", "NN105"]  # bias before BatchNorm, batch of 4

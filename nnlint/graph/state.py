@@ -85,3 +85,13 @@ def is_on_meta(model: nn.Module) -> bool:
 def _tensors(model: nn.Module) -> Iterator[torch.Tensor]:
     yield from model.parameters()
     yield from model.buffers()
+
+
+def uninitialized_module(model: nn.Module) -> str | None:
+    """The path of the first lazy module whose tensors do not exist yet (`nn.LazyLinear` before its
+    first forward): running it would materialize the user's parameters, and meta has nothing to copy."""
+    for path, module in model.named_modules():
+        own = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+        if any(torch.nn.parameter.is_lazy(tensor) for tensor in own):
+            return path
+    return None
