@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnlint.findings import Finding, Location, Phase, Severity
+
+if TYPE_CHECKING:  # what type checkers see; at run time these load lazily (below)
+    from nnlint.api import audit
+    from nnlint.report import LintError, Report
+    from nnlint.targets import Target, target
 
 __version__ = "0.1.0"
 
 # Loaded on first use, so that `nnlint --help` and `nnlint rules` do not wait for torch.
-_LAZY = {"Target": "nnlint.targets", "target": "nnlint.targets"}
+_LAZY = {
+    "Target": "nnlint.targets",
+    "target": "nnlint.targets",
+    "audit": "nnlint.api",
+    "Report": "nnlint.report",
+    "LintError": "nnlint.report",
+}
 
-__all__ = ["Finding", "Location", "Phase", "Severity", "Target", "__version__", "target"]
+__all__ = ["Finding", "LintError", "Location", "Phase", "Report", "Severity", "Target", "__version__", "audit", "target"]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from nnlint import __version__
 from nnlint.config import Config, find_config_file, load_config, parse_codes, parse_severity, parse_shape
 from nnlint.errors import NnlintError
-from nnlint.render import OutputFormat, display_path, render
+from nnlint.render import OutputFormat, display_path, render, render_statistics
 
 _LINT = "check"
 
@@ -35,6 +37,14 @@ def main() -> None:
     nnlint rules               list the rules
     nnlint explain NN104       document one rule
     """
+    _tolerate_unencodable_text()
+
+
+def _tolerate_unencodable_text() -> None:
+    # A lone surrogate (a file name that is not UTF-8, an odd module name) must not crash the report.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _shape(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -69,32 +79,108 @@ def _codes(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     help="Config file (default: nearest pyproject.toml with [tool.nnlint]).",
 )
 @click.option("--verbose", is_flag=True, help="Show tracebacks for errors in the user's code.")
+@click.option("--statistics", is_flag=True, help="Print how many findings of each code instead of the findings (text or json).")
+@click.option(
+    "--skip-non-model-files",
+    is_flag=True,
+    help="Skip named files that do not import torch or define no model, as in a folder (for pre-commit, which names every file).",
+)
 def check(
-    paths: tuple[Path, ...], output_format: str, output: Path | None, verbose: bool, config_file: Path | None, **options: Any
+    paths: tuple[Path, ...],
+    output_format: str,
+    output: Path | None,
+    verbose: bool,
+    config_file: Path | None,
+    statistics: bool,
+    skip_non_model_files: bool,
+    **options: Any,
 ) -> None:
     """Lint model files or folders of them."""
+    fmt = OutputFormat(output_format)
+    if statistics and fmt not in (OutputFormat.TEXT, OutputFormat.JSON):
+        _fail(f"--statistics prints text or json, not {fmt.value}")
     try:
         config = _config(list(paths), config_file, options)
         from nnlint.engine import lint_paths  # imported here: `nnlint --help` should not wait for torch
 
-        report = lint_paths(list(paths), config)
+        report = lint_paths(list(paths), config, skip_non_model_files=skip_non_model_files)
     except NnlintError as error:
         _fail(str(error))
     if verbose:
         for text in report.tracebacks:
             click.echo(text, err=True)
-    fmt = OutputFormat(output_format)
+    color = output is None and sys.stdout.isatty() and fmt is OutputFormat.TEXT
+    rendered = render_statistics(report, fmt) if statistics else render(report, fmt, color=color)
     if output is None:
-        click.echo(render(report, fmt, color=sys.stdout.isatty() and fmt is OutputFormat.TEXT), nl=False)
+        click.echo(rendered, nl=False)
     else:
         try:
-            output.write_text(render(report, fmt), encoding="utf-8")
+            output.write_text(rendered, encoding="utf-8", errors="backslashreplace")
         except OSError as error:
             _fail(f"{output}: cannot write the report: {error.strerror}")
     for problem in report.problems:
         where = f"{display_path(problem.file)}: " if problem.file else ""
         click.echo(f"nnlint: {where}{problem.message}", err=True)
     sys.exit(report.exit_code)
+
+
+@main.command("rules")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="markdown is docs/rules.md.",
+)
+def rules_command(output_format: str) -> None:
+    """List the rules: code, name, severity, phase and summary."""
+    from nnlint.docs import catalogue_markdown, rule_summary
+    from nnlint.registry import all_rules
+
+    if output_format == "json":
+        click.echo(json.dumps([rule_summary(rule) for rule in all_rules()], indent=2, ensure_ascii=False))
+    elif output_format == "markdown":
+        click.echo(catalogue_markdown(), nl=False)
+    else:
+        _print_rule_table()
+
+
+def _print_rule_table() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from nnlint.registry import all_rules
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("code", "name", "severity", "phase", "summary"):
+        table.add_column(column, no_wrap=column != "summary")
+    for rule in all_rules():
+        table.add_row(rule.code, rule.slug, rule.severity.value, rule.phase.value, rule.summary)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 200  # piped or redirected: one line per rule rather than wrapped summaries
+    console.print(table)
+
+
+@main.command("explain")
+@click.argument("code")
+def explain_command(code: str) -> None:
+    """Print one rule's documentation: what it does, why, an example, the fix, references."""
+    from nnlint.docs import UnknownRuleError, find_rule, rule_markdown
+
+    try:
+        rule = find_rule(code)
+    except UnknownRuleError as error:
+        _fail(str(error))
+    text = rule_markdown(rule)
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(text))
+    else:
+        click.echo(text, nl=False)
 
 
 def _config(paths: list[Path], config_file: Path | None, options: dict[str, Any]) -> Config:
@@ -122,6 +208,6 @@ def _common_folder(paths: list[Path]) -> Path:
     return common
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"nnlint: {message}", err=True)
     sys.exit(2)

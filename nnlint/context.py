@@ -24,6 +24,12 @@ class RuleContext:
     batch_size: BatchSize | None = None
     target_location: Location | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    # Where the model file defined the target's extras (`optimizer = …` on line 30), by name.
+    extra_locations: Mapping[str, Location] = field(default_factory=dict)
 
     def threshold(self, name: str) -> float:
         return self.thresholds[name]
+
+    def location_of(self, extra: str) -> Location | None:
+        """Where `optimizer`, `loss_fn`, … was defined; else the target's own location."""
+        return self.extra_locations.get(extra) or self.target_location

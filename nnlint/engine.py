@@ -90,7 +90,7 @@ class Linter:
         if graph is not None and graph.recorded_on == "real":
             notes.append("the forward needs real values (e.g. `.item()`), so the graph was recorded on one real sample")
         batch_size = training_batch_size(loaded, example_input, inferred, self.config.batch_size)
-        context = RuleContext(loaded.target, batch_size, loaded.location)
+        context = RuleContext(loaded.target, batch_size, loaded.location, extra_locations=loaded.context_locations)
         skipped: dict[str, list[str]] = defaultdict(list)
         for rule in self.rules:
             if rule.check is None:
@@ -206,10 +206,13 @@ def _describe_input(value: object) -> str:
     return f"an input of shape {'x'.join(map(str, shape))}" if shape is not None else "an input"
 
 
-def lint_paths(paths: list[Path], config: Config) -> Report:
-    """Lint every model file under `paths` in this process; a file that fails does not stop the rest."""
+def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool = False) -> Report:
+    """Lint every model file under `paths` in this process; a file that fails does not stop the rest.
+
+    `skip_non_model_files`: named files without a model are skipped quietly, as in a folder.
+    """
     linter = Linter(config)
-    files, errors = collect_model_files(paths)
+    files, errors = collect_model_files(paths, named_as_found=skip_non_model_files)
     linter.problems += [Problem(error.path, error.message) for error in errors]
     linted_from: dict[Path, int] = defaultdict(int)
     for path, explicit in files:

@@ -52,12 +52,19 @@ class LoadedFile:
     notes: list[str] = field(default_factory=list)
 
 
-def collect_model_files(paths: list[Path]) -> tuple[list[tuple[Path, bool]], list[LoadError]]:
-    """Files to lint, each with whether it was named explicitly; missing paths become errors."""
+def collect_model_files(paths: list[Path], named_as_found: bool = False) -> tuple[list[tuple[Path, bool]], list[LoadError]]:
+    """Files to lint, each with whether it was named explicitly; missing paths become errors.
+
+    `named_as_found` treats named files as if found in a folder (pre-commit names every staged
+    file): one that does not mention torch is not imported, one without a model is skipped quietly.
+    """
     files: list[tuple[Path, bool]] = []
     errors: list[LoadError] = []
     for path in paths:
-        if path.is_file():
+        if path.is_file() and named_as_found:
+            if _looks_like_model_code(path):
+                files.append((path, False))
+        elif path.is_file():
             files.append((path, True))
         elif path.is_dir():
             found = [(f, False) for f in _python_files(path) if _looks_like_model_code(f)]

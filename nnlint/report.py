@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from nnlint.findings import Finding, GraphMethod, Severity
 
@@ -56,3 +58,94 @@ class Report:
         if self.problems or any(finding.code == UNUSABLE_TARGET for finding in self.findings):
             return 2
         return 1 if any(finding.severity.rank >= self.fail_on.rank for finding in self.findings) else 0
+
+    # -- for the Python API (`nnlint.audit(...)`) and --statistics ------------------------------
+    @property
+    def errors(self) -> list[Finding]:
+        """Findings of severity error (files that could not be loaded are `problems`)."""
+        return [finding for finding in self.findings if finding.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.severity is Severity.WARNING]
+
+    @property
+    def ok(self) -> bool:
+        """Nothing at or above `fail_on` and everything could be linted: the CLI would exit 0."""
+        return self.exit_code == 0
+
+    def at_or_above(self, severity: Severity | str) -> list[Finding]:
+        rank = Severity(str(severity).lower()).rank
+        return [finding for finding in self.findings if finding.severity.rank >= rank]
+
+    def raise_for(self, severity: Severity | str = Severity.WARNING) -> Report:
+        """Raise `LintError` listing every finding at or above `severity` (and anything not linted).
+
+        Returns the report when there is none, so that it chains:
+        `report = nnlint.audit(model, x).raise_for("error")`.
+        """
+        __tracebackhide__ = True  # pytest shows the caller's line, not this one
+        failing = self.at_or_above(severity)
+        if failing or self.problems:
+            raise LintError(failing, self.problems)
+        return self
+
+    def statistics(self) -> list[CodeCount]:
+        """How many findings of each code (with its worst severity), most frequent first (`--statistics`)."""
+        by_code: dict[str, CodeCount] = {}
+        for finding in self.findings:
+            seen = by_code.get(finding.code)
+            worst = finding.severity if seen is None or finding.severity.rank > seen.severity.rank else seen.severity
+            by_code[finding.code] = CodeCount(finding.code, finding.name, worst, (seen.count if seen else 0) + 1)
+        return sorted(by_code.values(), key=lambda row: (-row.count, row.code))
+
+    def to_json(self) -> str:
+        """The report as `nnlint --format json` prints it."""
+        from nnlint.render import OutputFormat, render
+
+        return render(self, OutputFormat.JSON)
+
+    def print(self, file: TextIO | None = None) -> None:
+        """Print the report as `nnlint` does in a terminal (in color when `file` is one)."""
+        from nnlint.render import OutputFormat, render
+
+        stream = file if file is not None else sys.stdout
+        stream.write(render(self, OutputFormat.TEXT, color=stream.isatty()))
+
+
+@dataclass(frozen=True)
+class CodeCount:
+    code: str
+    name: str
+    severity: Severity
+    count: int
+
+
+class LintError(AssertionError):
+    """Raised by `Report.raise_for`: the findings that made the model fail, one per line.
+
+    An AssertionError, so that test runners report a model that fails its lint as a failed
+    test rather than as a crash.
+    """
+
+    def __init__(self, findings: list[Finding], problems: tuple[Problem, ...] = ()) -> None:
+        self.findings = findings
+        self.problems = problems
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        lines = [
+            f"nnlint: {_count(len(self.findings), 'finding')}" + (f", {_count(len(self.problems), 'problem')}" if self.problems else "")
+        ]
+        for finding in self.findings:
+            where = f"{finding.location}: " if finding.location else ""
+            module = f" [{finding.module}]" if finding.module else ""
+            lines.append(f"  {where}{finding.code} {finding.severity.value} {finding.name}{module}: {finding.message}")
+            if finding.fix:
+                lines.append(f"    fix: {finding.fix}")
+        lines += [f"  {problem.file + ': ' if problem.file else ''}{problem.message}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -209,3 +209,9 @@ def definition_line(obj: object) -> Location | None:
     except (OSError, TypeError):
         return None
     return Location(filename, max(line, 1)) if filename else None
+
+
+def user_definition_line(obj: object) -> Location | None:
+    """Where a class or function is defined, when that is the user's code (not torch's or nnlint's)."""
+    location = definition_line(obj)
+    return location if location is not None and not _is_internal_file(location.file) else None

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from nnlint.registry import Rule
 
+from .activations import (
+    activation_on_logits,
+    missing_nonlinearity,
+    redundant_activation,
+    saturating_activation_stack,
+    sigmoid_and_bce_mismatch,
+    softmax_before_cross_entropy,
+)
+from .dropout import dropout_always_on, dropout_before_batchnorm, dropout_on_output, dropout_rate_suspicious, no_regularization
 from .normalization import (
     batch_too_large,
     batch_too_small_for_batchnorm,
@@ -13,6 +22,8 @@ from .normalization import (
     batchnorm_without_running_stats,
     bias_before_batchnorm,
 )
+from .optimizer import adam_with_l2_weight_decay, learning_rate_out_of_range, parameters_not_in_optimizer, weight_decay_on_norm_or_bias
+from .parameters import initialization_scale, no_trainable_parameters, symmetric_initialization, unused_module
 from .tool import graph_fallback, target_unusable, unused_suppression
 
 ALL_RULES: tuple[Rule, ...] = (
@@ -26,4 +37,23 @@ ALL_RULES: tuple[Rule, ...] = (
     batch_too_small_for_batchnorm,  # NN105
     batch_too_large,  # NN106
     batchnorm_without_running_stats,  # NN107
+    dropout_before_batchnorm,  # NN201
+    dropout_always_on,  # NN202
+    dropout_rate_suspicious,  # NN203
+    dropout_on_output,  # NN204
+    no_regularization,  # NN205
+    saturating_activation_stack,  # NN301
+    softmax_before_cross_entropy,  # NN302
+    sigmoid_and_bce_mismatch,  # NN303
+    redundant_activation,  # NN304
+    missing_nonlinearity,  # NN305
+    activation_on_logits,  # NN306
+    symmetric_initialization,  # NN401
+    initialization_scale,  # NN402
+    unused_module,  # NN403
+    no_trainable_parameters,  # NN404
+    adam_with_l2_weight_decay,  # NN501
+    weight_decay_on_norm_or_bias,  # NN502
+    learning_rate_out_of_range,  # NN503
+    parameters_not_in_optimizer,  # NN504
 )

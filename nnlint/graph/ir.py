@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.fx
@@ -45,10 +46,12 @@ class ModelGraph:
     # "meta" (no compute, no weights) or "real" (a one-sample slice of the example input).
     recorded_on: str = "meta"
     _ops: dict[torch.fx.Node, str] = field(default_factory=dict, repr=False)
+    _called_paths: frozenset[str] = field(default=frozenset(), repr=False)
 
     def __post_init__(self) -> None:
         by_path = {path: info.module for path, info in self.modules.items()}
         self._ops = {node: node_op(node, by_path) for node in self.fx_graph.nodes}
+        self._called_paths = frozenset(str(node.target) for node in self.fx_graph.nodes if node.op == "call_module")
 
     # -- nodes -------------------------------------------------------------------------------
     @property
@@ -65,6 +68,20 @@ class ModelGraph:
     def output_node(self) -> torch.fx.Node:
         return next(node for node in reversed(self.fx_graph.nodes) if node.op == "output")
 
+    def returned(self) -> list[torch.fx.Node]:
+        """The nodes whose values forward returns (also inside tuples, lists and dicts), in order."""
+        found: list[torch.fx.Node] = []
+        pending: list[object] = [self.output_node().args[0] if self.output_node().args else None]
+        while pending:
+            value = pending.pop(0)
+            if isinstance(value, torch.fx.Node):
+                found.append(value)
+            elif isinstance(value, (tuple, list)):
+                pending[:0] = list(value)
+            elif isinstance(value, dict):
+                pending[:0] = list(value.values())
+        return found
+
     # -- modules -----------------------------------------------------------------------------
     def module_info(self, node: torch.fx.Node) -> ModuleInfo | None:
         return self.modules.get(str(node.target)) if node.op == "call_module" else None
@@ -76,19 +93,44 @@ class ModelGraph:
     def modules_of_type(self, *types: type[nn.Module]) -> Iterator[ModuleInfo]:
         return (info for info in self.modules.values() if isinstance(info.module, types))
 
+    def runs(self, path: str) -> bool:
+        """Whether forward runs module `path`: it was called, or it sits inside a module called as one node.
+
+        The graph does not look inside leaf modules (`nn.TransformerEncoderLayer`, `nn.MultiheadAttention`),
+        so their submodules have no calls of their own, yet they run.
+        """
+        info = self.modules.get(path)
+        if info is not None and info.calls > 0:
+            return True
+        parts = path.split(".")
+        return any(".".join(parts[:end]) in self._called_paths for end in range(1, len(parts)))
+
+    def parameter_names(self) -> dict[int, str]:
+        """The model's parameters by identity, each named by its first path (tied ones share it)."""
+        names: dict[int, str] = {}
+        for name, parameter in self.root.named_parameters(remove_duplicate=False):
+            names.setdefault(id(parameter), name)
+        return names
+
     # -- data flow ---------------------------------------------------------------------------
     def tensor_inputs(self, node: torch.fx.Node) -> list[torch.fx.Node]:
         """Inputs that carry tensors (parameters read with `get_attr` are not data inputs)."""
         return [n for n in node.all_input_nodes if n.op != "get_attr"]
 
+    def producer(self, node: torch.fx.Node, through: frozenset[str] = SHAPE_OPS) -> torch.fx.Node:
+        """The node that really computed `node`'s value: `node` itself, or looking back through `through` ops."""
+        current = node
+        while self._ops[current] in through:
+            inputs = self.tensor_inputs(current)
+            if not inputs:
+                break
+            current = inputs[0]
+        return current
+
     def source(self, node: torch.fx.Node, through: frozenset[str] = SHAPE_OPS) -> torch.fx.Node | None:
         """The node that really produced `node`'s first input, looking through `through` ops."""
         inputs = self.tensor_inputs(node)
-        current = inputs[0] if inputs else None
-        while current is not None and self._ops[current] in through:
-            inputs = self.tensor_inputs(current)
-            current = inputs[0] if inputs else None
-        return current
+        return self.producer(inputs[0], through) if inputs else None
 
     def consumers(self, node: torch.fx.Node, through: frozenset[str] = SHAPE_OPS) -> list[torch.fx.Node]:
         """Every node that really consumes `node`'s output, looking through `through` ops."""
@@ -105,6 +147,10 @@ class ModelGraph:
             else:
                 found.append(user)
         return found
+
+    def is_residual_add(self, node: torch.fx.Node) -> bool:
+        """An addition of two computed tensors (not of a parameter or a constant): a skip or residual path."""
+        return self._ops[node] == "add" and len(self.tensor_inputs(node)) >= 2
 
     def reaches(self, start: torch.fx.Node, goal: torch.fx.Node) -> bool:
         """Whether data flows from `start` to `goal`."""
@@ -139,6 +185,11 @@ class ModelGraph:
         scope = node.meta.get("nnlint_scope", ())
         return scope[-1] if scope else None
 
+    def site(self, node: torch.fx.Node) -> object:
+        """What one finding about `node` stands for: its module for module calls, its source line for
+        functional ones (a loop calls one line many times, a shared module is one finding)."""
+        return self.enclosing_module(node) if node.op == "call_module" else self.location(node)
+
     def describe(self, node: torch.fx.Node) -> str:
         """How a finding names a node: "BatchNorm2d `features.1`" or "functional relu (line 19)"."""
         info = self.module_info(node)
@@ -150,3 +201,11 @@ class ModelGraph:
     def shape(self, node: torch.fx.Node) -> tuple[int, ...] | None:
         value = node.meta.get("val")
         return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
+def call_argument(node: torch.fx.Node, position: int, names: str | tuple[str, ...], default: Any = None) -> Any:
+    """An argument of a call node, whether the call passed it by keyword or by position."""
+    for name in (names,) if isinstance(names, str) else names:
+        if name in node.kwargs:
+            return node.kwargs[name]
+    return node.args[position] if len(node.args) > position else default

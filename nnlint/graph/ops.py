@@ -144,6 +144,12 @@ ACTIVATIONS = SATURATING_ACTIVATIONS | {
     "hardswish", "softplus", "tanhshrink", "threshold", "glu",
 }  # fmt: skip
 DROPOUTS = frozenset({"dropout", "alpha_dropout"})
+# Rectifier-like units: He et al. (2015) give them twice the variance of a linear unit (gain √2).
+RECTIFIERS = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "gelu", "silu", "mish", "hardswish", "softplus"})
+# Activations bounded on at least one side: on logits they cap what the loss can express.
+CLIPPING_ACTIVATIONS = ACTIVATIONS - {"leaky_relu", "prelu", "rrelu", "glu", "tanhshrink"}
+# Ops that turn scores into (log-)probabilities over a dimension.
+PROBABILITIES = frozenset({"softmax", "log_softmax"})
 POOLING = frozenset({"max_pool", "avg_pool"})
 # Ops that only move or relabel values: a pattern seen through them is the same pattern.
 SHAPE_OPS = frozenset({

@@ -7,12 +7,12 @@ from typing import Any
 
 from nnlint import __version__
 from nnlint.findings import Finding
-from nnlint.render import display_path
+from nnlint.render import display_path, plain_json
 from nnlint.report import Report, TargetReport
 
 
 def render(report: Report) -> str:
-    return json.dumps(report_dict(report), indent=2, ensure_ascii=False, default=str)
+    return json.dumps(plain_json(report_dict(report)), indent=2, ensure_ascii=False)
 
 
 def report_dict(report: Report) -> dict[str, Any]:

@@ -36,9 +36,9 @@ def _target(console: Console, target: TargetReport) -> None:
     if not target.findings:
         console.print(Text("  no findings", style="green"))
     for note in target.notes:
-        console.print(Text(f"  note: {note}", style="dim"))
+        console.print(_indented(f"note: {note}", console.width, indent=2), style="dim")
     for skipped in target.skipped:
-        console.print(Text(f"  skipped {', '.join(skipped.codes)}: {skipped.reason}", style="dim"))
+        console.print(_indented(f"skipped {', '.join(skipped.codes)}: {skipped.reason}", console.width, indent=2), style="dim")
     console.print()
 
 
@@ -64,9 +64,10 @@ def _finding(console: Console, finding: Finding) -> None:
         console.print(fix)
 
 
-def _indented(text: str, width: int) -> Text:
+def _indented(text: str, width: int, indent: int = 4) -> Text:
     # Wrapped here rather than by rich, which would pad every line with trailing spaces.
-    return Text(textwrap.fill(text, width=max(width, 40), initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False))
+    first, rest = " " * indent, " " * (indent + 2 if indent < 4 else indent)
+    return Text(textwrap.fill(text, width=max(width, 40), initial_indent=first, subsequent_indent=rest, break_on_hyphens=False))
 
 
 def _summary(report: Report) -> Text:

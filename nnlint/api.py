@@ -1,0 +1,72 @@
+"""The Python API: `nnlint.audit(model, example_input)` lints a model object, e.g. inside a test.
+
+    def test_model_is_clean():
+        nnlint.audit(MyNet(), torch.randn(8, 3, 32, 32)).raise_for("warning")
+
+It runs the same pipeline as `nnlint model.py` (the engine's `Linter`), on a model built
+outside nnlint: construction lines come from the source of each parent's `__init__`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from nnlint.config import Config, parse_codes
+from nnlint.engine import Linter
+from nnlint.errors import ConfigError
+from nnlint.loader import LoadedTarget
+from nnlint.report import Report
+from nnlint.sources import user_definition_line
+from nnlint.targets import Target
+
+
+def audit(
+    model: nn.Module,
+    example_input: Any = None,
+    *,
+    example_batch: Any = None,
+    loss_fn: Any = None,
+    optimizer: Any = None,
+    batch_size: int | None = None,
+    probe: bool = True,
+    device: str = "auto",
+    select: str | Iterable[str] | None = None,
+    ignore: str | Iterable[str] | None = None,
+) -> Report:
+    """Lint `model` and return the report; the model is left exactly as it was.
+
+    `example_input` is a tensor, a tuple of tensors (positional arguments) or a dict (keyword
+    arguments); without one nnlint infers an input from the first layer. `example_batch`
+    (`(inputs, targets)` of real data), `loss_fn`, `optimizer` and `batch_size` enable the checks
+    that need them. `probe=False` runs only the static checks; `device` picks where the probe
+    runs ("auto": CUDA when available). `select` and `ignore` take codes or prefixes
+    ("NN1,NN104", ["NN1"], "ALL"). Settings in pyproject.toml are not read: pass what you need.
+
+    Raises TypeError when `model` is not an `nn.Module` and ValueError for an unknown rule code.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"nnlint.audit() needs a torch.nn.Module, got {type(model).__name__}")
+    config = _config(select, ignore, probe, device)
+    target = Target(model, example_input, example_batch, loss_fn, optimizer, batch_size, name=type(model).__name__)
+    # A class of the user's anchors the root; its children are found in its `__init__` source.
+    location = user_definition_line(type(model))
+    loaded = LoadedTarget(target, type(model).__name__, Path(location.file) if location else None, location)  # type: ignore[arg-type]
+    linter = Linter(config)
+    linter.lint(loaded)
+    return linter.report()
+
+
+def _config(select: str | Iterable[str] | None, ignore: str | Iterable[str] | None, probe: bool, device: str) -> Config:
+    try:
+        return Config(
+            select=parse_codes(select) if select is not None else ("ALL",),
+            ignore=parse_codes(ignore) if ignore is not None else (),
+            static=not probe,
+            device=device,
+        )
+    except (ConfigError, TypeError) as error:
+        raise ValueError(f"nnlint.audit(): {error}") from None
