@@ -11,6 +11,7 @@ from torch import nn
 from nnlint.context import RuleContext
 from nnlint.findings import Severity
 from nnlint.graph import ModelGraph, ModuleInfo
+from nnlint.graph.ir import module_tensor
 from nnlint.graph.ops import ACTIVATIONS, DROPOUTS, LINEAR_MAPS, POOLING, RECURRENT, RECURRENT_CELLS, SHAPE_OPS
 from nnlint.registry import Hit, rule
 
@@ -252,7 +253,7 @@ def bias_before_batchnorm(graph: ModelGraph, context: RuleContext) -> Iterator[H
         path = str(node.target)
         if module is None or path in flagged or graph.op(node) not in LINEAR_MAPS:
             continue
-        bias = getattr(module, "bias", None)
+        bias = module_tensor(module, "bias")
         if bias is None:
             continue
         consumers = graph.consumers(node)

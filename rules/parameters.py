@@ -21,7 +21,7 @@ from torch import nn
 from nnlint.context import RuleContext
 from nnlint.findings import Severity
 from nnlint.graph import ModelGraph
-from nnlint.graph.ir import call_argument
+from nnlint.graph.ir import call_argument, module_tensor
 from nnlint.graph.ops import (
     ACTIVATIONS,
     CONVOLUTIONS,
@@ -78,7 +78,7 @@ def layer_weights(graph: ModelGraph, ops: frozenset[str]) -> list[LayerWeight]:
         module = graph.module(node)
         if module is not None and op in ops:
             if op in _SCALED_OPS:
-                add(node, getattr(module, "weight", None), str(node.target))
+                add(node, module_tensor(module, "weight"), str(node.target))
             else:
                 for _, parameter in module.named_parameters():
                     add(node, parameter, str(node.target))
@@ -229,7 +229,7 @@ def _zero_layer_stuck(graph: ModelGraph, node: torch.fx.Node, constant_layers: s
     tensor) is constant too.
     """
     module = graph.module(node)
-    bias = getattr(module, "bias", None) if module is not None else call_argument(node, 2, "bias")
+    bias = module_tensor(module, "bias") if module is not None else call_argument(node, 2, "bias")
     if isinstance(bias, torch.fx.Node):
         bias = _parameter(graph, str(bias.target)) if bias.op == "get_attr" else None
     if isinstance(bias, torch.Tensor) and (not _has_values(bias) or _constant_value(bias) is None):

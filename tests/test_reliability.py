@@ -192,3 +192,13 @@ def test_a_lazy_module_is_nn002_naming_it_and_stays_uninitialized():
     assert type(model[2]) is nn.LazyLinear and torch.nn.parameter.is_lazy(model[2].weight)
     model(torch.randn(4, 5))  # initialized: now it is an ordinary model
     assert [f.code for f in Linter(Config()).lint(loaded).findings] == ["NN104", "NN105"]  # bias before BatchNorm, batch of 4
+
+
+def test_rules_read_weights_without_running_a_parametrization():
+    """Reading a spectral-normed weight in training mode would advance its power iteration."""
+    model = nn.Sequential(torch.nn.utils.parametrizations.spectral_norm(nn.Linear(4, 4)), nn.BatchNorm1d(4))
+    spectral = model[0].parametrizations.weight[0]
+    loaded = LoadedTarget(Target(model, example_input=torch.randn(32, 4)), "model", None, None)  # type: ignore[arg-type]
+    versions = (spectral._u._version, spectral._v._version)
+    Linter(Config()).lint(loaded)
+    assert (spectral._u._version, spectral._v._version) == versions
