@@ -202,3 +202,26 @@ def test_rules_read_weights_without_running_a_parametrization():
     versions = (spectral._u._version, spectral._v._version)
     Linter(Config()).lint(loaded)
     assert (spectral._u._version, spectral._v._version) == versions
+
+
+class ReturnsWhatDropoutWasGiven(nn.Module):
+    """In evaluation `nn.Dropout` returns its input object itself; its result here is unused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.fc(x)
+        self.drop(features)
+        return features, nn.functional.dropout(features, 0.1, training=False).contiguous()
+
+
+@pytest.mark.parametrize("method", ["fx", "recorded"])
+def test_a_call_that_returns_its_input_does_not_become_that_inputs_producer(method):
+    model = ReturnsWhatDropoutWasGiven()
+    graph = build_graph(model, torch.randn(2, 4), ModuleLocator(model), method)
+    first, second = graph.output_node().args[0]
+    assert (graph.op(first), graph.op(second)) == ("linear", "identity")  # ops.py spells `.contiguous()` so
+    assert graph.op(graph.source(second)) == "dropout"
