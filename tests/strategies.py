@@ -225,6 +225,13 @@ def _structure_extras(w: Writer) -> None:
         first, second = w.choose(same)
         w.init.append(f"{second}.weight = {first}.weight")
         w.features.add("weight_tying_linear")
+    layers = [line.split(" = ")[0] for line in w.init if " = nn.Linear(" in line or " = nn.Conv2d(" in line]
+    if layers and w.chance(20):  # what NN401/NN402 judge: constant or badly scaled weights
+        init = w.choose(
+            ("zeros_({})", "constant_({}, 0.05)", "normal_({}, std=1.0)", "kaiming_normal_({}, nonlinearity='relu')", "orthogonal_({})")
+        )
+        w.init.append(f"nn.init.{init.format(w.choose(layers) + '.weight')}")
+        w.features.add("init_" + init.split("_(")[0])
     if w.with_parameters and w.chance(15):
         w.init.append(f"self.alias = self.{w.choose(w.with_parameters)}")
         w.features.add("module_alias")
@@ -447,17 +454,27 @@ def _training_context(
     lines.append(f"example_batch = (batch_inputs, {targets})")
     if loss is None or discovery == "class" or not w.with_parameters:
         return lines
-    optimizer = w.choose(
-        (
-            "torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)",
-            "torch.optim.Adam(model.parameters(), lr=1e-3)",
-            "torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)",
-            "torch.optim.RMSprop(model.parameters(), lr=1e-3)",
-        )
-    )
-    w.features.add("optimizer_" + optimizer.split("(")[0].rsplit(".", 1)[1])
+    kind = w.choose(("SGD", "Adam", "AdamW", "RMSprop"))
+    options = {"SGD": "lr=0.01, momentum=0.9", "Adam": "lr=1e-3", "AdamW": "lr=1e-3, weight_decay=0.01", "RMSprop": "lr=1e-3"}[kind]
+    if w.chance(30):  # what NN501/NN503 look at: L2 decay under an adaptive step, odd learning rates
+        options = w.choose(("lr=10.0", "lr=1e-8", "lr=1e-3, weight_decay=1e-4"))
+        w.features.add("optimizer_odd_settings")
+    parameters = w.choose(("model.parameters()",) * 3 + ("groups", "subset"))
+    if parameters == "groups":  # decay on weights, none on biases and norms (NN502's remedy)
+        lines += [
+            "groups = [",
+            '    {"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": 0.01},',
+            '    {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0},',
+            "]",
+        ]
+        parameters = '[group for group in groups if group["params"]]'
+    elif parameters == "subset":  # part of the model is never updated (NN504)
+        attribute = w.choose(w.with_parameters)
+        is_raw_parameter = "nn.Parameter(" in _constructor(w, f"self.{attribute}")
+        parameters = f"[model.{attribute}]" if is_raw_parameter else f"model.{attribute}.parameters()"
+    w.features.add(f"optimizer_{kind}")
     lines += [
-        f"optimizer = {optimizer}",
+        f"optimizer = torch.optim.{kind}({parameters}, {options})",
         "step_loss = loss_fn(main_output(call(model, example_batch[0])), example_batch[1])",
         "if step_loss.requires_grad:  # one step, so the optimizer holds state and parameters hold .grad",
         "    step_loss.backward()",
