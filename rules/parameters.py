@@ -292,8 +292,8 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     max_ratio = context.threshold("max-ratio")
     for weight in layer_weights(graph, _SCALED_OPS | {"matmul", "mm"}):
         consumers = graph.consumers(weight.node, through=SHAPE_OPS | DROPOUTS | POOLING)
-        if any(graph.op(user) in NORMALIZATIONS for user in consumers):
-            continue
+        if weight.tensor.numel() < 2 or any(graph.op(user) in NORMALIZATIONS for user in consumers):
+            continue  # one value has no spread (and std() would warn on the user's terminal)
         std = float(_sample(weight.tensor).float().std())
         if not math.isfinite(std) or _constant_value(weight.tensor) is not None:
             continue  # constant weights are NN401's; rounding gives them a tiny nonzero std

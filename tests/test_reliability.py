@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -225,3 +226,13 @@ def test_a_call_that_returns_its_input_does_not_become_that_inputs_producer(meth
     first, second = graph.output_node().args[0]
     assert (graph.op(first), graph.op(second)) == ("linear", "identity")  # ops.py spells `.contiguous()` so
     assert graph.op(graph.source(second)) == "dropout"
+
+
+def test_a_one_element_weight_is_linted_without_a_warning():
+    model = nn.Sequential(nn.Linear(4, 1), nn.ReLU(), nn.Linear(1, 1))
+    loaded = LoadedTarget(Target(model, example_input=torch.randn(8, 4)), "model", None, None)  # type: ignore[arg-type]
+    linter = Linter(Config())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        linter.lint(loaded)
+    assert [str(warning.message) for warning in caught] == [] and linter.problems == []
