@@ -5,9 +5,14 @@ refuses pickled code, and the package never unpickles on its own."""
 from __future__ import annotations
 
 import ast
+import shutil
 
 import pytest
 from expectations import ROOT
+
+from nnlint.config import Config
+from nnlint.engine import lint_paths
+from nnlint.render import OutputFormat, render
 
 PACKAGE_SOURCES = sorted([*(ROOT / "nnlint").rglob("*.py"), *(ROOT / "rules").rglob("*.py")])
 _UNPICKLERS = {("pickle", "load"), ("pickle", "loads"), ("pickle", "Unpickler"), ("dill", "load"), ("dill", "loads")}
@@ -65,3 +70,14 @@ def test_the_package_loads_no_tensor_file_unsafely():
 )
 def test_the_check_finds_unsafe_loads(source, unsafe):
     assert unsafe_loads(source) == unsafe
+
+
+def test_the_text_report_keeps_a_hostile_module_name_on_its_own_line(tmp_path):
+    """Control characters in a module name are spelled out, and no wrapped text starts a line."""
+    path = tmp_path / "model.py"
+    shutil.copy(ROOT / "tests" / "data" / "hostile_model.py", path)
+    text = render(lint_paths([path], Config()), OutputFormat.TEXT, width=60)
+    header, *rest = text.splitlines()
+    assert not any(char in text for char in "\r\x1b\x00")
+    assert header.endswith(":: model  (graph: fx)") and all(line == "" or line.startswith(("  ", "Found ")) for line in rest)
+    assert any(line.startswith("  ") and "NN104" in line and r"title=a:b\r\n<tag" in line for line in rest)
