@@ -387,13 +387,10 @@ def _modes_and_hooks(w: Writer) -> list[str]:
     ]
     if modules and w.chance(20):
         target = w.choose(modules)
-        hook = w.choose(
-            (
-                "register_forward_hook(lambda module, args, output: None)",
-                "register_forward_pre_hook(lambda module, args: None)",
-                "register_full_backward_hook(lambda module, grad_in, grad_out: None)",
-            )
-        )
+        hooks = ["register_forward_hook(lambda module, args, output: None)", "register_forward_pre_hook(lambda module, args: None)"]
+        if "residual_in_place" not in w.features:  # autograd forbids `out += x` on a backward-hooked output
+            hooks.append("register_full_backward_hook(lambda module, grad_in, grad_out: None)")
+        hook = w.choose(hooks)
         lines.append(f"model.{target}.{hook}")
         w.features.add("hook")
     if w.with_parameters and w.chance(10):
