@@ -96,7 +96,7 @@ class ValueBranching(nn.Module):
         self.fc = nn.Linear(4, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.mean().item() > 100:  # needs a real value: meta cannot answer
+        if self.fc.weight.abs().max().item() > 100:  # a weight's value: meta cannot answer
             return x
         return self.fc(x)
 

@@ -55,9 +55,10 @@ class Aliased(nn.Module):
         self.head.weight = self.fc.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.abs().max().item() > 1e6:  # meta cannot answer: recorded on one real sample
-            x = x / 1e6
-        return self.head(self.fc(x))
+        hidden = self.fc(x)
+        if hidden.abs().max().item() > 1e6:  # a value of the weights: recorded on one real sample
+            hidden = hidden / 1e6
+        return self.head(hidden)
 
 
 @pytest.mark.parametrize("fails", [False, True])
@@ -108,7 +109,7 @@ def test_a_forward_that_updates_buffers_leaves_them_untouched_and_shows_in_the_g
 
 class CountingOnValues(Counting):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.abs().max().item() > 1e6:  # needs real values: recorded on one real sample
+        if self.fc(x).abs().max().item() > 1e6:  # a value of the weights: recorded on one real sample
             x = x / 1e6
         return super().forward(x)
 
@@ -155,9 +156,10 @@ class BatchStatisticsOnValues(nn.Module):
         self.bn = nn.BatchNorm1d(4, track_running_stats=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.isnan(x).any():  # needs real values
-            x = torch.nan_to_num(x)
-        return self.bn(self.fc(x))
+        hidden = self.fc(x)
+        if torch.isnan(hidden).any():  # a value of the weights: recorded on real values
+            hidden = torch.nan_to_num(hidden)
+        return self.bn(hidden)
 
 
 def test_a_forward_that_rejects_one_sample_is_recorded_on_the_whole_example_input():

@@ -10,7 +10,7 @@ import torch.fx
 from torch import nn
 
 from nnlint.findings import GraphMethod
-from nnlint.graph.execution import buffer_copies, call_arguments, meta_stand_ins, on_device, one_sample, run_with_tensors, to_meta
+from nnlint.graph.execution import buffer_copies, call_arguments, meta_stand_ins, on_device, one_sample, run_with_tensors
 from nnlint.graph.fx_trace import propagate_shapes, symbolic_trace
 from nnlint.graph.ir import ModelGraph, ModuleInfo
 from nnlint.graph.recorder import GraphRecorder, RecordingError
@@ -65,7 +65,7 @@ def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     stand_ins = meta_stand_ins(model)
     meta_recorder = GraphRecorder(model, _names_by_identity(stand_ins))
     try:
-        run_with_tensors(model, stand_ins, lambda *a, **k: meta_recorder.record(model, a, k), *to_meta((args, kwargs)))
+        run_with_tensors(model, stand_ins, lambda *a, **k: meta_recorder.record(model, a, k), args, kwargs)
         return meta_recorder, "meta"
     except RecordingError as meta_error:
         if is_on_meta(model):

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.utils._pytree import tree_map_only
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map_only
 
 
 def call_arguments(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -87,15 +88,137 @@ def run_with_tensors(
 
     With `tensors=None` the model's own tensors are used. The model's own tensors are never
     copied or written; `functional_call` puts them back when the call returns or raises.
-    `on_meta`: tensors the forward creates itself are made on the meta device.
+
+    With meta `tensors` this is a meta run (see `MetaRun`): the inputs stay real — copies, so that
+    a forward writing into its input leaves the caller's tensor alone. With `on_meta=False` it is
+    a plain run on the given tensors (copies of the buffers, for a real-value recording).
     """
     runner = _Runner(model, body)
     if tensors is None:
         return runner(*args, **kwargs)
     prefixed = {f"model.{name}": tensor for name, tensor in _one_name_per_slot(model, tensors).items()}
-    # Tensors the forward creates itself (`torch.arange(T)`) must land on meta too.
-    with torch.device("meta") if on_meta else contextlib.nullcontext():
+    if not on_meta:
         return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
+    args, kwargs = tree_map_only(torch.Tensor, lambda t: t if t.is_meta else t.clone(), (args, kwargs))
+    # Tensors the forward creates itself (`torch.empty(B, T, H)`) land on meta: nothing is allocated.
+    with torch.device("meta"), MetaRun(), _data_dependent_shapes_assumed():
+        return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
+
+
+def needs_real_values(error: BaseException) -> bool:
+    """Whether a meta run failed for want of values (`.item()`, a kernel meta lacks), not a wrong input."""
+    return isinstance(error, NotImplementedError) or "meta" in str(error).lower()
+
+
+def _data_dependent_shapes_assumed() -> contextlib.AbstractContextManager[Any]:
+    """`x[mask]`, `torch.nonzero`, `torch.where(mask)` on meta: assume every element is selected.
+
+    The output's size depends on values meta does not have; torch offers this documented
+    assumption (an upper bound), which is all a graph's shapes need.
+    """
+    try:
+        from torch.fx.experimental import _config
+    except ImportError:  # pragma: no cover - older torch
+        return contextlib.nullcontext()
+    if not hasattr(_config, "meta_nonzero_assume_all_nonzero"):
+        return contextlib.nullcontext()
+    return _config.patch(meta_nonzero_assume_all_nonzero=True)
+
+
+# Constant tensors a forward builds (`torch.ones(B, T)` masks, `torch.arange(T)` positions) up to this
+# many elements are made real in a meta run: their values are known and cost nothing to hold.
+SMALL_CONSTANT = 1 << 20
+# Ops meta cannot run get real stand-ins up to this many input elements in all: such ops (NMS,
+# unique, sorting) can cost more than linear time, and shapes assumed from upper bounds
+# (`x[mask]` keeps everything) can make their inputs far larger than in a real run.
+STAND_IN_LIMIT = 1 << 15
+_CONSTANT_FACTORIES = frozenset({
+    torch.ones, torch.zeros, torch.full, torch.arange, torch.eye, torch.tensor, torch.scalar_tensor, torch.linspace,
+})  # fmt: skip
+_DEVICE_MOVES = frozenset({torch.Tensor.to, torch.Tensor.cpu, torch.Tensor.cuda})
+
+
+class MetaRun(TorchFunctionMode):
+    """A forward on meta weights that keeps real values wherever they cost nothing.
+
+    Weights are meta, so everything computed from them has shapes but no values. What a forward
+    computes from its inputs alone — attention masks, position ids, and the checks on them
+    (`if mask.all():`, `pad_id in input_ids`) — needs values, and is input-sized. So in a meta run:
+
+    - the inputs are real, and so are small constant tensors the forward builds;
+    - moving a tensor between devices (`mask.to(self.weight.device)`, `.cpu()`) keeps it where it
+      is, converting only its dtype: real values stay real, meta stays meta;
+    - a call that mixes meta and real tensors runs with all of them on meta (`x * weight`).
+      A real tensor written in place with meta data keeps its old values; its shape is right,
+      and the recorder links it to the writing op;
+    - a tensor op meta cannot run — no meta kernel, or an output whose size depends on values
+      (`torchvision.ops.nms`, `torch.unique`) — runs on small real stand-ins of its meta inputs,
+      and its output goes back to meta. Python values (`.item()`, `if x.any():` on a weight's
+      output) are not invented: the forward then needs a real run.
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _DEVICE_MOVES and args and isinstance(args[0], torch.Tensor):
+            return _moved_in_place(func, args[0], args[1:], kwargs)
+        if _mixes_meta_and_real((args, kwargs)):
+            # Some kernels accept the mix and make up values (`real[meta_index]`): meta it is.
+            args, kwargs = to_meta(args), to_meta(kwargs)
+        try:
+            output = func(*args, **kwargs)
+        except Exception:
+            output = _on_stand_in_values(func, args, kwargs)
+            if output is None:
+                raise
+            return output
+        if func in _CONSTANT_FACTORIES and _is_small_meta(output):
+            return func(*args, **{**kwargs, "device": "cpu"})
+        return output
+
+
+def _moved_in_place(func: Any, tensor: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    """`tensor.to(device, dtype)`, `.cpu()`, `.cuda()` without the device change: only the dtype applies."""
+    if func is not torch.Tensor.to:
+        return tensor
+    _, dtype, _, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+    if dtype is None and memory_format is None:
+        return tensor
+    return tensor.to(dtype=dtype or tensor.dtype, memory_format=memory_format or torch.preserve_format)
+
+
+def _on_stand_in_values(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`func`'s tensor output computed on real stand-ins for its (small) meta inputs, as meta; else None."""
+    tensors = [leaf for leaf in tree_flatten((args, kwargs))[0] if isinstance(leaf, torch.Tensor)]
+    if not any(t.is_meta for t in tensors) or sum(t.numel() for t in tensors) > STAND_IN_LIMIT:
+        return None
+    values = torch.Generator().manual_seed(0)  # fixed, and the user's random state is not touched
+    real_args, real_kwargs = tree_map_only(torch.Tensor, lambda t: _stand_in(t, values), (args, kwargs))
+    try:
+        output = func(*real_args, **real_kwargs)
+    except Exception:
+        return None
+    tensors_out = [leaf for leaf in tree_flatten(output)[0] if isinstance(leaf, torch.Tensor)]
+    return to_meta(output) if tensors_out else None
+
+
+def _stand_in(tensor: torch.Tensor, values: torch.Generator) -> torch.Tensor:
+    """Real values of a meta tensor's shape: uniform floats, zero integers, all-true masks."""
+    if not tensor.is_meta:
+        return tensor
+    if tensor.is_floating_point():
+        return torch.rand(tensor.shape, dtype=tensor.dtype, generator=values, device="cpu")
+    if tensor.dtype is torch.bool:
+        return torch.ones(tensor.shape, dtype=torch.bool, device="cpu")
+    return torch.zeros(tensor.shape, dtype=tensor.dtype, device="cpu")
+
+
+def _is_small_meta(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.is_meta and value.numel() <= SMALL_CONSTANT
+
+
+def _mixes_meta_and_real(value: Any) -> bool:
+    tensors = [leaf for leaf in tree_flatten(value)[0] if isinstance(leaf, torch.Tensor)]
+    return any(t.is_meta for t in tensors) and any(not t.is_meta for t in tensors)
 
 
 def _one_name_per_slot(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

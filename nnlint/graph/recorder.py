@@ -134,16 +134,21 @@ class GraphRecorder(TorchFunctionMode):
         output = func(*args, **kwargs)
         if self._busy or self._leaf_depth > 0:
             return output
-        kind, target, args = _fx_spelling(func, args)
+        kind, target, fx_args = _fx_spelling(func, args)
         if not (_has_tensor(output) or kind == "call_function" and target is operator.setitem):
             return output  # `x.shape`, `x.size(0)`, `x.dim()`: Python values, not graph data
         self._busy = True
         try:
-            node = self.graph.create_node(kind, target, self._as_argument(args), self._as_argument(kwargs))
-            if not _writes_in_place(func, kwargs):
+            node = self.graph.create_node(kind, target, self._as_argument(fx_args), self._as_argument(kwargs))
+            written = _written_in_place(func, args)
+            if written is None and "out" not in kwargs:
                 output = _own_results(output, (args, kwargs))
-            self._annotate(node, output)
+            self._annotate(node, output if output is not None or written is None else written)
             self._link(output, node, ())
+            if written is not None and written is not output:
+                # `x[i] = y`, or an in-place op whose result a meta run had to put in a copy: from
+                # here on, `x` holds what this node wrote.
+                self._link(written, node, ())
         finally:
             self._busy = False
         return output
@@ -250,15 +255,18 @@ def _fx_spelling(func: Any, args: tuple[Any, ...]) -> tuple[str, Any, tuple[Any,
     return "call_function", func, args
 
 
-_IN_PLACE_OPERATORS = frozenset(
-    f"__i{name}__" for name in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor", "lshift", "rshift")
-)
-
-
-def _writes_in_place(func: Any, kwargs: dict[str, Any]) -> bool:
-    """`x.add_(y)`, `x += y`, `torch.add(x, y, out=x)`: the tensor really carries the new values."""
+def _written_in_place(func: Any, args: tuple[Any, ...]) -> torch.Tensor | None:
+    """The tensor an in-place call writes: `x.add_(y)`, `x += y`, `x[i] = y`, `torch.relu_(x)`."""
+    if not args or not isinstance(args[0], torch.Tensor):
+        return None
     name = getattr(func, "__name__", "")
-    return name in _IN_PLACE_OPERATORS or (name.endswith("_") and not name.endswith("__")) or "out" in kwargs
+    in_place = name == "__setitem__" or name in _IN_PLACE_DUNDERS or (name.endswith("_") and not name.startswith("_"))
+    return args[0] if in_place else None
+
+
+_IN_PLACE_DUNDERS = frozenset(
+    f"__i{name}__" for name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor")
+)
 
 
 def _own_results(output: Any, inputs: Any) -> Any:
