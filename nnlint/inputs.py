@@ -21,7 +21,7 @@ from torch import nn
 
 from nnlint import hf
 from nnlint.context import BatchSize
-from nnlint.graph.execution import call_arguments, meta_stand_ins, needs_real_values, one_sample, run_with_tensors
+from nnlint.graph.execution import call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, run_with_tensors
 from nnlint.graph.state import is_on_meta, model_device, model_float_dtype, preserved_module_attributes, preserved_rng, training_flags
 from nnlint.loader import LoadedTarget
 
@@ -213,13 +213,8 @@ def _shapes_for(layer: nn.Module, batch: int, declared_sides: list[tuple[int, in
 
 
 def _make(shape: tuple[int, ...], dtype: torch.dtype, integer_high: int | None) -> torch.Tensor:
-    # A private generator with a fixed seed: the user's random state is left alone, and the same
-    # model gets the same made-up input on every run.
-    generator = torch.Generator().manual_seed(0)
     try:
-        if integer_high is not None:
-            return torch.randint(0, max(integer_high, 1), shape, generator=generator)
-        return torch.randn(shape, dtype=dtype, generator=generator)
+        return made_up(shape, dtype, integer_high)
     except (RuntimeError, MemoryError, OverflowError) as error:  # an --input-shape larger than memory
         size = math.prod(shape) * (8 if integer_high is not None else torch.empty((), dtype=dtype).element_size())
         raise InputError(f"cannot allocate an input of shape {'x'.join(map(str, shape))} ({size / 1e9:.1f} GB)") from error

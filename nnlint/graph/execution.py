@@ -37,6 +37,18 @@ def one_sample(value: Any, device: torch.device) -> Any:
     return tree_map_only(torch.Tensor, first, value)
 
 
+def made_up(shape: tuple[int, ...], dtype: torch.dtype, integer_high: int | None = None) -> torch.Tensor:
+    """Random values for an input nnlint makes up, integers below `integer_high` if given.
+
+    From a private generator with a fixed seed: the user's random state is left alone, and the
+    same model gets the same made-up input on every run.
+    """
+    generator = torch.Generator().manual_seed(0)
+    if integer_high is not None:
+        return torch.randint(0, max(integer_high, 1), shape, generator=generator)
+    return torch.randn(shape, dtype=dtype, generator=generator)
+
+
 def on_device(value: Any, device: torch.device) -> Any:
     """The same structure with every tensor moved to `device`."""
     return tree_map_only(torch.Tensor, lambda t: t.to(device), value)
