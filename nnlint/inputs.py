@@ -22,7 +22,7 @@ from torch import nn
 from nnlint import hf
 from nnlint.context import BatchSize
 from nnlint.graph.execution import call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, run_with_tensors
-from nnlint.graph.state import is_on_meta, model_device, model_float_dtype, preserved_module_attributes, preserved_rng, training_flags
+from nnlint.graph.state import evaluation_run, is_on_meta, model_device, model_float_dtype
 from nnlint.loader import LoadedTarget
 
 INFERRED_BATCH = 4
@@ -93,7 +93,7 @@ def accepts(model: nn.Module, example_input: Any, on_meta: bool = True) -> bool:
     args, kwargs = call_arguments(example_input)
     device = model_device(model)
     try:
-        with preserved_module_attributes(model), training_flags(model, False), preserved_rng(device), torch.no_grad():
+        with evaluation_run(model):
             model(*one_sample(args, device), **one_sample(kwargs, device))
     except Exception:
         return False
@@ -104,7 +104,7 @@ def _verdict_on_meta(model: nn.Module, example_input: Any) -> bool | None:
     """True: the forward ran on meta; False: it rejected the input; None: it needed real values."""
     args, kwargs = call_arguments(example_input)
     try:
-        with preserved_module_attributes(model), training_flags(model, False), torch.no_grad():
+        with evaluation_run(model):
             run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
     except Exception as error:
         return None if needs_real_values(error) else False

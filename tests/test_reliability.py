@@ -59,17 +59,29 @@ class DuckImages(nn.Module):
         return self.patches(pixel_values)
 
 
+class DropsItsInput(nn.Module):
+    """`F.dropout(x, p)` is always on: in a meta run the input is real, so it draws random numbers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(nn.functional.dropout(x, 0.5))
+
+
 @pytest.mark.parametrize(
     ("model", "input_shape"),
     [
         (nn.Sequential(nn.Linear(4, 2)), None),
+        (DropsItsInput(), None),
         (nn.Sequential(nn.Embedding(10, 4)), None),
         (nn.Sequential(nn.Conv2d(3, 4, 3)), (2, 3, 8, 8)),
         (nn.Sequential(nn.Embedding(10, 4)), (2, 5)),
         (DuckTokens(), None),  # Hugging Face-shaped: inputs read from the config
         (DuckImages(), None),
     ],
-    ids=["linear", "embedding", "shape-conv", "shape-embedding", "hf-tokens", "hf-images"],
+    ids=["linear", "dropout-on-input", "embedding", "shape-conv", "shape-embedding", "hf-tokens", "hf-images"],
 )
 def test_made_up_inputs_leave_the_users_random_state_alone_and_repeat(model, input_shape):
     loaded = LoadedTarget(Target(model), "model", None, None)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from nnlint.graph.execution import buffer_copies, call_arguments, meta_stand_ins
 from nnlint.graph.fx_trace import propagate_shapes, symbolic_trace
 from nnlint.graph.ir import ModelGraph, ModuleInfo
 from nnlint.graph.recorder import GraphRecorder, RecordingError
-from nnlint.graph.state import is_on_meta, model_device, preserved_module_attributes, preserved_rng, training_flags
+from nnlint.graph.state import evaluation_run, is_on_meta, model_device, preserved_module_attributes
 from nnlint.sources import ModuleLocator
 
 __all__ = ["GraphError", "ModelGraph", "ModuleInfo", "build_graph", "non_tensor_output", "one_line"]
@@ -36,7 +36,7 @@ def build_graph(model: nn.Module, example_input: Any, locator: ModuleLocator, me
     `method` is "auto" (fx, then the recorder), "fx" or "recorded".
     """
     args, kwargs = call_arguments(example_input)
-    with preserved_module_attributes(model), training_flags(model, False), preserved_rng(model_device(model)):
+    with evaluation_run(model):
         fx_error = None
         if method != GraphMethod.RECORDED:
             # Restored on its own: what a failed trace left in the model must not reach the recorder.

@@ -65,6 +65,15 @@ def preserved_rng(device: torch.device) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def evaluation_run(model: nn.Module) -> Iterator[None]:
+    """How nnlint runs the user's forward itself: in evaluation mode, without autograd, and with
+    every attribute, flag and random generator put back afterwards (a forward may draw random
+    numbers from real values: an always-on dropout on the input)."""
+    with preserved_module_attributes(model), training_flags(model, False), preserved_rng(model_device(model)), torch.no_grad():
+        yield
+
+
 def model_device(model: nn.Module) -> torch.device:
     for tensor in _tensors(model):
         return tensor.device
