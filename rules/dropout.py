@@ -13,7 +13,7 @@ from nnlint.context import RuleContext
 from nnlint.findings import Severity
 from nnlint.graph import ModelGraph
 from nnlint.graph.ir import call_argument
-from nnlint.graph.ops import ACTIVATIONS, DROPOUTS, NORMALIZATIONS, POOLING, SHAPE_OPS, module_op
+from nnlint.graph.ops import ACTIVATIONS, DROPOUTS, LINEAR_MAPS, NORMALIZATIONS, POOLING, SHAPE_OPS, module_op
 from nnlint.registry import Hit, rule
 
 _FUNCTIONAL_TRAINING_DEFAULT = True  # `F.dropout(x, p)`: training=True unless told otherwise
@@ -272,7 +272,10 @@ def dropout_on_output(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
 
     ## What it does
     Flags a dropout module or functional dropout whose result is returned by `forward` (also
-    through reshapes), so that it acts on the predictions themselves.
+    through reshapes) and read by nothing else in the model, when that result is a prediction:
+    the dropout acts straight on a Linear/Conv output (the logits), or the target has a
+    `loss_fn` that consumes the output. A base model that returns dropped hidden states for a
+    task head to read (T5's encoder) returns features, and is not flagged.
 
     ## Why is this bad?
     Dropout regularizes hidden units by making the next layer robust to missing inputs. On the
@@ -299,7 +302,7 @@ def dropout_on_output(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     rates = {call.node: call.rate for call in dropout_calls(graph)}
     for returned in graph.returned():
         producer = graph.producer(returned)
-        if producer not in rates or rates[producer] == 0:
+        if producer not in rates or rates[producer] == 0 or not _drops_predictions(graph, producer, context):
             continue
         yield Hit(
             message=(
@@ -311,6 +314,19 @@ def dropout_on_output(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
             location=graph.location(producer),
             evidence={"rate": rates[producer]},
         )
+
+
+def _drops_predictions(graph: ModelGraph, dropout: torch.fx.Node, context: RuleContext) -> bool:
+    """Whether the dropped tensor is the model's prediction, not features a later head will read.
+
+    It is when nothing inside the model reads it and either a loss consumes the output or the
+    dropout acts straight on a Linear/Conv's output (logits). A base model returning dropped
+    hidden states after a LayerNorm (T5's encoder and decoder) is returning features.
+    """
+    if any(user.op != "output" for user in graph.consumers(dropout)):
+        return False
+    source = graph.source(dropout)
+    return context.target.loss_fn is not None or (source is not None and graph.op(source) in LINEAR_MAPS)
 
 
 @rule("NN205", "no-regularization", Severity.INFO, requires=("graph", "optimizer"))
