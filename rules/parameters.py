@@ -138,6 +138,28 @@ def _feeds_next_layer(graph: ModelGraph, node: torch.fx.Node) -> bool:
     return any(_is_weighted_layer(graph, user) for user in consumers)
 
 
+_BRANCH_HOPS = 24
+
+
+def _in_residual_branch(graph: ModelGraph, node: torch.fx.Node) -> bool:
+    """Whether `node`'s output, before any normalization, is added to a stream that bypasses it.
+
+    Small weights in a residual branch only shrink what the branch adds; the skip path carries
+    the signal (SkipInit, Fixup, ConvNeXt's layer scale, GPT-2's scaled projections).
+    """
+    downstream: set[torch.fx.Node] = {node}
+    frontier = list(node.users)
+    while frontier and len(downstream) < _BRANCH_HOPS:
+        current = frontier.pop(0)
+        if current in downstream or graph.op(current) in NORMALIZATIONS or current.op == "output":
+            continue
+        if graph.is_residual_add(current) and not all(graph.reaches(node, source) for source in graph.tensor_inputs(current)):
+            return True  # one side of the sum does not come through `node`: a skip around it
+        downstream.add(current)
+        frontier.extend(current.users)
+    return False
+
+
 def _is_weighted_layer(graph: ModelGraph, node: torch.fx.Node) -> bool:
     """A layer call, or `x @ w` with a parameter `w` (not an attention product of two activations)."""
     if graph.op(node) in _WEIGHTED_OPS:
@@ -257,9 +279,10 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     weights (NN401), frozen weights, weights on the meta device, embeddings and normalization
     parameters (their conventions differ: N(0, 1), ones). Only a layer whose output goes, through
     activations, reshapes, pooling or dropout, straight into another weighted layer is checked
-    for being too small: a small last layer (Karpathy's "init well" recipe), a residual branch's
-    output projection scaled down on purpose (GPT-2's 1/√(2·layers), Fixup) or an attention
-    projection is a choice, not a vanishing signal. PyTorch's default
+    for being too small, and not when that output is added to a skip connection before any
+    normalization: a small last layer (Karpathy's "init well" recipe), a residual branch
+    scaled down on purpose (GPT-2's 1/√(2·layers), Fixup, SkipInit, ConvNeXt's layer scale) or an
+    attention projection is a choice, not a vanishing signal. PyTorch's default
     initialization (std = 1/√(3·fan_in)) is within a factor √6 ≈ 2.4 of these scales.
 
     ## Why is this bad?
@@ -303,7 +326,7 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
         smallest_scale = math.sqrt(gain2 / max(weight.fan_in, weight.fan_out))
         if std > max_ratio * forward_scale:
             ratio, reference, fan, direction = std / forward_scale, forward_scale, weight.fan_in, "larger"
-        elif std * max_ratio < smallest_scale and _feeds_next_layer(graph, weight.node):
+        elif std * max_ratio < smallest_scale and _feeds_next_layer(graph, weight.node) and not _in_residual_branch(graph, weight.node):
             ratio, reference, fan, direction = smallest_scale / std, smallest_scale, max(weight.fan_in, weight.fan_out), "smaller"
         else:
             continue
