@@ -97,7 +97,7 @@ def find_config_file(start: Path) -> Path | None:
     directory = start if start.is_dir() else start.parent
     for folder in [directory, *directory.parents]:
         candidate = folder / "pyproject.toml"
-        if candidate.is_file() and "nnlint" in _read_toml(candidate).get("tool", {}):
+        if candidate.is_file() and _nnlint_table(_read_toml(candidate)) is not None:
             return candidate
     return None
 
@@ -109,10 +109,16 @@ def load_config(path: Path | None) -> Config:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     document = _read_toml(path)
-    table = document.get("tool", {}).get("nnlint")
+    table = _nnlint_table(document)
     if table is None:
         table = {} if path.name == "pyproject.toml" else document
     return config_from_table(table, path)
+
+
+def _nnlint_table(document: Mapping[str, Any]) -> Any:
+    """`[tool.nnlint]`, or None; whatever its type, so that config_from_table can name a bad one."""
+    tool = document.get("tool")
+    return tool.get("nnlint") if isinstance(tool, Mapping) else None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -126,6 +132,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def config_from_table(table: Mapping[str, Any], path: Path | None = None) -> Config:
     origin = f"{path}: " if path else ""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{origin}[tool.nnlint] must be a table of settings, got {table!r}")
     settings: dict[str, Any] = {"source": path}
     for key, value in table.items():
         if key not in _KEYS:
@@ -139,6 +147,8 @@ def config_from_table(table: Mapping[str, Any], path: Path | None = None) -> Con
 
 def parse_codes(value: str | Iterable[str]) -> tuple[str, ...]:
     """`"NN1,NN104"` or `["NN1", "NN104"]` -> ("NN1", "NN104"); codes are checked by Config."""
+    if not isinstance(value, (str, list, tuple)):
+        raise TypeError(f'expected rule codes as a list such as ["NN1", "NN104"], got {value!r}')
     items = value.split(",") if isinstance(value, str) else list(value)
     if not all(isinstance(item, str) for item in items):
         raise TypeError("expected rule codes as strings")
@@ -159,7 +169,7 @@ def parse_shape(value: str | Iterable[int]) -> tuple[int, ...]:
         shape = tuple(int(str(part).strip()) for part in parts)
     except ValueError:
         raise ValueError(f"expected comma-separated positive integers such as 32,3,224,224; got {value!r}") from None
-    if not shape or any(size <= 0 for size in shape):
+    if not shape or any(size <= 0 or size >= 2**63 for size in shape):  # torch sizes are 64-bit
         raise ValueError(f"expected comma-separated positive integers such as 32,3,224,224; got {value!r}")
     return shape
 

@@ -12,7 +12,8 @@ from nnlint.config import Config
 from nnlint.context import BatchSize, RuleContext
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Finding, Location, Phase
-from nnlint.graph import GraphError, ModelGraph, build_graph, one_line
+from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
+from nnlint.graph.state import uninitialized_module
 from nnlint.inputs import InputError, example_input_for, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file
 from nnlint.probe import ProbeFailed, ProbeResult, ProbeSettings, ProbeSkipped, ProbeTimedOut, run_probe
@@ -68,6 +69,12 @@ class Linter:
     ) -> tuple[list[Finding], dict[str, list[str]], ModelGraph | None, list[str], ProbeResult | None]:
         if loaded.problem is not None:
             return [self._unusable(loaded, loaded.problem)], {}, None, notes, None
+        lazy = uninitialized_module(loaded.target.model)
+        if lazy is not None:
+            module = loaded.target.model.get_submodule(lazy)
+            location = ModuleLocator(loaded.target.model, loaded.location).locate(lazy)
+            reason = f"{type(module).__name__} `{lazy}` has no parameters yet (a lazy module): run one forward on a batch before linting"
+            return [self._unusable(loaded, reason, module=lazy or None, location=location)], {}, None, notes, None
         try:
             example_input, inferred = example_input_for(loaded, self.config.input_shape)
         except InputError as error:
@@ -82,6 +89,10 @@ class Linter:
             self._keep_traceback(error)
             location = ModuleLocator(loaded.target.model, loaded.location).locate(error.module) if error.module else None
             findings.append(self._unusable(loaded, str(error), module=error.module, location=location))
+        if graph is not None and (returned := non_tensor_output(graph)) is not None:
+            hint = " (is a `return` missing?)" if returned == "None" else ""
+            findings.append(self._unusable(loaded, f"forward returned {returned}, not a tensor: nothing to check or train{hint}"))
+            graph = None
         if graph is not None and graph.recorded_on == "real":
             notes.append("the forward needs real values (e.g. `.item()`), so the graph was recorded on one real sample")
         batch_size = training_batch_size(loaded, example_input, inferred, self.config.batch_size)
@@ -152,7 +163,8 @@ class Linter:
         return measured + self._run_rules(Phase.PROBE, graph, dataclasses.replace(context, probe=probe), loaded, skipped), probe
 
     def _gradient_flow(self, probe: ProbeResult | None) -> GradientFlow | None:
-        if probe is None or len(probe.layers) < 2:
+        """The chart's data; none for fewer than two layers, or when a gradient is NaN/Inf (NN803 says where)."""
+        if probe is None or len(probe.layers) < 2 or not all(layer.finite for layer in probe.layers):
             return None
         rules = rules_by_code()
         vanishing, exploding = self.config.thresholds_for(rules["NN801"]), self.config.thresholds_for(rules["NN802"])

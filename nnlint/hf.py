@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnlint.graph.execution import made_up
+
 _SEQUENCE_LENGTH = 16
 _IMAGE_SIDE = 224
 _WAVEFORM_SAMPLES = 16000  # one second at 16 kHz: long enough for every wav2vec2-style feature encoder
@@ -61,14 +63,14 @@ def _images(model: nn.Module, config: Any, batch: int, dtype: torch.dtype) -> It
     if (_IMAGE_SIDE, _IMAGE_SIDE) not in sides:
         sides.append((_IMAGE_SIDE, _IMAGE_SIDE))
     for height, width in (side for side in sides if side is not None):
-        yield torch.randn(batch, int(channels), height, width, dtype=dtype)
+        yield made_up((batch, int(channels), height, width), dtype)
 
 
 def _audio_values(model: nn.Module, config: Any, batch: int, dtype: torch.dtype) -> Iterator[torch.Tensor]:
     mel_bins = _config_value(config, "num_mel_bins")
     if mel_bins:  # a spectrogram transformer: (batch, frames, mel bins)
-        yield torch.randn(batch, int(_config_value(config, "max_length") or _SPECTROGRAM_FRAMES), int(mel_bins), dtype=dtype)
-    yield torch.randn(batch, _WAVEFORM_SAMPLES, dtype=dtype)  # a raw waveform
+        yield made_up((batch, int(_config_value(config, "max_length") or _SPECTROGRAM_FRAMES), int(mel_bins)), dtype)
+    yield made_up((batch, _WAVEFORM_SAMPLES), dtype)  # a raw waveform
 
 
 def _audio_features(model: nn.Module, config: Any, batch: int, dtype: torch.dtype) -> Iterator[torch.Tensor]:
@@ -80,8 +82,8 @@ def _audio_features(model: nn.Module, config: Any, batch: int, dtype: torch.dtyp
     positions = _config_value(config, "max_source_positions")
     # Whisper's two convolutions halve the frames, and its encoder wants exactly max_source_positions.
     frames = 2 * int(positions) if positions and positions <= 4 * _SPECTROGRAM_FRAMES else _SPECTROGRAM_FRAMES
-    yield torch.randn(batch, int(bins), frames, dtype=dtype)
-    yield torch.randn(batch, 2 * _SEQUENCE_LENGTH * 4, int(bins), dtype=dtype)
+    yield made_up((batch, int(bins), frames), dtype)
+    yield made_up((batch, 2 * _SEQUENCE_LENGTH * 4, int(bins)), dtype)
 
 
 _MAIN_INPUTS: dict[str, Callable[[nn.Module, Any, int, torch.dtype], Iterator[torch.Tensor]]] = {
@@ -154,7 +156,7 @@ def _decoder_positions(config: Any) -> int:
 
 
 def _ids(vocabulary: int, batch: int, length: int) -> torch.Tensor:
-    return torch.randint(0, max(int(vocabulary), 1), (batch, length))
+    return made_up((batch, length), torch.long, int(vocabulary))
 
 
 def _pair(value: Any) -> tuple[int, int] | None:

@@ -11,6 +11,7 @@ chance on one real sample, as the recorder does.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
@@ -20,8 +21,8 @@ from torch import nn
 
 from nnlint import hf
 from nnlint.context import BatchSize
-from nnlint.graph.execution import call_arguments, meta_stand_ins, needs_real_values, one_sample, run_with_tensors
-from nnlint.graph.state import is_on_meta, model_device, model_float_dtype, preserved_module_attributes, preserved_rng, training_flags
+from nnlint.graph.execution import call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, run_with_tensors
+from nnlint.graph.state import evaluation_run, is_on_meta, model_device, model_float_dtype
 from nnlint.loader import LoadedTarget
 
 INFERRED_BATCH = 4
@@ -92,7 +93,7 @@ def accepts(model: nn.Module, example_input: Any, on_meta: bool = True) -> bool:
     args, kwargs = call_arguments(example_input)
     device = model_device(model)
     try:
-        with preserved_module_attributes(model), training_flags(model, False), preserved_rng(device), torch.no_grad():
+        with evaluation_run(model):
             model(*one_sample(args, device), **one_sample(kwargs, device))
     except Exception:
         return False
@@ -103,7 +104,7 @@ def _verdict_on_meta(model: nn.Module, example_input: Any) -> bool | None:
     """True: the forward ran on meta; False: it rejected the input; None: it needed real values."""
     args, kwargs = call_arguments(example_input)
     try:
-        with preserved_module_attributes(model), training_flags(model, False), torch.no_grad():
+        with evaluation_run(model):
             run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
     except Exception as error:
         return None if needs_real_values(error) else False
@@ -212,17 +213,19 @@ def _shapes_for(layer: nn.Module, batch: int, declared_sides: list[tuple[int, in
 
 
 def _make(shape: tuple[int, ...], dtype: torch.dtype, integer_high: int | None) -> torch.Tensor:
-    if integer_high is not None:
-        return torch.randint(0, max(integer_high, 1), shape)
-    return torch.randn(shape, dtype=dtype)
+    try:
+        return made_up(shape, dtype, integer_high)
+    except (RuntimeError, MemoryError, OverflowError) as error:  # an --input-shape larger than memory
+        size = math.prod(shape) * (8 if integer_high is not None else torch.empty((), dtype=dtype).element_size())
+        raise InputError(f"cannot allocate an input of shape {'x'.join(map(str, shape))} ({size / 1e9:.1f} GB)") from error
 
 
 def _tensor_of_shape(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
     """An `--input-shape` input: integer indices if the model starts with an embedding."""
     first = _first_shaping_layer(model)
     if isinstance(first, (nn.Embedding, nn.EmbeddingBag)):
-        return torch.randint(0, max(first.num_embeddings, 1), shape)
-    return torch.randn(shape, dtype=model_float_dtype(model))
+        return _make(shape, torch.long, first.num_embeddings)
+    return _make(shape, model_float_dtype(model), None)
 
 
 def _describe(value: Any) -> str:

@@ -187,6 +187,30 @@ def _nth_argument_line(site: Location, index: int) -> Location | None:
     return None
 
 
+NOT_LITERAL = object()
+
+
+def literal_argument(site: Location, callee: str, position: int, keyword: str) -> object:
+    """The value of an argument written as a literal in the call at `site` whose callee's name
+    contains `callee` (`nn.Dropout(0.0)`, `F.dropout(x, p=0)`); `NOT_LITERAL` if it was computed
+    (`nn.Dropout(config.rate)`), defaulted, or the call cannot be found."""
+    tree = _parsed_file(site.file)
+    if tree is None:
+        return NOT_LITERAL
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and node.lineno == site.line and callee in ast.unparse(node.func).lower()):
+            continue
+        argument = next((k.value for k in node.keywords if k.arg == keyword), None)
+        if argument is None and len(node.args) > position and not any(isinstance(a, ast.Starred) for a in node.args[: position + 1]):
+            argument = node.args[position]
+        try:
+            return ast.literal_eval(argument) if argument is not None else NOT_LITERAL
+        except ValueError:
+            return NOT_LITERAL
+    return NOT_LITERAL
+
+
+
 def assignment_line(filename: str, name: str) -> int | None:
     """The line of the first module-level assignment to `name` in a file (e.g. `model = Net()`)."""
     tree = _parsed_file(filename)

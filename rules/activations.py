@@ -380,8 +380,9 @@ def missing_nonlinearity(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     ## What it does
     Flags a Linear or convolution (module or functional) whose input comes straight from
     another one, also through flatten, reshape, view and dropout. A normalization layer, an
-    activation, a residual addition or a transpose/permute between them ends the pattern. Two
-    deliberate factorizations are not flagged: a grouped or depthwise convolution next to its
+    activation, a residual addition or a transpose/permute between them ends the pattern. Three
+    deliberate designs are not flagged: an output shared by several maps (FPN levels read by a
+    classification and a regression head; one projection read by query, key and value), a grouped or depthwise convolution next to its
     pointwise partner (separable convolution), and a low-rank bottleneck whose middle width is
     smaller than both ends (e.g. `Linear(512, 32)` → `Linear(32, 512)`).
 
@@ -414,6 +415,8 @@ def missing_nonlinearity(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
         before = graph.source(node, through=see_through)
         if before is None or graph.op(before) not in maps:
             continue
+        if len(graph.consumers(before, through=see_through)) > 1:
+            continue  # a shared representation (FPN levels into two heads, one projection into Q, K and V)
         pair = (graph.site(before), graph.site(node))
         if pair in seen or _is_factorization(graph, before, node):
             continue

@@ -13,8 +13,9 @@ from nnlint.context import RuleContext
 from nnlint.findings import Severity
 from nnlint.graph import ModelGraph
 from nnlint.graph.ir import call_argument
-from nnlint.graph.ops import ACTIVATIONS, DROPOUTS, NORMALIZATIONS, POOLING, SHAPE_OPS, module_op
+from nnlint.graph.ops import ACTIVATIONS, DROPOUTS, LINEAR_MAPS, NORMALIZATIONS, POOLING, SHAPE_OPS, module_op
 from nnlint.registry import Hit, rule
+from nnlint.sources import literal_argument
 
 _FUNCTIONAL_TRAINING_DEFAULT = True  # `F.dropout(x, p)`: training=True unless told otherwise
 
@@ -55,6 +56,16 @@ def _one_per_site(graph: ModelGraph, calls: list[DropoutCall]) -> list[DropoutCa
             seen.add(site)
             kept.append(call)
     return kept
+
+
+def _written_as_zero(graph: ModelGraph, call: DropoutCall) -> bool:
+    """Whether the code spells the rate 0 itself (`nn.Dropout(0.0)`, `F.dropout(x, 0)`): a rate
+    read from a configuration (`nn.Dropout(config.attn_drop)`) is a setting, not a mistake."""
+    location = graph.location(call.node)
+    if location is None:
+        return False
+    position = 0 if graph.module(call.node) is not None else 1
+    return literal_argument(location, "dropout", position, "p") in (0, 0.0)
 
 
 def _as_float(value: object) -> float | None:
@@ -202,9 +213,11 @@ def dropout_rate_suspicious(graph: ModelGraph, context: RuleContext) -> Iterator
     ## What it does
     Reads the drop probability `p` of every dropout the forward runs — modules, functional
     calls, and the dropout configured inside `nn.LSTM`/`nn.GRU`, `nn.MultiheadAttention` and
-    `nn.Transformer*Layer` — and flags `p` ≥ `max-rate` (default 0.8) as a warning and an
-    explicit dropout layer or call with `p == 0` as information. A leaf module's own default
-    of 0 (e.g. `nn.LSTM(dropout=0)`) is not reported.
+    `nn.Transformer*Layer` — and flags `p` ≥ `max-rate` (default 0.8) as a warning, and a
+    dropout layer or call whose code writes `p` as a literal 0 (`nn.Dropout(0.0)`) as
+    information. A rate that is 0 by configuration (`nn.Dropout(config.attn_drop)`, timm's and
+    Hugging Face's disabled dropouts) is a setting, not a mistake, and a leaf module's own
+    default of 0 (e.g. `nn.LSTM(dropout=0)`) is not reported either.
 
     ## Why is this bad?
     `p` is the probability of *dropping* a unit (PyTorch), not of keeping it as in
@@ -240,7 +253,7 @@ def dropout_rate_suspicious(graph: ModelGraph, context: RuleContext) -> Iterator
         if call.rate >= max_rate:
             message = f"{graph.describe(call.node)} drops p={call.rate:g} of its inputs: most of the signal is lost at every step"
             fix = f"use p between 0.1 and 0.5; p is the probability to drop — if you meant to keep {call.rate:.0%}, use p={1 - call.rate:g}"
-        elif call.rate == 0:
+        elif call.rate == 0 and _written_as_zero(graph, call):
             message, fix = f"{graph.describe(call.node)} has p=0: it does nothing", "remove it, or set the dropout rate you intended"
             severity = Severity.INFO
         else:
@@ -272,7 +285,10 @@ def dropout_on_output(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
 
     ## What it does
     Flags a dropout module or functional dropout whose result is returned by `forward` (also
-    through reshapes), so that it acts on the predictions themselves.
+    through reshapes) and read by nothing else in the model, when that result is a prediction:
+    the dropout acts straight on a Linear/Conv output (the logits), or the target has a
+    `loss_fn` that consumes the output. A base model that returns dropped hidden states for a
+    task head to read (T5's encoder) returns features, and is not flagged.
 
     ## Why is this bad?
     Dropout regularizes hidden units by making the next layer robust to missing inputs. On the
@@ -299,7 +315,7 @@ def dropout_on_output(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     rates = {call.node: call.rate for call in dropout_calls(graph)}
     for returned in graph.returned():
         producer = graph.producer(returned)
-        if producer not in rates or rates[producer] == 0:
+        if producer not in rates or rates[producer] == 0 or not _drops_predictions(graph, producer, context):
             continue
         yield Hit(
             message=(
@@ -311,6 +327,19 @@ def dropout_on_output(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
             location=graph.location(producer),
             evidence={"rate": rates[producer]},
         )
+
+
+def _drops_predictions(graph: ModelGraph, dropout: torch.fx.Node, context: RuleContext) -> bool:
+    """Whether the dropped tensor is the model's prediction, not features a later head will read.
+
+    It is when nothing inside the model reads it and either a loss consumes the output or the
+    dropout acts straight on a Linear/Conv's output (logits). A base model returning dropped
+    hidden states after a LayerNorm (T5's encoder and decoder) is returning features.
+    """
+    if any(user.op != "output" for user in graph.consumers(dropout)):
+        return False
+    source = graph.source(dropout)
+    return context.target.loss_fn is not None or (source is not None and graph.op(source) in LINEAR_MAPS)
 
 
 @rule("NN205", "no-regularization", Severity.INFO, requires=("graph", "optimizer"))

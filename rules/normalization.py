@@ -11,6 +11,7 @@ from torch import nn
 from nnlint.context import RuleContext
 from nnlint.findings import Severity
 from nnlint.graph import ModelGraph, ModuleInfo
+from nnlint.graph.ir import module_tensor
 from nnlint.graph.ops import ACTIVATIONS, DROPOUTS, LINEAR_MAPS, POOLING, RECURRENT, RECURRENT_CELLS, SHAPE_OPS
 from nnlint.registry import Hit, rule
 
@@ -174,7 +175,11 @@ def batchnorm_after_activation(graph: ModelGraph, context: RuleContext) -> Itera
     ## What it does
     Flags BatchNorm whose input comes straight from an activation function (ReLU, GELU, tanh,
     …, as a module, a functional call or a tensor method), also through reshapes, dropout and
-    pooling.
+    pooling, and whose output goes on into a Linear/Conv layer or out of the model — a
+    normalization sitting after the activation instead of before it. A BatchNorm whose output
+    goes into an activation (pre-activation designs: BN → ReLU → Conv) or into a sum
+    (re-parameterizable identity branches such as RepVGG's `BN(x) + conv(x)`) is a different,
+    deliberate design and is not flagged.
 
     ## Why is this bad?
     BatchNorm is meant to normalize the pre-activation so that the nonlinearity sees inputs
@@ -199,8 +204,10 @@ def batchnorm_after_activation(graph: ModelGraph, context: RuleContext) -> Itera
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Batch Normalization
     - Ioffe & Szegedy (2015), "Batch Normalization", arXiv:1502.03167, section 3.2
     """
+    see_through = SHAPE_OPS | DROPOUTS | POOLING
     for path, nodes in _batchnorm_calls(graph).items():
-        fed = _fed_by(graph, nodes, ACTIVATIONS, through=SHAPE_OPS | DROPOUTS | POOLING)
+        feeding_layers = [node for node in nodes if _feeds_linear_map_or_output(graph, node, see_through)]
+        fed = _fed_by(graph, feeding_layers, ACTIVATIONS, through=see_through)
         if fed is None:
             continue
         node, producer = fed
@@ -214,6 +221,14 @@ def batchnorm_after_activation(graph: ModelGraph, context: RuleContext) -> Itera
             location=graph.location(node),
             evidence={"activation": graph.op(producer), "activation_module": graph.enclosing_module(producer)},
         )
+
+
+def _feeds_linear_map_or_output(graph: ModelGraph, node: torch.fx.Node, through: frozenset[str]) -> bool:
+    """Whether a BatchNorm's output goes on into a weighted layer or out of the model, as the
+    normalization of that layer's input does — not into an activation (pre-activation designs,
+    BN → ReLU → Conv) or a sum (re-parameterizable identity branches, RepVGG's BN(x) + conv(x))."""
+    consumers = graph.consumers(node, through=through)
+    return bool(consumers) and all(graph.op(user) in LINEAR_MAPS | {"output"} for user in consumers)
 
 
 @rule("NN104", "bias-before-batchnorm", Severity.WARNING)
@@ -252,7 +267,7 @@ def bias_before_batchnorm(graph: ModelGraph, context: RuleContext) -> Iterator[H
         path = str(node.target)
         if module is None or path in flagged or graph.op(node) not in LINEAR_MAPS:
             continue
-        bias = getattr(module, "bias", None)
+        bias = module_tensor(module, "bias")
         if bias is None:
             continue
         consumers = graph.consumers(node)

@@ -21,7 +21,7 @@ from torch import nn
 from nnlint.context import RuleContext
 from nnlint.findings import Severity
 from nnlint.graph import ModelGraph
-from nnlint.graph.ir import call_argument
+from nnlint.graph.ir import call_argument, module_tensor
 from nnlint.graph.ops import (
     ACTIVATIONS,
     CONVOLUTIONS,
@@ -78,7 +78,7 @@ def layer_weights(graph: ModelGraph, ops: frozenset[str]) -> list[LayerWeight]:
         module = graph.module(node)
         if module is not None and op in ops:
             if op in _SCALED_OPS:
-                add(node, getattr(module, "weight", None), str(node.target))
+                add(node, module_tensor(module, "weight"), str(node.target))
             else:
                 for _, parameter in module.named_parameters():
                     add(node, parameter, str(node.target))
@@ -136,6 +136,28 @@ def _feeds_next_layer(graph: ModelGraph, node: torch.fx.Node) -> bool:
     """
     consumers = graph.consumers(node, through=SHAPE_OPS | DROPOUTS | POOLING | ACTIVATIONS)
     return any(_is_weighted_layer(graph, user) for user in consumers)
+
+
+_BRANCH_HOPS = 24
+
+
+def _in_residual_branch(graph: ModelGraph, node: torch.fx.Node) -> bool:
+    """Whether `node`'s output, before any normalization, is added to a stream that bypasses it.
+
+    Small weights in a residual branch only shrink what the branch adds; the skip path carries
+    the signal (SkipInit, Fixup, ConvNeXt's layer scale, GPT-2's scaled projections).
+    """
+    downstream: set[torch.fx.Node] = {node}
+    frontier = list(node.users)
+    while frontier and len(downstream) < _BRANCH_HOPS:
+        current = frontier.pop(0)
+        if current in downstream or graph.op(current) in NORMALIZATIONS or current.op == "output":
+            continue
+        if graph.is_residual_add(current) and not all(graph.reaches(node, source) for source in graph.tensor_inputs(current)):
+            return True  # one side of the sum does not come through `node`: a skip around it
+        downstream.add(current)
+        frontier.extend(current.users)
+    return False
 
 
 def _is_weighted_layer(graph: ModelGraph, node: torch.fx.Node) -> bool:
@@ -229,7 +251,7 @@ def _zero_layer_stuck(graph: ModelGraph, node: torch.fx.Node, constant_layers: s
     tensor) is constant too.
     """
     module = graph.module(node)
-    bias = getattr(module, "bias", None) if module is not None else call_argument(node, 2, "bias")
+    bias = module_tensor(module, "bias") if module is not None else call_argument(node, 2, "bias")
     if isinstance(bias, torch.fx.Node):
         bias = _parameter(graph, str(bias.target)) if bias.op == "get_attr" else None
     if isinstance(bias, torch.Tensor) and (not _has_values(bias) or _constant_value(bias) is None):
@@ -257,9 +279,10 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     weights (NN401), frozen weights, weights on the meta device, embeddings and normalization
     parameters (their conventions differ: N(0, 1), ones). Only a layer whose output goes, through
     activations, reshapes, pooling or dropout, straight into another weighted layer is checked
-    for being too small: a small last layer (Karpathy's "init well" recipe), a residual branch's
-    output projection scaled down on purpose (GPT-2's 1/√(2·layers), Fixup) or an attention
-    projection is a choice, not a vanishing signal. PyTorch's default
+    for being too small, and not when that output is added to a skip connection before any
+    normalization: a small last layer (Karpathy's "init well" recipe), a residual branch
+    scaled down on purpose (GPT-2's 1/√(2·layers), Fixup, SkipInit, ConvNeXt's layer scale) or an
+    attention projection is a choice, not a vanishing signal. PyTorch's default
     initialization (std = 1/√(3·fan_in)) is within a factor √6 ≈ 2.4 of these scales.
 
     ## Why is this bad?
@@ -292,8 +315,8 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     max_ratio = context.threshold("max-ratio")
     for weight in layer_weights(graph, _SCALED_OPS | {"matmul", "mm"}):
         consumers = graph.consumers(weight.node, through=SHAPE_OPS | DROPOUTS | POOLING)
-        if any(graph.op(user) in NORMALIZATIONS for user in consumers):
-            continue
+        if weight.tensor.numel() < 2 or any(graph.op(user) in NORMALIZATIONS for user in consumers):
+            continue  # one value has no spread (and std() would warn on the user's terminal)
         std = float(_sample(weight.tensor).float().std())
         if not math.isfinite(std) or _constant_value(weight.tensor) is not None:
             continue  # constant weights are NN401's; rounding gives them a tiny nonzero std
@@ -303,7 +326,7 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
         smallest_scale = math.sqrt(gain2 / max(weight.fan_in, weight.fan_out))
         if std > max_ratio * forward_scale:
             ratio, reference, fan, direction = std / forward_scale, forward_scale, weight.fan_in, "larger"
-        elif std * max_ratio < smallest_scale and _feeds_next_layer(graph, weight.node):
+        elif std * max_ratio < smallest_scale and _feeds_next_layer(graph, weight.node) and not _in_residual_branch(graph, weight.node):
             ratio, reference, fan, direction = smallest_scale / std, smallest_scale, max(weight.fan_in, weight.fan_out), "smaller"
         else:
             continue

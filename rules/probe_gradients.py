@@ -381,7 +381,7 @@ def _site(graph: ModelGraph, site: ActivationSite) -> str:
     "activation-scale-drift",
     Severity.WARNING,
     phase=Phase.PROBE,
-    thresholds={"max-drift": 100, "min-layers": 4},
+    thresholds={"max-drift": 100, "min-layers": 4, "min-steady-share": 0.75},
     requires=_PROBE,
 )
 def activation_scale_drift(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
@@ -391,7 +391,10 @@ def activation_scale_drift(graph: ModelGraph, context: RuleContext) -> Iterator[
     Takes the output standard deviation of every Conv/Linear layer in forward order (the output
     layer left out: its scale is the task's), fits a geometric trend through them, and flags
     the model when the trend changes the scale by more than `max-drift` (100×, two orders of
-    magnitude) from the first hidden layer to the last, over at least `min-layers` (4) layers.
+    magnitude) from the first hidden layer to the last, over at least `min-layers` (4) layers,
+    and the scale moves that way from layer to layer in at least `min-steady-share` (3/4) of the
+    steps — a drift, not one odd layer (NN402 reports a single badly initialized weight) or a
+    residual branch kept small on purpose.
     For scale: PyTorch's default initialization shrinks a ReLU MLP's activations about ×0.4 per
     layer; measured on width 128, eight bias-free layers drift ×0.002 (flagged), while with
     biases the scale settles after three layers at ×0.09 (not flagged).
@@ -429,6 +432,9 @@ def activation_scale_drift(graph: ModelGraph, context: RuleContext) -> Iterator[
     limit = context.threshold("max-drift")
     if 1 / limit <= drift <= limit:
         return
+    steady = sum((after > before) == (drift > 1) for before, after in zip(stds, stds[1:], strict=False)) / (count - 1)
+    if steady < context.threshold("min-steady-share"):
+        return
     direction = "grows" if drift > 1 else "shrinks"
     worst = hidden[-1]
     yield Hit(
@@ -440,7 +446,12 @@ def activation_scale_drift(graph: ModelGraph, context: RuleContext) -> Iterator[
         ),
         fix="initialize for the activation (nn.init.kaiming_normal_ for ReLU, xavier for tanh) or add BatchNorm/LayerNorm between layers",
         module=worst.module,
-        evidence={"per_layer_factor": math.exp(slope), "drift": drift, "std": {f"{s.module}#{s.call}": s.std for s in hidden}},
+        evidence={
+            "per_layer_factor": math.exp(slope),
+            "drift": drift,
+            "steady_share": steady,
+            "std": {f"{s.module}#{s.call}": s.std for s in hidden},
+        },
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from expectations import FIXTURES
+from invariants import Snapshot
 from torch import nn
 
 from nnlint.findings import GraphMethod
@@ -133,27 +134,6 @@ class Stateful(nn.Module):
         return self.dropout(self.frozen(y))
 
 
-def snapshot(model: nn.Module) -> dict:
-    return {
-        "state": {k: v.clone() for k, v in model.state_dict(keep_vars=True).items()},
-        "identity": {k: id(v) for k, v in model.state_dict(keep_vars=True).items()},
-        "training": {name: m.training for name, m in model.named_modules()},
-        "requires_grad": {name: p.requires_grad for name, p in model.named_parameters()},
-        "grads": {name: None if p.grad is None else p.grad.clone() for name, p in model.named_parameters()},
-        "hooks": {name: (len(m._forward_hooks), len(m._forward_pre_hooks)) for name, m in model.named_modules()},
-        "attributes": {name: sorted(vars(m)) for name, m in model.named_modules()},
-    }
-
-
-def assert_same(before: dict, after: dict) -> None:
-    assert after["identity"] == before["identity"]
-    assert all(torch.equal(before["state"][k], after["state"][k]) for k in before["state"])
-    assert {k: v is None for k, v in after["grads"].items()} == {k: v is None for k, v in before["grads"].items()}
-    assert all(v is None or torch.equal(v, after["grads"][k]) for k, v in before["grads"].items())
-    for key in ("training", "requires_grad", "hooks", "attributes"):
-        assert after[key] == before[key], key
-
-
 @pytest.mark.parametrize("method", ["fx", "recorded", "auto"])
 def test_graph_recovery_leaves_the_model_exactly_as_it_was(method):
     model = Stateful()
@@ -161,21 +141,20 @@ def test_graph_recovery_leaves_the_model_exactly_as_it_was(method):
     model.bn.eval()  # mixed modes: a frozen BatchNorm inside a training model
     model.conv.register_forward_hook(lambda *args: None)
     del model.cache
-    before = snapshot(model)
     example = torch.randn(4, 3, 8, 8)
-    rng = torch.get_rng_state()
+    before = Snapshot.take(model)  # tensors, flags, .grad, hooks, attributes, the RNG state
     graph_of(model, example, method)
-    assert_same(before, snapshot(model))
-    assert torch.equal(rng, torch.get_rng_state())
+    assert before.differences(Snapshot.take(model)) == []
 
 
 def test_recording_real_sample_also_leaves_the_model_unchanged():
     model = ValueBranching()
     model.train()
-    before = snapshot(model)
-    graph_of(copy.deepcopy(model), torch.randn(8, 4))  # warm-up on a copy
-    graph_of(model, torch.randn(8, 4))
-    assert_same(before, snapshot(model))
+    example = torch.randn(8, 4)
+    before = Snapshot.take(model)
+    graph_of(copy.deepcopy(model), example)  # warm-up on a copy
+    graph_of(model, example)
+    assert before.differences(Snapshot.take(model)) == []
 
 
 def test_models_on_meta_are_linted_without_allocating_weights():

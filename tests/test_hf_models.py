@@ -44,13 +44,6 @@ TINY = {
 
 # Warnings that are rule false alarms, reported to the rule's owner: each entry must go when the rule
 # is fixed (the test then fails, as a reminder).
-KNOWN_FALSE_ALARMS = {
-    # T5's stacks end in Dropout; the base model returns those hidden states as features, which a
-    # head consumes in training (T5ForConditionalGeneration): not dropout on predictions.
-    "t5": ["NN204", "NN204"],
-}
-
-
 def tiny_model(model_type: str) -> torch.nn.Module:
     torch.manual_seed(0)
     config = transformers.AutoConfig.for_model(model_type, **TINY[model_type])
@@ -64,5 +57,5 @@ def test_graph_is_recovered_on_meta_with_no_false_alarm(model_type):
     linter = Linter(Config(static=True))
     report = linter.lint(LoadedTarget(Target(tiny_model(model_type)), model_type, None, None))
     assert report.graph is not None, [f.message for f in report.findings]
-    assert sorted(f.code for f in report.findings if f.severity is not Severity.INFO) == KNOWN_FALSE_ALARMS.get(model_type, [])
+    assert [f.code for f in report.findings if f.severity is not Severity.INFO] == []
     assert not any("real values" in note for note in report.notes)  # recorded on meta: no compute

@@ -145,3 +145,27 @@ def test_state_is_restored_after_a_timeout(thread):
     assert codes == ["NN002", "NN104", "NN105"]  # the static findings are still reported
     assert "--probe-timeout" in reports[0].findings[0].message
     before.assert_unchanged(model)
+
+
+class _Aliased(nn.Module):
+    """One BatchNorm registered under two names, and one weight shared by two layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(8)
+        self.alias = self.norm
+        self.encode = nn.Linear(8, 8)
+        self.decode = nn.Linear(8, 8)
+        self.decode.weight = self.encode.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(torch.relu(self.norm(self.encode(x))))
+
+
+def test_an_aliased_module_and_tied_weights_are_left_untouched():
+    model, inputs = _Aliased().eval(), torch.randn(16, 8)
+    before, version = Snapshot.take(model), model.norm.running_mean._version
+    result = run_probe(model, inputs, Target(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1)), ProbeSettings(deep=True))
+    assert result.update_ratios and result.train_eval is not None
+    before.assert_unchanged(model)
+    assert model.norm.running_mean._version == version  # not even written and restored

@@ -176,3 +176,23 @@ def test_train_eval_gap_uses_the_training_batch_size_and_works_with_one_step():
     assert pieces is not None and pieces.chunk_size == 4
     assert pieces.relative_difference > 5 * whole.relative_difference  # batch-of-4 statistics are noisy
     assert [gap.module for gap in pieces.modules][:2] == ["0", "1"] and pieces.modules[1].difference > pieces.modules[0].difference
+
+
+def test_non_finite_gradients_give_nn803_and_no_chart():
+    model = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 1))
+    inputs = torch.randn(8, 3)
+    inputs[0, 0] = float("nan")
+    report = lint_model(model, example_batch=(inputs, torch.rand(8, 1)))
+    assert [f.code for f in report.findings] == ["NN803"] and report.targets[0].gradient_flow is None
+    again = lint_model(model, example_batch=(inputs, torch.rand(8, 1)))
+    assert again.targets[0].findings == report.targets[0].findings  # no NaN anywhere to break equality
+
+
+def test_the_chart_spells_out_control_characters_in_module_names():
+    model = nn.Sequential()
+    model.add_module("a\rb\x1bc", nn.Linear(4, 8))
+    model.add_module("relu", nn.ReLU())
+    model.add_module("head", nn.Linear(8, 2))
+    text = render(lint_model(model, example_input=torch.randn(16, 4)), OutputFormat.TEXT, width=100)
+    chart = text[text.index("gradient flow") :]
+    assert "\r" not in chart and "\x1b" not in chart and "a\\rb\\x1bc" in chart

@@ -10,14 +10,14 @@ import torch.fx
 from torch import nn
 
 from nnlint.findings import GraphMethod
-from nnlint.graph.execution import call_arguments, meta_stand_ins, one_sample, run_with_tensors
+from nnlint.graph.execution import buffer_copies, call_arguments, meta_stand_ins, on_device, one_sample, run_with_tensors
 from nnlint.graph.fx_trace import propagate_shapes, symbolic_trace
 from nnlint.graph.ir import ModelGraph, ModuleInfo
 from nnlint.graph.recorder import GraphRecorder, RecordingError
-from nnlint.graph.state import is_on_meta, model_device, preserved_module_attributes, preserved_rng, training_flags
+from nnlint.graph.state import evaluation_run, is_on_meta, model_device, preserved_module_attributes
 from nnlint.sources import ModuleLocator
 
-__all__ = ["GraphError", "ModelGraph", "ModuleInfo", "build_graph", "one_line"]
+__all__ = ["GraphError", "ModelGraph", "ModuleInfo", "build_graph", "non_tensor_output", "one_line"]
 
 AUTO = "auto"
 
@@ -36,19 +36,21 @@ def build_graph(model: nn.Module, example_input: Any, locator: ModuleLocator, me
     `method` is "auto" (fx, then the recorder), "fx" or "recorded".
     """
     args, kwargs = call_arguments(example_input)
-    with preserved_module_attributes(model), training_flags(model, False), preserved_rng(model_device(model)):
+    with evaluation_run(model):
         fx_error = None
         if method != GraphMethod.RECORDED:
-            try:
-                graph = symbolic_trace(model, args, kwargs)
-            except Exception as error:
-                fx_error = f"symbolic tracing failed: {one_line(error)}"
-            else:
+            # Restored on its own: what a failed trace left in the model must not reach the recorder.
+            with preserved_module_attributes(model):
                 try:
-                    propagate_shapes(model, graph, args, kwargs)
-                    return _assemble(model, graph, GraphMethod.FX, locator, _fx_call_counts(graph))
+                    graph = symbolic_trace(model, args, kwargs)
                 except Exception as error:
-                    fx_error = f"the traced graph did not run: {one_line(error)}"
+                    fx_error = f"symbolic tracing failed: {one_line(error)}"
+                else:
+                    try:
+                        propagate_shapes(model, graph, args, kwargs)
+                        return _assemble(model, graph, GraphMethod.FX, locator, _fx_call_counts(graph))
+                    except Exception as error:
+                        fx_error = f"the traced graph did not run: {one_line(error)}"
             if method == GraphMethod.FX:
                 raise GraphError(f"torch.fx: {fx_error}")
         recorder, recorded_on = _record(model, args, kwargs)
@@ -68,14 +70,23 @@ def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     except RecordingError as meta_error:
         if is_on_meta(model):
             raise GraphError(_forward_failure(meta_error), meta_error.module) from meta_error.cause
-    real_tensors = dict(model.named_parameters(remove_duplicate=False)) | dict(model.named_buffers(remove_duplicate=False))
-    real_recorder = GraphRecorder(model, _names_by_identity(real_tensors))
     device = model_device(model)
     try:
-        real_recorder.record(model, one_sample(args, device), one_sample(kwargs, device))
+        return _record_real(model, *one_sample((args, kwargs), device)), "real"
+    except RecordingError:
+        pass  # a forward may reject a batch of one (BatchNorm without running statistics): try the example's batch
+    try:
+        return _record_real(model, *on_device((args, kwargs), device)), "real"
     except RecordingError as real_error:
         raise GraphError(_forward_failure(real_error), real_error.module) from real_error.cause
-    return real_recorder, "real"
+
+
+def _record_real(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> GraphRecorder:
+    """Record on real values, with copies of the buffers: a forward that updates one in place must not write the user's."""
+    copies = buffer_copies(model)
+    recorder = GraphRecorder(model, _names_by_identity(dict(model.named_parameters(remove_duplicate=False)) | copies))
+    run_with_tensors(model, copies, lambda *a, **k: recorder.record(model, a, k), args, kwargs, on_meta=False)
+    return recorder
 
 
 def _names_by_identity(tensors: dict[str, torch.Tensor]) -> dict[int, str]:
@@ -102,6 +113,23 @@ def _assemble(model: nn.Module, graph: torch.fx.Graph, method: GraphMethod, loca
     modules = {path: ModuleInfo(path, module, locator.locate(path), calls.get(path, 0)) for path, module in model.named_modules()}
     modules[""].calls = 1
     return ModelGraph(fx_graph=graph, method=method, root=model, modules=modules)
+
+
+def non_tensor_output(graph: ModelGraph) -> str | None:
+    """What forward returned, named, when it is plainly no tensor (None, a number); else None.
+
+    Other objects are not judged: the recorder writes output types it does not know as text.
+    """
+    (value,) = graph.output_node().args
+    if isinstance(value, torch.fx.Node):
+        if "val" not in value.meta:
+            return None
+        value = value.meta["val"]
+    if value is None:
+        return "None"
+    if isinstance(value, (bool, int, float)):
+        return f"{type(value).__name__} {value!r}"
+    return None
 
 
 def one_line(error: BaseException, limit: int = 240) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -37,16 +37,43 @@ def one_sample(value: Any, device: torch.device) -> Any:
     return tree_map_only(torch.Tensor, first, value)
 
 
+def made_up(shape: tuple[int, ...], dtype: torch.dtype, integer_high: int | None = None) -> torch.Tensor:
+    """Random values for an input nnlint makes up, integers below `integer_high` if given.
+
+    From a private generator with a fixed seed: the user's random state is left alone, and the
+    same model gets the same made-up input on every run.
+    """
+    generator = torch.Generator().manual_seed(0)
+    if integer_high is not None:
+        return torch.randint(0, max(integer_high, 1), shape, generator=generator)
+    return torch.randn(shape, dtype=dtype, generator=generator)
+
+
+def on_device(value: Any, device: torch.device) -> Any:
+    """The same structure with every tensor moved to `device`."""
+    return tree_map_only(torch.Tensor, lambda t: t.to(device), value)
+
+
 def meta_stand_ins(model: nn.Module) -> dict[str, torch.Tensor]:
     """A meta tensor for every parameter and buffer name; tied tensors share one stand-in."""
-    by_identity: dict[int, torch.Tensor] = {}
-    stand_ins: dict[str, torch.Tensor] = {}
     named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    return _one_per_tensor(named, lambda t: t if t.is_meta else torch.empty_like(t, device="meta"))
+
+
+def buffer_copies(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every buffer, for a real run: a forward that updates a buffer in place (a counter,
+    a running statistic) then writes the copy, not the user's buffer. Tied buffers share a copy."""
+    return _one_per_tensor(model.named_buffers(remove_duplicate=False), lambda t: t.clone())
+
+
+def _one_per_tensor(named: Iterable[tuple[str, torch.Tensor]], replace: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
+    by_identity: dict[int, torch.Tensor] = {}
+    replacements: dict[str, torch.Tensor] = {}
     for name, tensor in named:
         if id(tensor) not in by_identity:
-            by_identity[id(tensor)] = tensor if tensor.is_meta else torch.empty_like(tensor, device="meta")
-        stand_ins[name] = by_identity[id(tensor)]
-    return stand_ins
+            by_identity[id(tensor)] = replace(tensor)
+        replacements[name] = by_identity[id(tensor)]
+    return replacements
 
 
 class _Runner(nn.Module):
@@ -67,6 +94,7 @@ def run_with_tensors(
     body: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    on_meta: bool = True,
 ) -> Any:
     """Call `body(*args, **kwargs)` while `model`'s parameters and buffers are `tensors`.
 
@@ -74,12 +102,15 @@ def run_with_tensors(
     copied or written; `functional_call` puts them back when the call returns or raises.
 
     With meta `tensors` this is a meta run (see `MetaRun`): the inputs stay real — copies, so that
-    a forward writing into its input leaves the caller's tensor alone.
+    a forward writing into its input leaves the caller's tensor alone. With `on_meta=False` it is
+    a plain run on the given tensors (copies of the buffers, for a real-value recording).
     """
     runner = _Runner(model, body)
     if tensors is None:
         return runner(*args, **kwargs)
-    prefixed = {f"model.{name}": tensor for name, tensor in tensors.items()}
+    prefixed = {f"model.{name}": tensor for name, tensor in _one_name_per_slot(model, tensors).items()}
+    if not on_meta:
+        return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
     args, kwargs = tree_map_only(torch.Tensor, lambda t: t if t.is_meta else t.clone(), (args, kwargs))
     # Tensors the forward creates itself (`torch.empty(B, T, H)`) land on meta: nothing is allocated.
     with torch.device("meta"), MetaRun(), _data_dependent_shapes_assumed():
@@ -200,3 +231,21 @@ def _is_small_meta(value: Any) -> bool:
 def _mixes_meta_and_real(value: Any) -> bool:
     tensors = [leaf for leaf in tree_flatten(value)[0] if isinstance(leaf, torch.Tensor)]
     return any(t.is_meta for t in tensors) and any(not t.is_meta for t in tensors)
+
+
+def _one_name_per_slot(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop names that reach a tensor slot another name already reached (`self.alias = self.fc`).
+
+    `functional_call` swaps and restores name by name: a slot swapped twice would be "restored"
+    to the stand-in it held after the first swap, leaving meta tensors in the user's model.
+    Tied tensors in different modules keep one name each, so every module sees the stand-in.
+    """
+    kept: dict[str, torch.Tensor] = {}
+    slots: set[tuple[int, str]] = set()
+    for name, tensor in tensors.items():
+        owner, _, attribute = name.rpartition(".")
+        slot = (id(model.get_submodule(owner)), attribute)
+        if slot not in slots:
+            slots.add(slot)
+            kept[name] = tensor
+    return kept

@@ -16,6 +16,10 @@ from nnlint.sources import call_site
 class _SourceTracer(torch.fx.Tracer):
     """A tracer that notes the user's line for each call and the module scope it happened in."""
 
+    # Buffers become graph nodes like parameters: otherwise `self.steps.add_(1)` in forward runs
+    # eagerly on the user's real buffer while tracing, and is missing from the graph.
+    proxy_buffer_attributes = True
+
     def create_node(self, kind: str, target: Any, args: Any, kwargs: Any, name: str | None = None, type_expr: Any = None) -> torch.fx.Node:
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if kind in ("call_function", "call_method", "call_module"):
@@ -27,7 +31,20 @@ class _SourceTracer(torch.fx.Tracer):
 def symbolic_trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.fx.Graph:
     """Trace `model.forward`, fixing the arguments the example input leaves at their defaults."""
     tracer = _SourceTracer()
-    return tracer.trace(model, concrete_args=_defaults_not_given(model, args, kwargs))
+    graph = tracer.trace(model, concrete_args=_defaults_not_given(model, args, kwargs))
+    assigned = _state_assigned_while_tracing(model)
+    if assigned is not None:
+        raise TypeError(f"forward assigns a new value to `{assigned}`, which a graph cannot represent")
+    return graph
+
+
+def _state_assigned_while_tracing(model: nn.Module) -> str | None:
+    """A buffer or parameter that forward replaced (`self.steps += 1` reassigns the buffer)."""
+    for path, module in model.named_modules():
+        for name, value in [*module._parameters.items(), *module._buffers.items()]:
+            if isinstance(value, torch.fx.Proxy):
+                return f"{path}.{name}" if path else name
+    return None
 
 
 def _defaults_not_given(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:

@@ -216,3 +216,17 @@ def call_argument(node: torch.fx.Node, position: int, names: str | tuple[str, ..
         if name in node.kwargs:
             return node.kwargs[name]
     return node.args[position] if len(node.args) > position else default
+
+
+def module_tensor(module: nn.Module, name: str) -> torch.Tensor | None:
+    """The tensor `module` stores as `name` (a weight, a bias), read without running any code.
+
+    `getattr(module, "weight")` would compute a parametrized weight, and spectral_norm in
+    training mode advances its power iteration in the model's buffers when read; a
+    parametrized tensor is not stored under its name, so it is None here: not judged.
+    """
+    for stored in (module._parameters, module._buffers, module.__dict__):
+        if name in stored:
+            value = stored[name]
+            return value if isinstance(value, torch.Tensor) else None
+    return None

@@ -27,7 +27,7 @@ import torch
 import torch.fx
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_map_only
 
 from nnlint.graph.execution import to_meta
 from nnlint.sources import call_site
@@ -110,19 +110,23 @@ class GraphRecorder(TorchFunctionMode):
         self._entered.append(_Entered(path, leaf))
         self._leaf_depth += leaf
 
-    def _after_module(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+    def _after_module(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> Any:
         if self._busy or not self._entered:
-            return
+            return None
         entry = self._entered.pop()
         self._leaf_depth -= entry.leaf
         if entry.leaf and self._leaf_depth == 0:
             self._busy = True
             try:
                 node = self.graph.call_module(entry.path, self._as_argument(tuple(args)), self._as_argument(dict(kwargs)))
+                if getattr(module, "inplace", False) is not True:
+                    output = _own_results(output, (args, kwargs))
                 self._annotate(node, output, scope_extra=(entry.path,))
                 self._link(output, node, ())
+                return output  # a forward hook's result replaces the module's output
             finally:
                 self._busy = False
+        return None
 
     # -- torch functions -------------------------------------------------------------------------
     def __torch_function__(self, func: Any, types_: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
@@ -137,6 +141,8 @@ class GraphRecorder(TorchFunctionMode):
         try:
             node = self.graph.create_node(kind, target, self._as_argument(fx_args), self._as_argument(kwargs))
             written = _written_in_place(func, args)
+            if written is None and "out" not in kwargs:
+                output = _own_results(output, (args, kwargs))
             self._annotate(node, output if output is not None or written is None else written)
             self._link(output, node, ())
             if written is not None and written is not output:
@@ -261,6 +267,27 @@ def _written_in_place(func: Any, args: tuple[Any, ...]) -> torch.Tensor | None:
 _IN_PLACE_DUNDERS = frozenset(
     f"__i{name}__" for name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor")
 )
+
+
+def _own_results(output: Any, inputs: Any) -> Any:
+    """`output`, with an alias (a view of the same storage) for every tensor that is one of `inputs`.
+
+    Dropout in evaluation, `nn.Identity` or a no-op `x.contiguous()` return their input object
+    itself; linked by identity, the call would become the producer of its input, and every
+    other use of that input would seem to read the call's result. In FX each call has a
+    result of its own; the alias gives the recorded call one too.
+    """
+    given = {id(leaf) for leaf in tree_flatten(inputs)[0] if isinstance(leaf, torch.Tensor)}
+    if not any(isinstance(leaf, torch.Tensor) and id(leaf) in given for leaf in tree_flatten(output)[0]):
+        return output
+    return tree_map_only(torch.Tensor, lambda t: _alias(t) if id(t) in given else t, output)
+
+
+def _alias(tensor: torch.Tensor) -> torch.Tensor:
+    try:
+        return tensor.view_as(tensor)
+    except RuntimeError:  # layouts without views (sparse): keep the object
+        return tensor
 
 
 def _has_tensor(value: Any) -> bool:

@@ -65,6 +65,15 @@ def preserved_rng(device: torch.device) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def evaluation_run(model: nn.Module) -> Iterator[None]:
+    """How nnlint runs the user's forward itself: in evaluation mode, without autograd, and with
+    every attribute, flag and random generator put back afterwards (a forward may draw random
+    numbers from real values: an always-on dropout on the input)."""
+    with preserved_module_attributes(model), training_flags(model, False), preserved_rng(model_device(model)), torch.no_grad():
+        yield
+
+
 def model_device(model: nn.Module) -> torch.device:
     for tensor in _tensors(model):
         return tensor.device
@@ -85,3 +94,13 @@ def is_on_meta(model: nn.Module) -> bool:
 def _tensors(model: nn.Module) -> Iterator[torch.Tensor]:
     yield from model.parameters()
     yield from model.buffers()
+
+
+def uninitialized_module(model: nn.Module) -> str | None:
+    """The path of the first lazy module whose tensors do not exist yet (`nn.LazyLinear` before its
+    first forward): running it would materialize the user's parameters, and meta has nothing to copy."""
+    for path, module in model.named_modules():
+        own = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+        if any(torch.nn.parameter.is_lazy(tensor) for tensor in own):
+            return path
+    return None

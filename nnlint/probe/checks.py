@@ -368,10 +368,21 @@ def overfit(session: Session, targets: Any) -> OverfitRun | None:
 
 # -- helpers -------------------------------------------------------------------------------------
 def copies(model: nn.Module, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor]]:
-    """A copy of every parameter and buffer on `device`, by name; tied tensors share one copy."""
+    """A copy of every parameter and buffer on `device`, by name; tied tensors share one copy.
+
+    Every module attribute is named once: a module registered under two paths (`self.alias =
+    self.block`) would otherwise be swapped twice by `functional_call`, which then puts the wrong
+    tensor back. Tied weights (one tensor, two modules) keep both names, so both use the copy."""
     tensors: dict[str, torch.Tensor] = {}
     copy_of: dict[int, torch.Tensor] = {}
+    owners = {path: module for path, module in model.named_modules(remove_duplicate=False)}
+    named: set[tuple[int, str]] = set()
     for name, tensor in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        owner, _, attribute = name.rpartition(".")
+        slot = (id(owners[owner]), attribute)
+        if slot in named:
+            continue
+        named.add(slot)
         if id(tensor) not in copy_of:
             copied = tensor.detach().to(device, copy=True)
             if isinstance(tensor, nn.Parameter) and tensor.is_floating_point():

@@ -178,7 +178,7 @@ class Session:
     def run(self) -> ProbeResult:
         self.tensors, self.copy_of = checks.copies(self.model, self.device)
         self.parameters = {n: self.copy_of[id(p)] for n, p in self.model.named_parameters() if p.requires_grad and p.is_floating_point()}
-        self.buffer_names = [name for name, _ in self.model.named_buffers(remove_duplicate=False)]
+        self.buffer_names = [name for name, _ in self.model.named_buffers(remove_duplicate=False) if name in self.tensors]
         inputs = to_device(self.example_input, self.device)
         targets = to_device(_batch_targets(self.target.example_batch), self.device)
         self.args, self.kwargs = call_arguments(inputs)

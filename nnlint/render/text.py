@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import textwrap
+import unicodedata
 
 from rich.console import Console
 from rich.text import Text
@@ -26,12 +27,12 @@ def render(report: Report, *, color: bool = False, width: int | None = None) -> 
 
 
 def _target(console: Console, target: TargetReport) -> None:
-    header = Text.assemble((f"{display_path(target.file) or '<model>'}", "bold"), " :: ", (target.name, "bold"))
+    header = Text.assemble((_printable(display_path(target.file) or "<model>"), "bold"), " :: ", (_printable(target.name), "bold"))
     details = [f"graph: {target.graph.value}" if target.graph else "graph: none"]
     if target.device:
         details.append(f"device: {target.device}")
     header.append(f"  ({', '.join(details)})", style="dim")
-    console.print(header)
+    console.print(header, soft_wrap=True)
     for finding in target.findings:
         _finding(console, finding)
     if not target.findings:
@@ -46,7 +47,7 @@ def _target(console: Console, target: TargetReport) -> None:
 
 
 def _finding(console: Console, finding: Finding) -> None:
-    where = f"{display_path(finding.location.file)}:{finding.location.line}" if finding.location else "-"
+    where = _printable(f"{display_path(finding.location.file)}:{finding.location.line}") if finding.location else "-"
     line = Text.assemble(
         "  ",
         (where, "bold"),
@@ -58,8 +59,8 @@ def _finding(console: Console, finding: Finding) -> None:
         finding.name,
     )
     if finding.module:
-        line.append(f"  [{finding.module}]", style="magenta")
-    console.print(line)
+        line.append(f"  [{_printable(finding.module)}]", style="magenta")
+    console.print(line, soft_wrap=True)  # one line: a long module name must not push text to column 0
     console.print(_indented(finding.message, console.width))
     if finding.fix:
         fix = _indented(f"fix: {finding.fix}", console.width)
@@ -70,7 +71,13 @@ def _finding(console: Console, finding: Finding) -> None:
 def _indented(text: str, width: int, indent: int = 4) -> Text:
     # Wrapped here rather than by rich, which would pad every line with trailing spaces.
     first, rest = " " * indent, " " * (indent + 2 if indent < 4 else indent)
-    return Text(textwrap.fill(text, width=max(width, 40), initial_indent=first, subsequent_indent=rest, break_on_hyphens=False))
+    return Text(textwrap.fill(_printable(text), width=max(width, 40), initial_indent=first, subsequent_indent=rest, break_on_hyphens=False))
+
+
+def _printable(text: str) -> str:
+    """Control characters spelled out: a module name with a newline must not start a line of its
+    own (in CI, a line starting with `::error` is a workflow command), nor an escape recolour it."""
+    return "".join(repr(char)[1:-1] if unicodedata.category(char) in ("Cc", "Cs") else char for char in text)
 
 
 # -- the gradient-flow chart (the probe's per-layer gradient norms) ----------------------------------
@@ -104,7 +111,7 @@ def _gradient_flow(console: Console, flow: GradientFlow) -> None:
             continue
         value = layer.grad_norm
         length = column(value) if value > 0 and math.isfinite(value) else 0
-        bar = Text("    " + _short(layer.module or "(model)", _NAME_WIDTH).ljust(_NAME_WIDTH) + " ")
+        bar = Text("    " + _short(_printable(layer.module) or "(model)", _NAME_WIDTH).ljust(_NAME_WIDTH) + " ")
         style = _bar_style(index, value, vanishing, flow)
         for position in range(_BAR_WIDTH + 1):
             if position < length:
