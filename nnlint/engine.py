@@ -289,10 +289,10 @@ def _missing_requirement(
 
 
 def _input_source(target: Target) -> str:
-    """Where the probe's input comes from, in the order `example_input_for` looks."""
-    if target.example_input is not None:
-        return "example_input"
-    return "example_batch" if target.example_batch is not None else "random"
+    """Where the probe's input comes from: real data first (with its targets), then the example input."""
+    if isinstance(target.example_batch, (tuple, list)) and len(target.example_batch) == 2:
+        return "example_batch"
+    return "example_input" if target.example_input is not None else "random"
 
 
 def _probe_summary(probe: ProbeResult) -> str:

@@ -210,7 +210,6 @@ def literal_argument(site: Location, callee: str, position: int, keyword: str) -
     return NOT_LITERAL
 
 
-
 def assignment_line(filename: str, name: str) -> int | None:
     """The line of the first module-level assignment to `name` in a file (e.g. `model = Net()`)."""
     tree = _parsed_file(filename)

@@ -4,6 +4,7 @@ sees it — after whatever the forward does first (a `/ 255`, a normalization la
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
 from nnlint.context import RuleContext
@@ -17,8 +18,15 @@ _SHOWN = 6
 _STANDARDIZE = "standardize each feature with the training set's mean and std: x = (x - mean) / std"
 
 
-def _inputs(context: RuleContext) -> InputStats | None:
-    return context.probe.inputs if context.probe is not None else None
+def _inputs(context: RuleContext, minimum: float) -> InputStats | None:
+    """The measured inputs, when there are at least `minimum` values per feature and all are finite
+    (NaN or Inf in the data is NN803's)."""
+    stats = context.probe.inputs if context.probe is not None else None
+    if stats is None or stats.observations < minimum:
+        return None
+    if not all(math.isfinite(v) for values in (stats.mean, stats.std, stats.minimum, stats.maximum) for v in values):
+        return None
+    return stats
 
 
 def _location(context: RuleContext) -> Location | None:
@@ -40,7 +48,7 @@ def _listed(values: Sequence[float]) -> str:
     "unscaled-inputs",
     Severity.WARNING,
     phase=Phase.PROBE,
-    thresholds={"max-abs-mean": 10, "max-std": 10},
+    thresholds={"max-abs-mean": 10, "max-std": 10, "min-observations": 16},
     requires=_REQUIRES,
 )
 def unscaled_inputs(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
@@ -50,8 +58,9 @@ def unscaled_inputs(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     Measures, per feature (per channel for images), the mean and standard deviation of the
     `example_batch` inputs as the first Conv/Linear/RNN layer receives them, and flags them when
     a feature's mean is beyond ±`max-abs-mean` (10) or its standard deviation above `max-std`
-    (10) — an order of magnitude beyond unit scale. It names raw 8-bit pixels (whole numbers in
-    0..255) as such.
+    (10) — an order of magnitude beyond unit scale — over at least `min-observations` (16)
+    values per feature. It names raw 8-bit pixels (whole numbers in 0..255) as such. Inputs with
+    NaN or Inf are NN803's.
 
     ## Why is this bad?
     Gradient descent converges fastest when each input has mean ≈ 0 and variance ≈ 1 (LeCun et
@@ -73,8 +82,8 @@ def unscaled_inputs(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     - LeCun, Bottou, Orr & Müller (1998), "Efficient BackProp", section 4.3 "Normalizing the inputs"
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Feature Scaling
     """
-    stats = _inputs(context)
-    if stats is None or stats.samples < 2:
+    stats = _inputs(context, context.threshold("min-observations"))
+    if stats is None:
         return
     max_mean, max_std = context.threshold("max-abs-mean"), context.threshold("max-std")
     far = [i for i, (mean, std) in enumerate(zip(stats.mean, stats.std, strict=True)) if abs(mean) > max_mean or std > max_std]
@@ -109,7 +118,7 @@ def unscaled_inputs(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     "features-on-different-scales",
     Severity.WARNING,
     phase=Phase.PROBE,
-    thresholds={"max-std-ratio": 100},
+    thresholds={"max-std-ratio": 100, "min-observations": 16},
     requires=_REQUIRES,
 )
 def features_on_different_scales(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
@@ -118,7 +127,8 @@ def features_on_different_scales(graph: ModelGraph, context: RuleContext) -> Ite
     ## What it does
     Compares the standard deviations of the input features (channels for images) that vary at
     all, as the first layer sees them, and flags the batch when the largest is more than
-    `max-std-ratio` (100, two orders of magnitude) times the smallest.
+    `max-std-ratio` (100, two orders of magnitude) times the smallest, with at least
+    `min-observations` (16) values per feature (fewer make a standard deviation noise).
 
     ## Why is this bad?
     With features on different scales the loss surface is a long narrow valley: one learning
@@ -138,8 +148,8 @@ def features_on_different_scales(graph: ModelGraph, context: RuleContext) -> Ite
     - LeCun, Bottou, Orr & Müller (1998), "Efficient BackProp", section 4.3
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Feature Scaling
     """
-    stats = _inputs(context)
-    if stats is None or stats.samples < 2:
+    stats = _inputs(context, context.threshold("min-observations"))
+    if stats is None:
         return
     varying = [(std, i) for i, std in enumerate(stats.std) if std > 0]
     if len(varying) < 2:
@@ -196,7 +206,7 @@ def constant_features(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Feature Scaling
     - scikit-learn, `VarianceThreshold`: https://scikit-learn.org/stable/modules/feature_selection.html#removing-features-with-low-variance
     """
-    stats = _inputs(context)
+    stats = _inputs(context, 2)
     if stats is None or stats.samples < context.threshold("min-samples"):
         return
     constant = [i for i, (low, high) in enumerate(zip(stats.minimum, stats.maximum, strict=True)) if low == high]

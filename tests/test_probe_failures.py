@@ -92,15 +92,42 @@ def test_the_timeout_also_works_off_the_main_thread():
     assert not worker.is_alive() and _codes(reports[0]) == ["NN002", "NN104"]
 
 
-def test_a_loss_that_raises_is_nn002_and_a_non_scalar_loss_is_averaged():
+def test_a_loss_that_raises_gives_way_to_the_synthetic_loss_and_a_non_scalar_loss_is_averaged():
     model = nn.Sequential(nn.Linear(4, 3))
     broken = lint_model(model, example_batch=(torch.randn(8, 4), torch.randn(8, 5)), loss_fn=nn.MSELoss())
-    assert "loss_fn raised" in next(f for f in broken.findings if f.code == "NN002").message
+    assert not [f for f in broken.findings if f.code == "NN002"]
+    assert any("loss_fn raised" in note and "the probe used the synthetic loss instead" in note for note in broken.targets[0].notes)
     averaged = lint_model(
         model, example_batch=(torch.randn(8, 4), torch.randint(0, 3, (8,))), loss_fn=nn.CrossEntropyLoss(reduction="none")
     )
     assert not [f for f in averaged.findings if f.code == "NN002"]
     assert "probe: loss_fn returned a non-scalar tensor; the probe averaged it" in averaged.targets[0].notes
+
+
+class _WithAuxiliary(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(4, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = torch.relu(self.body(x))
+        return self.head(features), features
+
+
+def test_a_loss_for_the_main_output_is_applied_to_the_first_element_of_a_tuple():
+    batch = (torch.randn(16, 4), torch.randint(0, 3, (16,)))
+    report = lint_model(_WithAuxiliary(), example_batch=batch, loss_fn=nn.CrossEntropyLoss())
+    assert "loss: loss_fn (CrossEntropyLoss) on example_batch, on the output's main tensor" in report.targets[0].notes[0]
+
+
+def test_example_batch_runs_with_its_own_targets_even_beside_an_example_input():
+    model = nn.Sequential(nn.Linear(3, 3))
+    report = lint_model(
+        model, example_input=torch.randn(1, 3), example_batch=(torch.randn(4, 3), torch.randint(0, 3, (4,))), loss_fn=nn.CrossEntropyLoss()
+    )
+    assert not [f for f in report.findings if f.code == "NN002"]
+    assert "batch 4, loss: loss_fn (CrossEntropyLoss) on example_batch" in report.targets[0].notes[0]
 
 
 def test_static_skips_the_probe():

@@ -17,7 +17,7 @@ In order of preference:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,20 @@ def synthetic_loss(output: Any, device: torch.device, generator: torch.Generator
         return sum((F.mse_loss(v, t) for v, t in zip(values, targets, strict=False)), torch.zeros((), device=values[0].device))
 
     return ProbeLoss(compute, "synthetic (MSE to fixed random targets)", None, None)
+
+
+def main_output(output: Any) -> torch.Tensor | None:
+    """The tensor a training loop usually hands the loss: the output itself, its `logits`, or the
+    first element of a tuple (recursively); None when there is none."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):
+        if isinstance(output.get("logits"), torch.Tensor):
+            return output["logits"]
+        output = list(output.values())
+    if isinstance(output, (tuple, list)) and output:
+        return main_output(output[0])
+    return None
 
 
 def to_device(value: Any, device: torch.device) -> Any:

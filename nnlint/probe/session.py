@@ -34,7 +34,7 @@ from nnlint.graph.state import is_on_meta, model_device, training_flags
 from nnlint.probe import checks
 from nnlint.probe.guard import preserved_user_state
 from nnlint.probe.instrument import Instrument, is_leaf
-from nnlint.probe.loss import LossError, ProbeLoss, build_loss, synthetic_loss, to_device
+from nnlint.probe.loss import LossError, ProbeLoss, build_loss, main_output, synthetic_loss, to_device
 from nnlint.probe.result import InitialLoss, LayerGradient, ModuleStats, NonFinite, ProbeResult
 from nnlint.probe.timeout import ProbeTimeout, deadline, protect
 from nnlint.randomness import seed_cpu_generators
@@ -179,8 +179,9 @@ class Session:
         self.tensors, self.copy_of = checks.copies(self.model, self.device)
         self.parameters = {n: self.copy_of[id(p)] for n, p in self.model.named_parameters() if p.requires_grad and p.is_floating_point()}
         self.buffer_names = [name for name, _ in self.model.named_buffers(remove_duplicate=False) if name in self.tensors]
-        inputs = to_device(self.example_input, self.device)
         targets = to_device(_batch_targets(self.target.example_batch), self.device)
+        # Real data runs with its own targets; `example_input` is for the model without `example_batch`.
+        inputs = to_device(self.target.example_batch[0] if targets is not None else self.example_input, self.device)
         self.args, self.kwargs = call_arguments(inputs)
         self.batch = _leading_dimension(inputs) or 1
         if self.batch == 1 and _trains_batchnorm(self.model):
@@ -345,16 +346,29 @@ class Session:
         return steps
 
     def _first_loss(self, steps: _Steps, output: Any) -> torch.Tensor:
-        """The first loss. When the user's loss rejects targets nnlint made up (their shape or range
-        is a guess), the synthetic loss stands in, with a note; on `example_batch`'s real targets the
-        failure is the user's training step failing, and stays an error."""
+        """The first loss. A user's loss that rejects the whole output is tried on its main tensor
+        (`logits`, or the first element: what a training loop usually passes); one that still fails
+        (nnlint cannot know the loop's reshaping) gives way to the synthetic loss, with a note."""
         assert steps.loss is not None
         try:
             return self.compute_loss(steps.loss, output)
         except ProbeFailed as error:
-            if steps.loss.targets != "random":
-                raise
-            self.notes.append(f"{error} on targets nnlint made up; the probe used the synthetic loss instead")
+            main = main_output(output)
+            if main is not None and main is not output and steps.loss.source.startswith("loss_fn"):
+                targets = to_device(_batch_targets(self.target.example_batch), self.device)
+                on_main = self.loss_for(targets, main, self.settings.seed)
+                try:
+                    value = self.compute_loss(on_main, main)
+                except ProbeFailed:
+                    pass
+                else:
+                    steps.loss = dataclasses.replace(
+                        on_main,
+                        compute=lambda out: on_main.compute(main_output(out)),
+                        source=f"{on_main.source}, on the output's main tensor",
+                    )
+                    return value
+            self.notes.append(f"{error}; the probe used the synthetic loss instead")
             steps.loss = synthetic_loss(output, self.device, torch.Generator().manual_seed(self.settings.seed))
             return self.compute_loss(steps.loss, output)
 
