@@ -71,7 +71,7 @@ def _codes(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--ignore", callback=_codes, help="Codes or prefixes to skip.")
 @click.option("--static", is_flag=True, default=None, help="Only the static checks; skip the probe.")
 @click.option("--device", help="Probe device: auto, cpu, cuda[:N] (auto: cuda when available).")
-@click.option("--probe-timeout", callback=_seconds, help="Stop a probe that runs longer than this many seconds (default 60).")
+@click.option("--probe-timeout", callback=_seconds, help="Stop the forward (graph building, probe) after this many seconds (default 60).")
 @click.option("--probe-steps", type=click.IntRange(min=1), help="Instrumented training steps the probe runs (default 3).")
 @click.option("--deep", is_flag=True, default=None, help="Also run the slower probe checks (NN904: overfit a few samples).")
 @click.option("--input-shape", callback=_shape, help="Example input shape when the file gives none, e.g. 32,3,224,224.")

@@ -37,7 +37,7 @@ class Config:
     input_shape: tuple[int, ...] | None = None
     batch_size: int | None = None
     graph: str = "auto"  # "auto", "fx" or "recorded"
-    probe_timeout: float = 60.0  # seconds; a probe that runs longer stops with NN002
+    probe_timeout: float = 60.0  # seconds; building the graph or probing longer stops with NN002
     probe_steps: int = 3  # instrumented training steps
     deep: bool = False  # opt-in probe checks that cost more (NN904)
     source: Path | None = None  # the file the settings were read from

@@ -18,11 +18,13 @@ from nnlint.inputs import InputError, example_input_for, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file
 from nnlint.probe import ProbeFailed, ProbeResult, ProbeSettings, ProbeSkipped, ProbeTimedOut, run_probe
 from nnlint.probe.evidence import PROBE_MEASURES, with_probe_evidence
+from nnlint.probe.guard import preserved_user_state
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
 from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
 from nnlint.sources import ModuleLocator
 from nnlint.suppression import SuppressionLedger, suppressions_in
 from nnlint.targets import Target
+from nnlint.timeout import ProbeTimeout, deadline
 
 # What a rule can require, and what the user would define to enable it.
 _ENABLED_BY = {
@@ -84,7 +86,11 @@ class Linter:
         graph: ModelGraph | None = None
         findings: list[Finding] = []
         try:
-            graph = build_graph(loaded.target.model, example_input, ModuleLocator(loaded.target.model, loaded.location), self.config.graph)
+            graph = self._graph(loaded, example_input)
+        except ProbeTimeout:
+            seconds = self.config.probe_timeout
+            reason = f"its forward did not finish within {seconds:g} s while nnlint built the graph (--probe-timeout)"
+            findings.append(self._unusable(loaded, reason))
         except GraphError as error:
             self._keep_traceback(error)
             location = ModuleLocator(loaded.target.model, loaded.location).locate(error.module) if error.module else None
@@ -103,6 +109,13 @@ class Linter:
         if graph is not None and not self.config.static:
             findings, probe = self._probe_stage(loaded, graph, example_input, context, findings, notes, skipped)
         return findings, skipped, graph, notes, probe
+
+    def _graph(self, loaded: LoadedTarget, example_input: object) -> ModelGraph:
+        """The graph, within `--probe-timeout`: a forward that never returns stops with ProbeTimeout,
+        and whatever the interrupted trace or recording left in the process is put back."""
+        model = loaded.target.model
+        with preserved_user_state(model), deadline(self.config.probe_timeout):
+            return build_graph(model, example_input, ModuleLocator(model, loaded.location), self.config.graph)
 
     def _run_rules(
         self, phase: Phase, graph: ModelGraph | None, context: RuleContext, loaded: LoadedTarget, skipped: dict[str, list[str]]

@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
+import torch
+from invariants import Snapshot
+from probe_helpers import lint_model
 from test_cli_core import run
+from torch import nn
+
+from nnlint.config import Config
 
 LINEAR_MODEL = """
 import torch
@@ -183,3 +190,43 @@ def test_an_unknown_code_in_ignore_is_a_usage_error(tmp_path):
     code, out, err = run("--ignore", "NN1,NN99X", str(model_file(tmp_path, "return self.fc(x)")))
     assert_one_clean_line(code, out, err)
     assert err.splitlines() == ["nnlint: unknown rule code or prefix: 'NN99X'"]
+
+
+class _NeverReturns(nn.Module):
+    """A forward that hangs in every mode, swallowing ordinary exceptions on the way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.bn = nn.BatchNorm1d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.fc(x))
+        while True:
+            try:  # noqa: SIM105 - a forward that catches everything must still stop
+                time.sleep(0.01)
+            except Exception:
+                pass
+
+
+@pytest.mark.parametrize("method", ["fx", "recorded"])
+def test_a_forward_that_never_returns_while_the_graph_is_built_is_stopped_by_the_timeout(method):
+    model, example_input = _NeverReturns(), torch.randn(8, 4)
+    before = Snapshot.take(model)
+    started = time.perf_counter()
+    report = lint_model(model, Config(probe_timeout=1, graph=method), example_input=example_input)
+    assert time.perf_counter() - started < 20
+    assert [f.code for f in report.findings] == ["NN002"] and report.exit_code == 2
+    assert "did not finish within 1 s while nnlint built the graph (--probe-timeout)" in report.findings[0].message
+    # The interrupted trace or recording left nothing behind: no patched torch functions, global
+    # hooks or torch-function modes (Snapshot's process state), and the model as it was.
+    assert not before.differences(Snapshot.take(model))
+    assert torch.relu(torch.ones(1)).item() == 1.0
+
+
+def test_a_model_file_whose_forward_never_returns_reports_nn002_and_exit_2(tmp_path):
+    path = model_file(tmp_path, "import time\n        time.sleep(3600)")
+    code, out, err = run("--probe-timeout", "1", "--format", "json", str(path))
+    assert_one_clean_line(code, out, err)
+    [message] = unusable_messages(out)
+    assert message == "`model` cannot be linted: its forward did not finish within 1 s while nnlint built the graph (--probe-timeout)"

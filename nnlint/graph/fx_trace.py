@@ -11,6 +11,10 @@ from torch import nn
 
 from nnlint.graph.execution import meta_stand_ins, run_with_tensors, to_meta
 from nnlint.sources import call_site
+from nnlint.timeout import protect
+
+# torch.fx patches torch functions while it traces; undoing that must finish even when --probe-timeout fires.
+protect(torch.fx._symbolic_trace._Patcher.__exit__)
 
 
 class _SourceTracer(torch.fx.Tracer):

@@ -17,8 +17,8 @@ from torch import nn
 from torch.nn.modules import module as module_globals
 
 from nnlint.graph.state import preserved_module_attributes, training_flags
-from nnlint.probe.timeout import protect
 from nnlint.randomness import restore_rng, rng_states
+from nnlint.timeout import protect
 
 _GLOBAL_HOOK_DICTS = (
     "_global_forward_pre_hooks",

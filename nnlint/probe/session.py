@@ -36,9 +36,9 @@ from nnlint.probe.guard import preserved_user_state
 from nnlint.probe.instrument import Instrument, is_leaf
 from nnlint.probe.loss import LossError, ProbeLoss, build_loss, main_output, synthetic_loss, to_device
 from nnlint.probe.result import InitialLoss, LayerGradient, ModuleStats, NonFinite, ProbeResult
-from nnlint.probe.timeout import ProbeTimeout, deadline, protect
 from nnlint.randomness import seed_cpu_generators
 from nnlint.targets import Target
+from nnlint.timeout import ProbeTimeout, deadline, protect
 
 _DEVICE_MISMATCH = re.compile(r"on the same device|device mismatch|Expected .* device", re.IGNORECASE)
 

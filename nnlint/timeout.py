@@ -1,4 +1,5 @@
-"""`--probe-timeout`: stop a probe whose forward never returns.
+"""`--probe-timeout`: stop a run of the user's forward that never returns (the probe, and the
+trace or recording that builds the graph).
 
 On the main thread a SIGALRM timer raises `ProbeTimeout` at the next bytecode, which also
 interrupts `time.sleep` and blocking waits. Elsewhere (the API called from a worker thread, or
