@@ -2,8 +2,8 @@
 
 The model: every state_dict tensor (bit for bit, NaNs included, and the same tensor objects),
 each submodule's `training` flag and attribute names, each parameter's `requires_grad` and
-`.grad` (None stays None), and every kind of hook. Around it: the optimizer's state and
-hyperparameters, the CPU and Python random generators, and the process-wide torch state that a
+`.grad` (None stays None, and the same tensor object), and every kind of hook. Around it: the
+optimizer's state and hyperparameters, the torch CPU, Python and NumPy random generators, and the process-wide torch state that a
 tracer could leave behind (grad mode, default dtype, global module hooks, TorchFunctionModes).
 """
 
@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+import numpy
 import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
@@ -49,6 +50,7 @@ class Snapshot:
     attributes: dict[str, dict[str, int]]  # attribute name -> id of its value, per submodule
     requires_grad: dict[str, bool]
     grads: dict[str, torch.Tensor | None]
+    grad_ids: dict[str, int | None]  # the .grad objects themselves: a replaced .grad is a change too
     hooks: dict[str, tuple[int, ...]]
     optimizer: Any
     process: dict[str, Any]
@@ -65,6 +67,7 @@ class Snapshot:
             attributes={name: {k: id(v) for k, v in vars(module).items()} for name, module in model.named_modules(remove_duplicate=False)},
             requires_grad={name: p.requires_grad for name, p in parameters.items()},
             grads={name: None if p.grad is None else p.grad.detach().clone() for name, p in parameters.items()},
+            grad_ids={name: None if p.grad is None else id(p.grad) for name, p in parameters.items()},
             hooks={
                 name: tuple(len(getattr(module, hooks, {})) for hooks in _HOOK_DICTS)
                 for name, module in model.named_modules(remove_duplicate=False)
@@ -95,6 +98,7 @@ class Snapshot:
             other = after.grads.get(name)
             if (grad is None) != (other is None) or (grad is not None and not same_tensor(grad, other)):
                 found.append(f"{name}.grad changed ({_describe(grad)} -> {_describe(other)})")
+        found += [f"{name}.grad was replaced by another tensor" for name, grad in self.grad_ids.items() if after.grad_ids.get(name) != grad]
         for field in ("training", "attributes", "requires_grad", "hooks"):
             before, now = getattr(self, field), getattr(after, field)
             found += [
@@ -106,6 +110,10 @@ class Snapshot:
             found.append("the optimizer's state or hyperparameters changed")
         found += [f"process state {key!r} changed" for key in self.process if not same_structure(self.process[key], after.process[key])]
         return found
+
+    def assert_unchanged(self, model: nn.Module, optimizer: Any = None) -> None:
+        changes = self.differences(Snapshot.take(model, optimizer))
+        assert not changes, f"the model or the process changed: {changes}"
 
 
 def same_tensor(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
@@ -152,6 +160,7 @@ def _process_state() -> dict[str, Any]:
     return {
         "torch_rng": torch.get_rng_state(),
         "python_rng": random.getstate(),
+        "numpy_rng": numpy.random.get_state()[1].tobytes(),
         "grad_enabled": torch.is_grad_enabled(),
         "default_dtype": str(torch.get_default_dtype()),
         "global_module_hooks": tuple(len(getattr(module_hooks, name, {})) for name in _GLOBAL_HOOKS),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from probe_helpers import Snapshot
+from invariants import Snapshot
 from torch import nn
 
 from nnlint.probe import ProbeSettings, run_probe

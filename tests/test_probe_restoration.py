@@ -6,7 +6,8 @@ import threading
 
 import pytest
 import torch
-from probe_helpers import Snapshot, lint_model
+from invariants import Snapshot
+from probe_helpers import lint_model
 from torch import nn
 
 from nnlint.config import Config
