@@ -27,6 +27,7 @@ from nnlint.graph.ops import (
     CONVOLUTIONS,
     DROPOUTS,
     LINEAR_MAPS,
+    METADATA_QUERIES,
     NORMALIZATIONS,
     POOLING,
     RECTIFIERS,
@@ -151,7 +152,7 @@ def _in_residual_branch(graph: ModelGraph, node: torch.fx.Node) -> bool:
     frontier = list(node.users)
     while frontier and len(downstream) < _BRANCH_HOPS:
         current = frontier.pop(0)
-        if current in downstream or graph.op(current) in NORMALIZATIONS or current.op == "output":
+        if current in downstream or graph.op(current) in NORMALIZATIONS | METADATA_QUERIES or current.op == "output":
             continue
         if graph.is_residual_add(current) and not all(graph.reaches(node, source) for source in graph.tensor_inputs(current)):
             return True  # one side of the sum does not come through `node`: a skip around it

@@ -20,7 +20,7 @@ import torch.fx
 from torch import nn
 
 from nnlint.findings import GraphMethod, Location
-from nnlint.graph.ops import SHAPE_OPS, node_op
+from nnlint.graph.ops import METADATA_QUERIES, SHAPE_OPS, node_op
 
 
 @dataclass
@@ -133,13 +133,14 @@ class ModelGraph:
         return self.producer(inputs[0], through) if inputs else None
 
     def consumers(self, node: torch.fx.Node, through: frozenset[str] = SHAPE_OPS) -> list[torch.fx.Node]:
-        """Every node that really consumes `node`'s output, looking through `through` ops."""
+        """Every node that really consumes `node`'s output, looking through `through` ops; shape
+        and dtype queries read no values and are not consumers."""
         found: list[torch.fx.Node] = []
         pending = list(node.users)
         seen: set[torch.fx.Node] = set()
         while pending:
             user = pending.pop()
-            if user in seen:
+            if user in seen or self._ops[user] in METADATA_QUERIES:
                 continue
             seen.add(user)
             if self._ops[user] in through:
@@ -153,13 +154,13 @@ class ModelGraph:
         return self._ops[node] == "add" and len(self.tensor_inputs(node)) >= 2
 
     def reaches(self, start: torch.fx.Node, goal: torch.fx.Node) -> bool:
-        """Whether data flows from `start` to `goal`."""
+        """Whether data flows from `start` to `goal` (values, not just a shape read from them)."""
         pending, seen = [start], set()
         while pending:
             node = pending.pop()
             if node is goal:
                 return True
-            if node not in seen:
+            if node not in seen and self._ops[node] not in METADATA_QUERIES:
                 seen.add(node)
                 pending.extend(node.users)
         return False

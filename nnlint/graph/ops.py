@@ -157,6 +157,12 @@ SHAPE_OPS = frozenset({
     "expand", "identity", "view_as", "reshape_as", "movedim",
 })  # fmt: skip
 
+# Ops that read a tensor's metadata, not its values: torch.fx records `x.size(0)` as a user of
+# `x`, the recorder does not (it returns no tensor), and neither consumes the data.
+METADATA_QUERIES = frozenset({
+    "size", "dim", "ndimension", "numel", "shape", "dtype", "device", "stride", "is_floating_point", "is_contiguous",
+})  # fmt: skip
+
 _OPERATOR_NAMES = {getattr(operator, name): name for name in ("add", "sub", "mul", "truediv", "matmul", "getitem", "neg", "iadd", "imul")}
 
 
