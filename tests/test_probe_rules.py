@@ -90,6 +90,16 @@ def test_batch_too_small_carries_the_measured_spread_of_batch_statistics():
     assert "measured_batch_mean_spread" not in next(f for f in static.findings if f.code == "NN105").evidence
 
 
+def test_nan_in_the_batch_is_nn803_and_adds_no_nan_measurement_to_batch_too_small():
+    model = nn.Sequential(nn.Linear(8, 32, bias=False), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 1))
+    inputs = torch.randn(64, 8)
+    inputs[0, 0] = float("nan")
+    report = lint_model(model, example_batch=(inputs, torch.randn(64, 1)), batch_size=4)
+    assert "NN803" in {f.code for f in report.findings}
+    small = next(f for f in report.findings if f.code == "NN105")
+    assert "measured_batch_mean_spread" not in small.evidence and "nan" not in small.message
+
+
 def test_the_synthetic_loss_reaches_every_layer_even_through_a_softmax():
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4), nn.Softmax(dim=1))
     result = run_probe(model, torch.randn(16, 6), Target(model), ProbeSettings())

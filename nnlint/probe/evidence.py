@@ -8,6 +8,7 @@ evidence and its message. One function per code.
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Callable
 
@@ -25,7 +26,8 @@ def _batchnorm_spread(finding: Finding, probe: ProbeResult) -> Finding:
     measured on `example_batch`'s real data (from the spread of per-sample channel means:
     sd / √batch). Random example inputs would understate it: their samples differ only by noise,
     which averages out over an image."""
-    spreads = probe.batchnorm_spread
+    # NaN or Inf in the data (NN803's finding) leaves nothing to measure a spread with.
+    spreads = [spread for spread in probe.batchnorm_spread if math.isfinite(spread.mean_spread)]
     if not spreads or probe.input_source != "example_batch":
         return finding  # on made-up inputs samples differ only by noise: the spread would understate real data's
     median = statistics.median(spread.mean_spread for spread in spreads)
