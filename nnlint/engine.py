@@ -107,7 +107,7 @@ class Linter:
         findings += self._run_rules(Phase.STATIC, graph, context, loaded, skipped)
         probe = None
         if graph is not None and not self.config.static:
-            findings, probe = self._probe_stage(loaded, graph, example_input, context, findings, notes, skipped)
+            findings, probe = self._probe_stage(loaded, graph, example_input, inferred, context, findings, notes, skipped)
         return findings, skipped, graph, notes, probe
 
     def _graph(self, loaded: LoadedTarget, example_input: object) -> ModelGraph:
@@ -138,6 +138,7 @@ class Linter:
         loaded: LoadedTarget,
         graph: ModelGraph,
         example_input: object,
+        inferred: bool,
         context: RuleContext,
         findings: list[Finding],
         notes: list[str],
@@ -163,6 +164,11 @@ class Linter:
             return findings, None
         except (ProbeFailed, ProbeTimedOut) as error:
             self._keep_traceback(error)
+            if isinstance(error, ProbeFailed) and inferred and loaded.target.example_batch is None:
+                # The meta run accepted the shape nnlint guessed, but real values can still be out of
+                # range (positions past an Embedding's size): the guess failed, not the user's model.
+                notes.append(f"the probe did not run on the input nnlint inferred ({error}); define `example_input` to probe the model")
+                return findings, None
             module = error.module if error.module in graph.modules else None
             reason = f"{error}; the static findings are reported, the probe's checks are not"
             location = graph.modules[module].location if module else None

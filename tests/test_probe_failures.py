@@ -130,6 +130,26 @@ def test_example_batch_runs_with_its_own_targets_even_beside_an_example_input():
     assert "batch 4, loss: loss_fn (CrossEntropyLoss) on example_batch" in report.targets[0].notes[0]
 
 
+class _LearnedPositions(nn.Module):
+    """Position embeddings for sequences of up to 2 steps: fine on meta at any length, not on values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.positions = nn.Embedding(2, 4)
+        self.fc = nn.Linear(4, 4, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x + self.positions(torch.arange(x.size(1), device=x.device)))
+
+
+def test_a_probe_failure_on_an_input_nnlint_inferred_is_a_note_not_the_users_error():
+    guessed = lint_model(_LearnedPositions())  # nnlint infers a longer sequence from the first layer
+    assert not [f for f in guessed.findings if f.code == "NN002"] and guessed.exit_code == 0
+    assert any(note.startswith("the probe did not run on the input nnlint inferred (") for note in guessed.targets[0].notes)
+    given = lint_model(_LearnedPositions(), example_input=torch.randn(8, 3, 4))
+    assert [f.code for f in given.findings] == ["NN002"] and "IndexError" in given.findings[0].message
+
+
 def test_static_skips_the_probe():
     report = lint_model(_TrainingOnly("raise"), Config(static=True), example_input=torch.randn(16, 4))
     assert _codes(report) == ["NN104"]
