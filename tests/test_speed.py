@@ -55,7 +55,7 @@ def test_a_static_run_imports_neither_dynamo_nor_numpy_random_nor_the_probe(tmp_
     assert json.loads(result.stdout.splitlines()[-1]) == {"torch._dynamo": False, "numpy.random": False, "nnlint.probe.session": False}
 
 
-def test_meta_runs_leave_torchs_dynamo_wrappers_as_they_were():
+def test_meta_runs_leave_torchs_dynamo_wrappers_as_they_were(monkeypatch):
     wrapped = _wrapped_by_disable_dynamo()
     assert wrapped, "torch's _disable_dynamo wrappers were not found: meta runs import torch._dynamo again"
     before = {id(fn) for fn in wrapped if _CACHE in fn.__dict__}
@@ -63,6 +63,8 @@ def test_meta_runs_leave_torchs_dynamo_wrappers_as_they_were():
     graph = build_graph(model, torch.randn(4, 8), ModuleLocator(model))
     assert graph.shape(graph.output_node().args[0]) == (4, 8)
     assert {id(fn) for fn in wrapped if _CACHE in fn.__dict__} == before
+    # As in a fresh process, where torch._dynamo is not imported yet (an earlier test may have imported it).
+    monkeypatch.delitem(sys.modules, "torch._dynamo", raising=False)
     with dynamo_import_deferred():
         assert all(fn.__dict__.get(_CACHE) is fn for fn in wrapped if id(fn) not in before)
     assert {id(fn) for fn in wrapped if _CACHE in fn.__dict__} == before
