@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -110,8 +113,9 @@ def check(
     if statistics and fmt not in (OutputFormat.TEXT, OutputFormat.JSON):
         _fail(f"--statistics prints text or json, not {fmt.value}")
     try:
-        config = _config(list(paths), config_file, options)
-        from nnlint.engine import lint_paths  # imported here: `nnlint --help` should not wait for torch
+        with _imported_outside_garbage_collection():
+            config = _config(list(paths), config_file, options)  # imports the rules, and torch
+            from nnlint.engine import lint_paths  # imported here: `nnlint --help` should not wait for torch
 
         report = lint_paths(list(paths), config, skip_non_model_files=skip_non_model_files)
     except NnlintError as error:
@@ -191,6 +195,26 @@ def explain_command(code: str) -> None:
         Console().print(Markdown(text))
     else:
         click.echo(text, nl=False)
+
+
+@contextlib.contextmanager
+def _imported_outside_garbage_collection() -> Iterator[None]:
+    """Import torch and nnlint with the cyclic garbage collector paused, then freeze what they made.
+
+    torch leaves about 170,000 objects behind; every full collection afterwards would walk them all
+    again (importing rich took 85 ms instead of 13 ms). Frozen, they are skipped until the command
+    ends and unfreezes them (for a caller that goes on in this process: tests, CliRunner). Nothing
+    the user's code makes is frozen: the collector runs as usual from here on.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        click.get_current_context().call_on_close(gc.unfreeze)
+        if was_enabled:
+            gc.enable()
 
 
 def _config(paths: list[Path], config_file: Path | None, options: dict[str, Any]) -> Config:

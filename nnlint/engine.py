@@ -7,24 +7,25 @@ import traceback
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnlint.config import Config
 from nnlint.context import BatchSize, RuleContext
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Finding, Location, Phase
 from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
-from nnlint.graph.state import uninitialized_module
+from nnlint.graph.state import preserved_user_state, uninitialized_module
 from nnlint.inputs import InputError, example_input_for, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file
-from nnlint.probe import ProbeFailed, ProbeResult, ProbeSettings, ProbeSkipped, ProbeTimedOut, run_probe
-from nnlint.probe.evidence import PROBE_MEASURES, with_probe_evidence
-from nnlint.probe.guard import preserved_user_state
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
 from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
 from nnlint.sources import ModuleLocator
 from nnlint.suppression import SuppressionLedger, suppressions_in
 from nnlint.targets import Target
 from nnlint.timeout import ProbeTimeout, deadline
+
+if TYPE_CHECKING:
+    from nnlint.probe import ProbeResult
 
 # What a rule can require, and what the user would define to enable it.
 _ENABLED_BY = {
@@ -148,6 +149,10 @@ class Linter:
         wanted = {rule.code for rule in self.rules if rule.phase is Phase.PROBE}
         if not wanted:
             return findings, None
+        # Imported here: a --static run never loads the probe (about 0.1 s of imports).
+        from nnlint.probe import ProbeFailed, ProbeSettings, ProbeSkipped, ProbeTimedOut, run_probe
+        from nnlint.probe.evidence import PROBE_MEASURES, with_probe_evidence
+
         settings = ProbeSettings(
             device=self.config.device,
             steps=self.config.probe_steps,

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from nnlint.context import RuleContext
 from nnlint.findings import Location, Phase, Severity
 from nnlint.graph import ModelGraph
-from nnlint.probe.instrument import DROPOUT_LIKE
 from nnlint.probe.result import ProbeResult, number
 from nnlint.registry import Hit, rule
 
@@ -61,6 +60,8 @@ def eval_mode_not_deterministic(graph: ModelGraph, context: RuleContext) -> Iter
     found = _probe(context).determinism
     if found is None or not (found.relative_difference > context.threshold("max-difference")):
         return
+    from nnlint.probe.instrument import DROPOUT_LIKE  # here: the static rules do not load the probe
+
     cause = ""
     sampling = found.random_op is not None and found.random_op not in DROPOUT_LIKE
     if found.random_op is not None:

@@ -12,6 +12,8 @@ from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map_only
 
+from nnlint.graph.lazy_dynamo import dynamo_import_deferred
+
 
 def call_arguments(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """An example input as forward's (args, kwargs): tensor -> (x,), tuple -> args, dict -> kwargs."""
@@ -113,7 +115,7 @@ def run_with_tensors(
         return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
     args, kwargs = tree_map_only(torch.Tensor, lambda t: t if t.is_meta else t.clone(), (args, kwargs))
     # Tensors the forward creates itself (`torch.empty(B, T, H)`) land on meta: nothing is allocated.
-    with torch.device("meta"), MetaRun(), _data_dependent_shapes_assumed():
+    with torch.device("meta"), MetaRun(), _data_dependent_shapes_assumed(), dynamo_import_deferred():
         return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
 
 

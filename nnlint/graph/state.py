@@ -1,4 +1,5 @@
-"""Context managers that change a user's model and always undo it."""
+"""Context managers that change a user's model or process and always undo it — on the way out
+of a forward that raised or was stopped by --probe-timeout too."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules import module as module_globals
+
+from nnlint.randomness import restore_rng, rng_states
+from nnlint.timeout import protect
 
 
 @contextmanager
@@ -104,3 +109,47 @@ def uninitialized_module(model: nn.Module) -> str | None:
         if any(torch.nn.parameter.is_lazy(tensor) for tensor in own):
             return path
     return None
+
+
+_GLOBAL_HOOK_DICTS = (
+    "_global_forward_pre_hooks",
+    "_global_forward_hooks",
+    "_global_forward_hooks_always_called",
+    "_global_forward_hooks_with_kwargs",
+    "_global_backward_pre_hooks",
+    "_global_backward_hooks",
+    "_global_module_registration_hooks",
+    "_global_parameter_registration_hooks",
+    "_global_buffer_registration_hooks",
+)
+
+
+@contextmanager
+def preserved_user_state(model: nn.Module) -> Iterator[None]:
+    """Leave `model` and the process's torch state exactly as they were when the block exits."""
+    rng = rng_states()
+    grad_enabled = torch.is_grad_enabled()
+    mode_depth = torch._C._len_torch_function_stack()
+    hooks = {name: dict(getattr(module_globals, name)) for name in _GLOBAL_HOOK_DICTS if hasattr(module_globals, name)}
+    parameters = [(p, p.grad, p.requires_grad) for p in model.parameters()]
+    with preserved_module_attributes(model):
+        try:
+            yield
+        finally:
+            while torch._C._len_torch_function_stack() > mode_depth:
+                torch._C._pop_torch_function_stack()
+            for name, saved in hooks.items():
+                current = getattr(module_globals, name)
+                current.clear()
+                current.update(saved)
+            for parameter, grad, requires_grad in parameters:
+                if parameter.grad is not grad:
+                    parameter.grad = grad
+                if parameter.requires_grad != requires_grad:
+                    parameter.requires_grad_(requires_grad)
+            torch.set_grad_enabled(grad_enabled)
+            restore_rng(rng)
+
+
+# A timeout (--probe-timeout) never interrupts the code that puts the user's state back.
+protect(preserved_user_state, preserved_module_attributes, training_flags, restore_rng)

@@ -8,7 +8,22 @@ failed) or `ProbeTimedOut` (`--probe-timeout`); the model is left exactly as it 
 
 from __future__ import annotations
 
-from nnlint.probe.result import ProbeResult
-from nnlint.probe.session import ProbeFailed, ProbeSettings, ProbeSkipped, ProbeTimedOut, run_probe
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see; at run time these load on first use (below)
+    from nnlint.probe.result import ProbeResult
+    from nnlint.probe.session import ProbeFailed, ProbeSettings, ProbeSkipped, ProbeTimedOut, run_probe
 
 __all__ = ["ProbeFailed", "ProbeResult", "ProbeSettings", "ProbeSkipped", "ProbeTimedOut", "run_probe"]
+
+# Lazy, so that the static rules can import `nnlint.probe.result` without loading the whole probe.
+_LAZY = {name: "nnlint.probe.session" for name in __all__} | {"ProbeResult": "nnlint.probe.result"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'nnlint.probe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

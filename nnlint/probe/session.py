@@ -30,9 +30,8 @@ from torch.utils._pytree import tree_flatten
 
 from nnlint.graph import one_line
 from nnlint.graph.execution import call_arguments
-from nnlint.graph.state import is_on_meta, model_device, training_flags
+from nnlint.graph.state import is_on_meta, model_device, preserved_user_state, training_flags
 from nnlint.probe import checks
-from nnlint.probe.guard import preserved_user_state
 from nnlint.probe.instrument import Instrument, is_leaf
 from nnlint.probe.loss import LossError, ProbeLoss, build_loss, main_output, synthetic_loss, to_device
 from nnlint.probe.result import InitialLoss, LayerGradient, ModuleStats, NonFinite, ProbeResult
@@ -255,7 +254,7 @@ class Session:
     # -- plumbing the checks share --------------------------------------------------------------
     @contextmanager
     def _seeded(self) -> Iterator[None]:
-        """Seed every generator the forward may draw from; the guard restores the CPU ones."""
+        """Seed every generator the forward may draw from; preserved_user_state restores the CPU ones."""
         cuda_state = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
         try:
             self.reseed(self.settings.seed)

@@ -5,6 +5,7 @@ Renderers only format; everything they print was computed by the engine.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -63,8 +64,14 @@ def display_path(path: str | None) -> str | None:
     """A path relative to the working directory when it lies inside it, as people type them."""
     if path is None:
         return None
+    return _relative_to(path, os.getcwd())
+
+
+@functools.lru_cache(maxsize=1024)
+def _relative_to(path: str, folder: str) -> str:
+    # Cached: a report names the same file on every finding, and resolving it reads the file system.
     try:
-        relative = Path(path).resolve().relative_to(Path.cwd().resolve())
+        relative = Path(path).resolve().relative_to(Path(folder).resolve())
     except ValueError:
         return path
     return relative.as_posix() if os.sep == "/" else str(relative)

@@ -10,8 +10,9 @@ import unicodedata
 from rich.console import Console
 from rich.text import Text
 
-from nnlint.findings import Finding, Severity
+from nnlint.findings import Severity
 from nnlint.render import display_path
+from nnlint.render.grouping import FindingGroup, compact_numbers, group_findings
 from nnlint.report import GradientFlow, Report, TargetReport
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -33,8 +34,9 @@ def _target(console: Console, target: TargetReport) -> None:
         details.append(f"device: {target.device}")
     header.append(f"  ({', '.join(details)})", style="dim")
     console.print(header, soft_wrap=True)
-    for finding in target.findings:
-        _finding(console, finding)
+    # Repeated findings (the same mistake in each of 80 layers) are one entry; see render/grouping.py.
+    for group in group_findings(target.findings):
+        _finding(console, group)
     if not target.findings:
         console.print(Text("  no findings", style="green"))
     if target.gradient_flow is not None:
@@ -46,7 +48,8 @@ def _target(console: Console, target: TargetReport) -> None:
     console.print()
 
 
-def _finding(console: Console, finding: Finding) -> None:
+def _finding(console: Console, group: FindingGroup) -> None:
+    finding = group.first
     where = _printable(f"{display_path(finding.location.file)}:{finding.location.line}") if finding.location else "-"
     line = Text.assemble(
         "  ",
@@ -58,14 +61,20 @@ def _finding(console: Console, finding: Finding) -> None:
         "  ",
         finding.name,
     )
-    if finding.module:
-        line.append(f"  [{_printable(finding.module)}]", style="magenta")
+    modules = group.modules
+    if modules:
+        line.append(f"  [{_printable(modules)}]", style="magenta")
+    if len(group.members) > 1:
+        lines = group.lines
+        line.append(f"  ×{len(group.members)}" + (f" (lines {compact_numbers(lines)})" if len(lines) > 1 else ""), style="bold")
     console.print(line, soft_wrap=True)  # one line: a long module name must not push text to column 0
-    console.print(_indented(finding.message, console.width))
-    if finding.fix:
-        fix = _indented(f"fix: {finding.fix}", console.width)
-        fix.stylize("green", 4, 8)
-        console.print(fix)
+    body = _indented(group.message, console.width)
+    fix = group.fix
+    if fix:
+        fix_text = _indented(f"fix: {fix}", console.width)
+        fix_text.stylize("green", 4, 8)
+        body.append("\n").append_text(fix_text)
+    console.print(body)  # one print for both: each print costs rich about as much as its wrapping
 
 
 def _indented(text: str, width: int, indent: int = 4) -> Text:

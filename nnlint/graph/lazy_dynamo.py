@@ -1,0 +1,95 @@
+"""Meta runs without importing `torch._dynamo`: about 0.8 s, more than building most models.
+
+Many meta kernels are Python decompositions (batch_norm, layer_norm, relu, gelu, mean, sdpa …)
+built from `torch._prims_common.wrappers.elementwise_type_promotion_wrapper`, which wraps each
+reference in `torch._disable_dynamo`. That wrapper imports `torch._dynamo` on its first call to
+build `torch._dynamo.disable(fn)`, and caches the result on the function as `__dynamo_disable`.
+
+Outside a `torch.compile` region — and nnlint's graph runs are never inside one — `disable(fn)`
+behaves exactly as `fn`. So for the length of a meta run, while `torch._dynamo` is not imported
+yet, each such function's cache is filled with the function itself; afterwards the entries
+nnlint wrote are removed, so a later `torch.compile` in the same process gets the real wrapper.
+A function this search misses simply imports `torch._dynamo` as before: slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+_CACHE = "__dynamo_disable"  # the attribute torch._compile._disable_dynamo caches its wrapper in
+# Where the decompositions and references that meta kernels call live.
+_MODULE_PREFIXES = ("torch._refs", "torch._decomp", "torch._prims", "torch._meta_registrations")
+
+
+@contextmanager
+def dynamo_import_deferred() -> Iterator[None]:
+    """Run the block with torch's `_disable_dynamo` wrappers on meta's paths calling straight through."""
+    if "torch._dynamo" in sys.modules:
+        yield  # already paid for (or compiling): nothing to save
+        return
+    filled = [fn for fn in _wrapped_by_disable_dynamo() if _CACHE not in fn.__dict__]
+    for fn in filled:
+        setattr(fn, _CACHE, fn)
+    try:
+        yield
+    finally:
+        for fn in filled:
+            if fn.__dict__.get(_CACHE) is fn:
+                delattr(fn, _CACHE)
+
+
+@functools.cache
+def _wrapped_by_disable_dynamo() -> tuple[types.FunctionType, ...]:
+    """The functions torch wrapped with `_disable_dynamo` that meta kernels can reach (a few ms to find)."""
+    inner = _disable_dynamo_wrapper_code()
+    if inner is None or "fn" not in inner.co_freevars:
+        return ()  # another torch: nothing found, nothing changed
+    found: dict[int, types.FunctionType] = {}
+    seen: set[int] = set()
+    pending = [value for value in _meta_kernel_roots() if isinstance(value, types.FunctionType)]
+    while pending:
+        function = pending.pop()
+        if id(function) in seen:
+            continue
+        seen.add(id(function))
+        cells = function.__closure__ or ()
+        if function.__code__ is inner:
+            wrapped = cells[inner.co_freevars.index("fn")].cell_contents
+            if isinstance(wrapped, types.FunctionType):
+                found[id(wrapped)] = wrapped
+        # Decorators nest: follow `functools.wraps` links and the functions closures hold.
+        pending.extend(_functions_in([getattr(function, "__wrapped__", None), *(_cell_value(cell) for cell in cells)]))
+    return tuple(found.values())
+
+
+def _disable_dynamo_wrapper_code() -> types.CodeType | None:
+    disable = getattr(getattr(torch, "_compile", None), "_disable_dynamo", None)
+    code = getattr(disable, "__code__", None)
+    constants = code.co_consts if code is not None else ()
+    return next((c for c in constants if isinstance(c, types.CodeType) and c.co_name == "inner"), None)
+
+
+def _meta_kernel_roots() -> Iterator[object]:
+    decomp = sys.modules.get("torch._decomp")
+    for table in getattr(decomp, "global_decomposition_table", {}).values():
+        yield from table.values()
+    for name, module in list(sys.modules.items()):
+        if name.startswith(_MODULE_PREFIXES) and module is not None:
+            yield from list(vars(module).values())
+
+
+def _cell_value(cell: types.CellType) -> object:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return None
+
+
+def _functions_in(values: list[object]) -> list[types.FunctionType]:
+    return [value for value in values if isinstance(value, types.FunctionType)]

@@ -1,0 +1,111 @@
+"""What keeps `nnlint --static` near the floor (import torch, build the model): see bench/RESULTS.md.
+
+A static run must not pay for imports it does not use — torch._dynamo (0.8 s, pulled in by meta
+kernels), numpy.random (0.13 s), the probe — and must leave torch and NumPy as a first import would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import torch
+from expectations import ROOT
+from torch import nn
+
+from nnlint.graph import build_graph
+from nnlint.graph.lazy_dynamo import _CACHE, _wrapped_by_disable_dynamo, dynamo_import_deferred
+from nnlint.sources import ModuleLocator
+
+# BatchNorm, LayerNorm, GELU, ReLU, mean and adaptive pooling all have Python meta kernels.
+MODEL = textwrap.dedent(
+    """\
+    import numpy as np
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+        nn.LayerNorm(128), nn.Linear(128, 16), nn.GELU(), nn.Linear(16, 2),
+    )
+    example_input = torch.randn(4, 3, 10, 10)
+    """
+)
+
+STATIC_RUN = textwrap.dedent(
+    """\
+    import json, sys
+    from pathlib import Path
+    from nnlint.config import Config
+    from nnlint.engine import lint_paths
+    report = lint_paths([Path(sys.argv[1])], Config(static=True))
+    assert not report.problems and report.targets[0].graph is not None, report
+    print(json.dumps({name: name in sys.modules for name in ("torch._dynamo", "numpy.random", "nnlint.probe.session")}))
+    """
+)
+
+
+def test_a_static_run_imports_neither_dynamo_nor_numpy_random_nor_the_probe(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(MODEL)
+    result = subprocess.run([sys.executable, "-c", STATIC_RUN, str(path)], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"torch._dynamo": False, "numpy.random": False, "nnlint.probe.session": False}
+
+
+def test_meta_runs_leave_torchs_dynamo_wrappers_as_they_were(monkeypatch):
+    wrapped = _wrapped_by_disable_dynamo()
+    assert wrapped, "torch's _disable_dynamo wrappers were not found: meta runs import torch._dynamo again"
+    before = {id(fn) for fn in wrapped if _CACHE in fn.__dict__}
+    model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.GELU(), nn.BatchNorm1d(8))
+    graph = build_graph(model, torch.randn(4, 8), ModuleLocator(model))
+    assert graph.shape(graph.output_node().args[0]) == (4, 8)
+    assert {id(fn) for fn in wrapped if _CACHE in fn.__dict__} == before
+    # As in a fresh process, where torch._dynamo is not imported yet (an earlier test may have imported it).
+    monkeypatch.delitem(sys.modules, "torch._dynamo", raising=False)
+    with dynamo_import_deferred():
+        assert all(fn.__dict__.get(_CACHE) is fn for fn in wrapped if id(fn) not in before)
+    assert {id(fn) for fn in wrapped if _CACHE in fn.__dict__} == before
+
+
+NUMPY_MODEL = textwrap.dedent(
+    """\
+    import numpy as np
+    import torch
+    from torch import nn
+
+    model = nn.Linear(4, 4)
+    with torch.no_grad():
+        model.weight.copy_(torch.from_numpy(np.random.randn(4, 4)))
+    example_input = torch.randn(2, 4)
+    """
+)
+
+NUMPY_RUN = textwrap.dedent(
+    """\
+    import sys
+    from pathlib import Path
+    import numpy
+    from nnlint.loader import loaded_model_file
+    assert "numpy.random" not in sys.modules
+    with loaded_model_file(Path(sys.argv[1])) as loaded:  # the file's stdout goes to stderr meanwhile
+        value = float(loaded.targets[0].target.model.weight[0, 0])
+    print(value)
+    """
+)
+
+
+def test_a_model_file_drawing_from_numpy_random_gets_the_same_weights_in_every_run(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "numpy_model.py"
+    path.write_text(NUMPY_MODEL)
+    runs = [
+        subprocess.run([sys.executable, "-c", NUMPY_RUN, str(path)], capture_output=True, text=True, cwd=ROOT, check=False)
+        for _ in range(2)
+    ]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr
+    values = [float(run.stdout.splitlines()[-1]) for run in runs]
+    assert values[0] == values[1] == float(np.float32(np.random.RandomState(0).randn()))
