@@ -5,17 +5,26 @@ downloads), lints it the way a user of the API would — no example input, so nn
 and prints one line: how the graph was recovered (fx / recorded / failed), the findings by code,
 and the seconds nnlint took. Then totals per zoo.
 
-    python bench/zoo.py                          # every zoo (slow: hundreds of models)
+    python bench/zoo.py                          # every zoo, static rules (slow: hundreds of models)
     python bench/zoo.py --zoo torchvision        # one zoo
     python bench/zoo.py --zoo hf --only 'bert*,gpt2'   # a subset by name (globs)
     python bench/zoo.py --zoo timm --every 50 --limit 10
+    python bench/zoo.py --probe --zoo torchvision --family classification   # static and probe, on the CPU
+
+With `--probe` each model is linted once with the probe on the CPU (`nnlint.audit(model,
+device="cpu", probe_timeout=...)`), and its line shows the static findings and seconds, then
+`| probe` with the probe's findings and seconds: the probe's own time (the forward/backward
+steps and checks) is clocked apart from the static part (input inference, graph, static rules).
+A probe that fails or times out shows as `probe FAILED` with its NN002; models built on meta
+(above --max-parameters) show `probe skipped (meta)`: the probe needs real weights.
 
 It needs torchvision, timm and transformers, which need a newer torch than nnlint's test venv:
 
     python3 -m venv /tmp/zoo && /tmp/zoo/bin/pip install torch==2.14.1 torchvision==0.29.1 transformers timm
     /tmp/zoo/bin/pip install -e .  && /tmp/zoo/bin/python bench/zoo.py
 
-Exit code 1 when a model that builds yields no graph (or an NN002), so a run can gate a change.
+Exit code 1 when a model that builds yields no graph (or an NN002, from the graph or the probe),
+so a run can gate a change.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import time
 import traceback
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -45,22 +54,62 @@ ZOOS = ("torchvision", "timm", "hf")
 DEFAULT_MAX_PARAMETERS = 150_000_000
 
 
+DEFAULT_PROBE_TIMEOUT = 60.0
+
+
 # -- the one call into nnlint ---------------------------------------------------------------------
-def lint_model(model: nn.Module, name: str) -> tuple[TargetReport, list[str]]:
-    """nnlint's static report on `model`, with no example input given, and any tracebacks it kept."""
-    report = nnlint.audit(model, probe=False)
-    return report.targets[0], list(report.tracebacks)
+@dataclass
+class Linted:
+    report: TargetReport
+    tracebacks: list[str]
+    seconds: float  # the whole audit
+    probe_seconds: float = 0.0  # of which the probe run (zero when it did not run)
+
+
+def lint_model(model: nn.Module, probe: bool, probe_timeout: float) -> Linted:
+    """nnlint's report on `model` with no example input given (the probe on the CPU when `probe`)."""
+    with _probe_clock() as clock:
+        start = time.perf_counter()
+        report = nnlint.audit(model, probe=probe, device="cpu", probe_timeout=probe_timeout)
+        seconds = time.perf_counter() - start
+    return Linted(report.targets[0], list(report.tracebacks), seconds, sum(clock))
+
+
+@contextlib.contextmanager
+def _probe_clock() -> Iterator[list[float]]:
+    """Clock the engine's calls of `run_probe`: the audit is one call, its probe part is timed inside."""
+    import nnlint.engine
+
+    clock: list[float] = []
+    run_probe = nnlint.engine.run_probe
+
+    def timed(*args: object, **kwargs: object) -> object:
+        start = time.perf_counter()
+        try:
+            return run_probe(*args, **kwargs)
+        finally:
+            clock.append(time.perf_counter() - start)
+
+    nnlint.engine.run_probe = timed
+    try:
+        yield clock
+    finally:
+        nnlint.engine.run_probe = run_probe
 
 
 # -- zoos: (name, builder) pairs ------------------------------------------------------------------
 Builder = Callable[[], nn.Module]
 
 
-def torchvision_models() -> Iterator[tuple[str, Builder]]:
+TORCHVISION_FAMILIES = ("classification", "segmentation", "detection")
+
+
+def torchvision_models(families: tuple[str, ...] = TORCHVISION_FAMILIES) -> Iterator[tuple[str, Builder]]:
     from torchvision import models
 
-    for family in (models, models.segmentation, models.detection):
-        for name in models.list_models(module=family):
+    modules = {"classification": models, "segmentation": models.segmentation, "detection": models.detection}
+    for family in families:
+        for name in models.list_models(module=modules[family]):
             yield name, _torchvision_builder(name)
 
 
@@ -193,9 +242,18 @@ class Row:
     where: str = "cpu"  # where the weights are: cpu, or meta for models above --max-parameters
     real_run: bool = False  # the graph needed a real forward on one sample (values meta lacks)
     detail: str = ""
+    # With --probe: "ran", "failed" (an NN002 from the probe: an error or the timeout), or "skipped (why)".
+    probe: str | None = None
+    probe_codes: Counter[str] = field(default_factory=Counter)
+    probe_seconds: float = 0.0
+    probe_detail: str = ""
 
 
-def measure(zoo: str, name: str, build: Builder, max_parameters: int, verbose: bool) -> Row:
+_PROBE_FAILED = "the probe could not run"  # how the engine's NN002 for the probe begins
+_PROBE_SKIPPED = "the probe did not run: "  # the note the engine leaves when the probe cannot apply
+
+
+def measure(zoo: str, name: str, build: Builder, max_parameters: int, verbose: bool, probe: bool = False, probe_timeout: float = 0) -> Row:
     try:
         model = _build(build, max_parameters)
     except Exception as error:  # a zoo model that does not build here is not nnlint's to recover
@@ -203,21 +261,42 @@ def measure(zoo: str, name: str, build: Builder, max_parameters: int, verbose: b
     where = "meta" if any(p.is_meta for p in model.parameters()) else "cpu"
     start = time.perf_counter()
     try:
-        report, tracebacks = lint_model(model, name)
+        linted = lint_model(model, probe, probe_timeout)
     except Exception:  # nnlint itself crashed: the worst outcome, always shown
         return Row(zoo, name, "failed", seconds=time.perf_counter() - start, where=where, detail=f"CRASH {traceback.format_exc()}")
-    seconds = time.perf_counter() - start
-    codes = Counter(finding.code for finding in report.findings)
+    report, tracebacks = linted.report, linted.tracebacks
+    static = [f for f in report.findings if f.phase == "static" and not f.message.startswith(_PROBE_FAILED)]
+    probed = [f for f in report.findings if f not in static]
+    codes = Counter(finding.code for finding in static)
     method = str(report.graph) if report.graph is not None and not codes["NN002"] else "failed"
     detail = ""
     if method == "failed":
-        detail = next((f.message for f in report.findings if f.code == "NN002"), "")
+        detail = next((f.message for f in static if f.code == "NN002"), "")
         if verbose and tracebacks:
             detail += "\n" + tracebacks[-1]
     elif verbose:
-        detail = "\n".join(f"  {f.code} {f.severity} {f.module}: {f.message}" for f in report.findings if f.code != "NN001")
+        detail = _listed(f for f in static if f.code != "NN001")
     real_run = any("real values" in note for note in report.notes)
-    return Row(zoo, name, method, codes, seconds, where=where, real_run=real_run, detail=detail)
+    row = Row(zoo, name, method, codes, linted.seconds - linted.probe_seconds, where=where, real_run=real_run, detail=detail)
+    if probe and method != "failed":
+        row.probe, row.probe_detail = _probe_outcome(report, probed, tracebacks, verbose)
+        row.probe_codes = Counter(f.code for f in probed)
+        row.probe_seconds = linted.probe_seconds
+    return row
+
+
+def _probe_outcome(report: TargetReport, probed: list, tracebacks: list[str], verbose: bool) -> tuple[str, str]:
+    skipped = next((note.removeprefix(_PROBE_SKIPPED) for note in report.notes if note.startswith(_PROBE_SKIPPED)), None)
+    if skipped is not None:
+        return ("skipped (meta)" if "meta device" in skipped else f"skipped ({skipped})"), ""
+    failure = next((f.message for f in probed if f.code == "NN002"), None)
+    if failure is not None:
+        return "failed", failure + ("\n" + tracebacks[-1] if verbose and tracebacks else "")
+    return "ran", _listed(probed) if verbose else ""
+
+
+def _listed(findings: Iterable) -> str:
+    return "\n".join(f"  {f.code} {f.severity} {f.module}: {f.message}" for f in findings)
 
 
 def _build(build: Builder, max_parameters: int) -> nn.Module:
@@ -233,13 +312,21 @@ def _build(build: Builder, max_parameters: int) -> nn.Module:
 
 
 def print_row(row: Row) -> None:
-    codes = " ".join(f"{code}x{n}" if n > 1 else code for code, n in sorted(row.codes.items())) or "-"
     seconds = f"{row.seconds:6.2f}s" if row.method != "not built" else "       "
     method = f"{row.method}*" if row.real_run else row.method
-    print(f"{row.zoo:<11} {row.name:<48} {method:<9} {row.where:<4} {seconds} {codes}", flush=True)
-    if row.detail and (row.method in ("failed", "not built") or row.detail.strip()):
-        for line in row.detail.splitlines():
-            print(f"    {line}", flush=True)
+    line = f"{row.zoo:<11} {row.name:<48} {method:<9} {row.where:<4} {seconds} {_codes(row.codes)}"
+    if row.probe is not None:
+        shown = {"ran": "probe", "failed": "probe FAILED"}.get(row.probe, f"probe {row.probe}")
+        timed = f" {row.probe_seconds:6.2f}s {_codes(row.probe_codes)}" if not row.probe.startswith("skipped") else ""
+        line = f"{line:<100} | {shown}{timed}"
+    print(line, flush=True)
+    for detail in (row.detail, row.probe_detail):
+        for text in detail.splitlines() if detail.strip() else ():
+            print(f"    {text}", flush=True)
+
+
+def _codes(codes: Counter[str]) -> str:
+    return " ".join(f"{code}x{n}" if n > 1 else code for code, n in sorted(codes.items())) or "-"
 
 
 def print_totals(rows: list[Row]) -> None:
@@ -258,6 +345,22 @@ def print_totals(rows: list[Row]) -> None:
             f"{zoo:<11} {len(mine):>6} {len(built):>6} {methods['fx']:>5} {methods['recorded']:>5} {real:>5} {methods['failed']:>6} "
             f"{median:>9.2f}  {by_code}"
         )
+    probed = [row for row in rows if row.probe is not None]
+    if not probed:
+        return
+    print()
+    print("probe (on the CPU; seconds: the probe run only, median over the models it ran on)")
+    print(f"{'zoo':<11} {'probed':>6} {'ran':>5} {'failed':>6} {'skipped':>7} {'(meta)':>6} {'median s':>9}  findings by code")
+    for zoo in [*dict.fromkeys(row.zoo for row in probed), "all"]:
+        mine = [row for row in probed if zoo in ("all", row.zoo)]
+        ran = [row for row in mine if row.probe == "ran"]
+        skipped = [row for row in mine if row.probe.startswith("skipped")]  # type: ignore[union-attr]
+        meta = sum(row.probe == "skipped (meta)" for row in mine)
+        failed = sum(row.probe == "failed" for row in mine)
+        codes = sum((row.probe_codes for row in mine), Counter())
+        median = statistics.median(row.probe_seconds for row in ran) if ran else 0.0
+        by_code = " ".join(f"{code}:{n}" for code, n in sorted(codes.items())) or "-"
+        print(f"{zoo:<11} {len(mine):>6} {len(ran):>5} {failed:>6} {len(skipped):>7} {meta:>6} {median:>9.2f}  {by_code}")
 
 
 def select(models: Iterator[tuple[str, Builder]], only: list[str], limit: int | None) -> list[tuple[str, Builder]]:
@@ -272,21 +375,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="at most this many models per zoo")
     parser.add_argument("--every", type=int, default=10, help="timm: take every N-th model name (default 10)")
     parser.add_argument("--max-parameters", type=float, default=DEFAULT_MAX_PARAMETERS, help="larger models are built on meta")
+    parser.add_argument("--family", action="append", choices=TORCHVISION_FAMILIES, help="torchvision: a family (repeatable; default: all)")
+    parser.add_argument("--probe", action="store_true", help="also run the probe on the CPU; each line shows static | probe")
+    parser.add_argument(
+        "--probe-timeout", type=float, default=DEFAULT_PROBE_TIMEOUT, help=f"seconds per model's probe (default {DEFAULT_PROBE_TIMEOUT:g})"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks for failures, messages for findings")
     options = parser.parse_args(argv)
     only = [p.strip() for p in options.only.split(",") if p.strip()]
-    zoos = {"torchvision": torchvision_models, "timm": lambda: timm_models(options.every), "hf": hf_models}
+    families = tuple(options.family or TORCHVISION_FAMILIES)
+    zoos = {"torchvision": lambda: torchvision_models(families), "timm": lambda: timm_models(options.every), "hf": hf_models}
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
     rows: list[Row] = []
     for zoo in options.zoo or ZOOS:
         for name, build in select(zoos[zoo](), only, options.limit):
             with contextlib.redirect_stdout(io.StringIO()):  # zoo code that prints while building
-                row = measure(zoo, name, build, int(options.max_parameters), options.verbose)
+                row = measure(zoo, name, build, int(options.max_parameters), options.verbose, options.probe, options.probe_timeout)
             rows.append(row)
             print_row(row)
     print_totals(rows)
-    return 1 if any(row.method == "failed" for row in rows) else 0
+    return 1 if any(row.method == "failed" or row.probe == "failed" for row in rows) else 0
 
 
 if __name__ == "__main__":

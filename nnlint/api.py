@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from nnlint.config import Config, parse_codes
+from nnlint.config import Config, parse_codes, parse_timeout
 from nnlint.engine import Linter
 from nnlint.errors import ConfigError
 from nnlint.loader import LoadedTarget
@@ -34,6 +34,7 @@ def audit(
     batch_size: int | None = None,
     probe: bool = True,
     device: str = "auto",
+    probe_timeout: float | None = None,
     select: str | Iterable[str] | None = None,
     ignore: str | Iterable[str] | None = None,
 ) -> Report:
@@ -43,14 +44,16 @@ def audit(
     arguments); without one nnlint infers an input from the first layer. `example_batch`
     (`(inputs, targets)` of real data), `loss_fn`, `optimizer` and `batch_size` enable the checks
     that need them. `probe=False` runs only the static checks; `device` picks where the probe
-    runs ("auto": CUDA when available). `select` and `ignore` take codes or prefixes
+    runs ("auto": CUDA when available); `probe_timeout` stops a probe that runs longer than that
+    many seconds (default 60) with NN002. `select` and `ignore` take codes or prefixes
     ("NN1,NN104", ["NN1"], "ALL"). Settings in pyproject.toml are not read: pass what you need.
 
-    Raises TypeError when `model` is not an `nn.Module` and ValueError for an unknown rule code.
+    Raises TypeError when `model` is not an `nn.Module`, ValueError for an unknown rule code or a
+    `probe_timeout` that is not a positive number.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"nnlint.audit() needs a torch.nn.Module, got {type(model).__name__}")
-    config = _config(select, ignore, probe, device)
+    config = _config(select, ignore, probe, device, probe_timeout)
     target = Target(model, example_input, example_batch, loss_fn, optimizer, batch_size, name=type(model).__name__)
     # A class of the user's anchors the root; its children are found in its `__init__` source.
     location = user_definition_line(type(model))
@@ -60,9 +63,11 @@ def audit(
     return linter.report()
 
 
-def _config(select: str | Iterable[str] | None, ignore: str | Iterable[str] | None, probe: bool, device: str) -> Config:
+def _config(
+    select: str | Iterable[str] | None, ignore: str | Iterable[str] | None, probe: bool, device: str, probe_timeout: float | None
+) -> Config:
     try:
-        return Config(
+        config = Config(
             select=parse_codes(select) if select is not None else ("ALL",),
             ignore=parse_codes(ignore) if ignore is not None else (),
             static=not probe,
@@ -70,3 +75,9 @@ def _config(select: str | Iterable[str] | None, ignore: str | Iterable[str] | No
         )
     except (ConfigError, TypeError) as error:
         raise ValueError(f"nnlint.audit(): {error}") from None
+    if probe_timeout is None:
+        return config
+    try:
+        return config.with_overrides(probe_timeout=parse_timeout(probe_timeout))
+    except ValueError as error:
+        raise ValueError(f"nnlint.audit(): probe_timeout: {error}") from None

@@ -79,7 +79,7 @@ class Linter:
             reason = f"{type(module).__name__} `{lazy}` has no parameters yet (a lazy module): run one forward on a batch before linting"
             return [self._unusable(loaded, reason, module=lazy or None, location=location)], {}, None, notes, None
         try:
-            example_input, inferred = example_input_for(loaded, self.config.input_shape)
+            example_input, inferred = example_input_for(loaded, self.config.input_shape, trains=not self.config.static)
         except InputError as error:
             return [self._unusable(loaded, f"{error}; define `example_input` or pass --input-shape")], {}, None, notes, None
         if inferred:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Iterator
+from contextlib import nullcontext
 from itertools import islice
 from typing import Any
 
@@ -22,7 +23,7 @@ from torch import nn
 from nnlint import hf
 from nnlint.context import BatchSize
 from nnlint.graph.execution import call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, run_with_tensors
-from nnlint.graph.state import evaluation_run, is_on_meta, model_device, model_float_dtype
+from nnlint.graph.state import evaluation_run, is_on_meta, model_device, model_float_dtype, training_flags
 from nnlint.loader import LoadedTarget
 
 INFERRED_BATCH = 4
@@ -40,8 +41,9 @@ class InputError(ValueError):
     """No input could be found or built for a target."""
 
 
-def example_input_for(loaded: LoadedTarget, input_shape: tuple[int, ...] | None) -> tuple[Any, bool]:
-    """The input to trace and probe with, and whether nnlint had to make it up."""
+def example_input_for(loaded: LoadedTarget, input_shape: tuple[int, ...] | None, trains: bool = True) -> tuple[Any, bool]:
+    """The input to trace and probe with, and whether nnlint had to make it up (`trains`: one the
+    forward also takes in training mode, for the probe)."""
     target = loaded.target
     if target.example_input is not None:
         return target.example_input, False
@@ -51,7 +53,7 @@ def example_input_for(loaded: LoadedTarget, input_shape: tuple[int, ...] | None)
             return inputs, False
     if input_shape is not None:
         return _tensor_of_shape(target.model, input_shape), False
-    return infer_input(target.model), True
+    return infer_input(target.model, trains), True
 
 
 def _batch_inputs(example_batch: Any) -> Any:
@@ -60,18 +62,27 @@ def _batch_inputs(example_batch: Any) -> Any:
     return None
 
 
-def infer_input(model: nn.Module) -> Any:
+def infer_input(model: nn.Module, trains: bool = True) -> Any:
+    """The first candidate input the forward accepts in evaluation mode and, when `trains` (the
+    probe will train on it), in training mode too, where a branch may need more (Inception's
+    auxiliary head rejects 224×224 images only in training mode)."""
     candidates = list(islice(_candidates(model), _CANDIDATES_TRIED))
     real_tries = _REAL_TRIES if not is_on_meta(model) else 0
     tried_real: list[int] = []
+    evaluation_only = None  # the first input only evaluation mode accepts: used when none suits both modes
     for index, candidate in enumerate(candidates):
         verdict = _verdict_on_meta(model, candidate)
         if verdict is True:
-            return candidate
+            if not trains or _verdict_on_meta(model, candidate, training=True) is not False:
+                return candidate
+            evaluation_only = candidate if evaluation_only is None else evaluation_only
+            continue
         if verdict is None and len(tried_real) < real_tries:  # meta could not tell: values were needed
             tried_real.append(index)
             if accepts(model, candidate, on_meta=False):
                 return candidate
+    if evaluation_only is not None:
+        return evaluation_only
     # A meta kernel can be stricter than the real one; give the first candidates a real try.
     for index in [i for i in range(len(candidates)) if i not in tried_real][: real_tries - len(tried_real)]:
         if accepts(model, candidates[index], on_meta=False):
@@ -100,11 +111,12 @@ def accepts(model: nn.Module, example_input: Any, on_meta: bool = True) -> bool:
     return True
 
 
-def _verdict_on_meta(model: nn.Module, example_input: Any) -> bool | None:
-    """True: the forward ran on meta; False: it rejected the input; None: it needed real values."""
+def _verdict_on_meta(model: nn.Module, example_input: Any, training: bool = False) -> bool | None:
+    """True: the forward ran on meta (in training mode when `training`); False: it rejected the
+    input; None: it needed real values."""
     args, kwargs = call_arguments(example_input)
     try:
-        with evaluation_run(model):
+        with evaluation_run(model), training_flags(model, True) if training else nullcontext():
             run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
     except Exception as error:
         return None if needs_real_values(error) else False

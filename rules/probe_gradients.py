@@ -26,6 +26,15 @@ def _profile(layers: tuple[LayerGradient, ...]) -> list[dict[str, object]]:
     return [{"module": layer.module, "grad_norm": layer.grad_norm, "weight_norm": layer.weight_norm} for layer in layers]
 
 
+def steady_share(values: list[float], growing: bool) -> float:
+    """The share of consecutive steps (input to output) in which `values` move the one way: a
+    trend through depth has most steps going that way, one odd layer or a zig-zag does not."""
+    steps = list(zip(values, values[1:], strict=False))
+    if not steps:
+        return 0.0
+    return sum((after > before) if growing else (after < before) for before, after in steps) / len(steps)
+
+
 def _steepest_step(layers: tuple[LayerGradient, ...], falling: bool) -> tuple[LayerGradient, LayerGradient, float] | None:
     """The consecutive pair of layers (input side first) where the norm changes the most."""
     best = None
@@ -127,7 +136,7 @@ def vanishing_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     "exploding-gradients",
     Severity.WARNING,
     phase=Phase.PROBE,
-    thresholds={"max-first-to-last-ratio": 70, "max-total-norm": 1e3, "min-layers": 3},
+    thresholds={"max-first-to-last-ratio": 70, "max-total-norm": 1e3, "min-layers": 3, "min-steady-share": 0.75},
     requires=_PROBE,
 )
 def exploding_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
@@ -138,6 +147,14 @@ def exploding_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     (70) times the last layer's — AUTOTRAINER's rule (β₃ = 70) — or when the norm of all
     gradients together exceeds `max-total-norm` (1000: three orders of magnitude above the
     clipping thresholds of 1–5 that recipes use, e.g. BERT and GPT clip at 1.0).
+    The first-to-last ratio counts only when the norm also grows toward the input from layer to
+    layer in at least `min-steady-share` (3/4) of the steps, as an explosion through depth does
+    (the lecture's "avoid exploding gradients"; NN806 asks the same of activations). A profile
+    that zig-zags is layers of different gradient scale side by side, not an explosion: at
+    initialization attention's query/key projections get ~100× less gradient than value and
+    MLP layers, a layer-scaled residual branch (ConvNeXt's γ = 1e-6) as much less as its scale,
+    and an embedding table initialized small (std 0.02) and followed by LayerNorm gets ~1/0.02 =
+    50× more, since LayerNorm divides by its output's scale (BERT-style embeddings).
 
     ## Why is this bad?
     The backward signal grows geometrically when layers amplify it (weights initialized too
@@ -167,7 +184,9 @@ def exploding_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     if len(layers) >= context.threshold("min-layers") and layers[-1].grad_norm > 0 and all(layer.finite for layer in layers):
         first, last = layers[0], layers[-1]
         ratio = first.grad_norm / last.grad_norm
-        if ratio > context.threshold("max-first-to-last-ratio"):
+        steady = steady_share([layer.grad_norm for layer in layers], growing=False)
+        evidence["steady_share"] = steady
+        if ratio > context.threshold("max-first-to-last-ratio") and steady >= context.threshold("min-steady-share"):
             steepest = _steepest_step(layers, falling=False)
             where = f"; it grows fastest from `{steepest[1].module}` to `{steepest[0].module}` (×{number(steepest[2])})" if steepest else ""
             yield Hit(
@@ -432,7 +451,7 @@ def activation_scale_drift(graph: ModelGraph, context: RuleContext) -> Iterator[
     limit = context.threshold("max-drift")
     if 1 / limit <= drift <= limit:
         return
-    steady = sum((after > before) == (drift > 1) for before, after in zip(stds, stds[1:], strict=False)) / (count - 1)
+    steady = steady_share(stds, growing=drift > 1)
     if steady < context.threshold("min-steady-share"):
         return
     direction = "grows" if drift > 1 else "shrinks"

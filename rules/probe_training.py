@@ -96,7 +96,12 @@ def train_eval_mismatch(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     batch size when that is smaller than the batch — with the evaluation-mode output. Two
     training-mode forwards measure what dropout alone changes. Flags a relative difference
     above `min-difference` (0.25) that is also more than `dropout-factor` (2×) dropout's, and
-    names the first module whose output diverges that way. The defaults are nnlint's, from
+    names the first module whose output diverges that way. When the first module whose outputs
+    differ by more than `min-difference` at all is one dropout explains, the gap is dropout's and
+    is not reported: layers after a dropout reshape its effect — a ReLU turns its noise into a
+    shift, and global pooling then averages the noise between two training runs away but keeps
+    the shift (SqueezeNet's Dropout → Conv → ReLU → pooling head differs from evaluation 3× more
+    than two training runs differ, with no BatchNorm at all). The defaults are nnlint's, from
     measurements: a BatchNorm ResNet agrees to floating-point precision once calibrated, and in
     models whose only difference is dropout (a pre-norm transformer, an LSTM tagger) the
     train/eval difference is 0.7× the dropout difference, since evaluation is dropout's average.
@@ -131,6 +136,9 @@ def train_eval_mismatch(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     minimum, factor = context.threshold("min-difference"), context.threshold("dropout-factor")
     if not (gap.relative_difference > minimum and gap.relative_difference > factor * gap.dropout_difference):
         return
+    onset = next((m for m in gap.modules if m.difference > minimum), None)
+    if onset is not None and onset.difference <= factor * onset.dropout_difference:
+        return  # the outputs start to differ at a dropout: what follows it reshapes dropout's effect
     first = next((m for m in gap.modules if m.difference > minimum and m.difference > factor * m.dropout_difference), None)
     where = f"; the first module to diverge is {graph.describe_module(first.module)} ({number(first.difference)})" if first else ""
     batch = f" in pieces of {gap.chunk_size} (the training batch size)" if gap.chunk_size < _probe(context).batch else ""
@@ -341,7 +349,9 @@ def batch_samples_mixed(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     samples give exactly 0) and names the module after which samples stay separate — where they
     were mixed. Dimension 0 is taken as the batch, as everywhere in nnlint: a model that takes
     (time, batch, …) inputs on purpose mixes along that dimension by design, and the finding says
-    so when the module it names has `batch_first=False`.
+    so when the module it names has `batch_first=False`. Outputs indexed by two samples
+    (batch × batch: CLIP's image–text logits, a similarity or Gram matrix) compare samples by
+    definition and are left out; the model's other outputs are checked.
 
     ## Why is this bad?
     Samples of a batch must not see each other: the model would learn from, and predict with,

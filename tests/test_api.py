@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,9 @@ def test_bad_arguments_raise_clear_errors():
         nnlint.audit(api_models.CleanNet(), IMAGES, select="NN999")
     with pytest.raises(TypeError, match="torch.nn.Module"):
         nnlint.audit(lambda x: x, IMAGES)  # type: ignore[arg-type]
+    for bad in (0, -1, "soon", True):
+        with pytest.raises(ValueError, match="probe_timeout: expected a positive number of seconds"):
+            nnlint.audit(api_models.CleanNet(), IMAGES, probe_timeout=bad)
 
 
 def test_probe_and_device_reach_the_engine_config(monkeypatch):
@@ -129,7 +133,29 @@ def test_probe_and_device_reach_the_engine_config(monkeypatch):
     monkeypatch.setattr(nnlint.api, "Linter", RecordingLinter)
     nnlint.audit(api_models.CleanNet(), IMAGES, probe=False, device="cpu")
     nnlint.audit(api_models.CleanNet(), IMAGES)
-    assert [(c.static, c.device) for c in seen] == [(True, "cpu"), (False, "auto")]
+    nnlint.audit(api_models.CleanNet(), IMAGES, probe_timeout=5)
+    assert [(c.static, c.device, c.probe_timeout) for c in seen] == [(True, "cpu", 60.0), (False, "auto", 60.0), (False, "auto", 5.0)]
+
+
+class _SlowInTraining(nn.Module):
+    """Instant in evaluation (the graph), a long sleep per training step (the probe)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if self.training:
+            time.sleep(5)
+        return self.fc(x)
+
+
+def test_probe_timeout_stops_a_slow_probe_with_nn002_and_keeps_the_static_findings():
+    start = time.perf_counter()
+    report = nnlint.audit(_SlowInTraining(), torch.randn(16, 4), probe_timeout=0.5)
+    assert time.perf_counter() - start < 4
+    (finding,) = report.findings
+    assert finding.code == "NN002" and "did not finish within 0.5 s" in finding.message
 
 
 def test_the_model_is_left_exactly_as_it_was():

@@ -58,6 +58,20 @@ def test_vanishing_and_exploding_boundaries():
     assert total and "total gradient norm is 1.04e+03" in total[0].message
 
 
+_CHAIN4 = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+
+
+def test_exploding_needs_the_growth_to_be_steady_through_depth():
+    x = torch.randn(8, 4)
+    # 100x first to last, falling toward the output at every step: an explosion through depth.
+    steady = _judge("NN802", _CHAIN4, _profile(100.0, 20.0, 5.0, 1.0), x)
+    assert steady and steady[0].evidence["steady_share"] == 1.0
+    # The same 100x from layers of different gradient scale side by side (a large embedding
+    # gradient, tiny query/key gradients): it falls in 2 of 3 steps, under the 3/4 asked.
+    assert not _judge("NN802", _CHAIN4, _profile(100.0, 0.01, 5.0, 1.0), x)
+    assert _judge("NN802", _CHAIN4, _profile(100.0, 0.01, 5.0, 1.0), x, **{"min-steady-share": 0.5})
+
+
 def test_thresholds_are_overridden_from_the_config():
     path = FIXTURES / "nn804_dead_relu.py"
     assert [f.code for f in lint(path).findings] == ["NN804"]

@@ -136,3 +136,28 @@ class DeclaresSize(nn.Module):
 def test_image_models_get_the_size_they_declare():
     assert infer_input(DeclaresSize(56)).shape == (INFERRED_BATCH, 3, 56, 56)  # no default side is 56
     assert infer_input(DeclaresSize(48, pretrained_size=48)).shape == (INFERRED_BATCH, 3, 48, 48)
+
+
+class AuxiliaryHead(nn.Module):
+    """Inception-shaped: a head that runs only in training mode and needs larger images (250+)
+    than evaluation mode does (a torchvision zoo finding: the probe failed on 224×224)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3)
+        self.head = nn.Linear(4, 2)
+        self.aux = nn.Conv2d(4, 2, 248)
+
+    def forward(self, x):
+        features = torch.relu(self.stem(x))
+        logits = self.head(features.mean((2, 3)))
+        if self.training:
+            return logits, self.aux(features).mean((2, 3))
+        return logits
+
+
+def test_the_inferred_input_also_runs_in_training_mode_when_the_probe_trains():
+    model = AuxiliaryHead()
+    assert infer_input(model).shape == (INFERRED_BATCH, 3, 256, 256)  # 224 fails the training-only head
+    assert infer_input(model, trains=False).shape == (INFERRED_BATCH, 3, 224, 224)  # static checks run in evaluation mode
+    assert model.training  # the modes it was checked in are put back

@@ -152,7 +152,7 @@ def _mixing(session: Session, output: Any, inputs: list[torch.Tensor], captured:
     inputs (on the first layer's outputs, for token inputs) means they leaked in. Only then are
     the module outputs searched for the last one that still carries it: where samples mix."""
     n = session.batch
-    outputs = [t for t in _float_leaves(output) if t.requires_grad and t.dim() > 0 and t.shape[0] == n]
+    outputs = [t for t in _float_leaves(output) if t.requires_grad and t.dim() > 0 and t.shape[0] == n and not _pairwise(t, n)]
     modules = [(path, t) for (path, _), t in captured if t.requires_grad and _is_batched_float(t, n)]
     entry = [("input", t) for t in inputs] or modules[:1]
     if not outputs or not entry:
@@ -169,6 +169,12 @@ def _mixing(session: Session, output: Any, inputs: list[torch.Tensor], captured:
         following = [path for path, _ in modules[leaking[-1] + 1 :]] if leaking else [path for path, _ in modules]
         module = following[0] if following else None
     return SampleMixing(dependence, n, module, entry[0][0])
+
+
+def _pairwise(tensor: torch.Tensor, batch: int) -> bool:
+    """An output indexed by two samples (batch × batch: CLIP's image-text logits, a similarity or
+    Gram matrix) compares samples by definition; each sample's own outputs are the others."""
+    return tensor.dim() >= 2 and tensor.shape[1] == batch
 
 
 def _gradients(objective: torch.Tensor, probes: list[tuple[str, torch.Tensor]], retain: bool) -> list[torch.Tensor | None]:

@@ -191,13 +191,16 @@ class Instrument(TorchFunctionMode):
         self._calls[path] += 1
         self.first_called.setdefault(path, len(self.first_called))
         outermost_leaf = leaf and self._leaf_depth == 0
+        # A BatchNorm with children (timm's BatchNormAct2d: it normalizes, then runs its `drop`
+        # and `act`) is no leaf, but normalizes its input itself: its statistics count too.
+        batchnorm = self.batchnorm_inputs and self._leaf_depth == 0 and isinstance(module, nn.modules.batchnorm._BatchNorm)
         self._stack.append(_Frame(path, call, outermost_leaf))
         self._leaf_depth += leaf
-        if outermost_leaf and (self.statistics or self.batchnorm_inputs):
+        if (outermost_leaf and (self.statistics or self.batchnorm_inputs)) or batchnorm:
             self._busy = True
             try:
                 with torch._C.DisableTorchFunction():  # our own operations skip the mode
-                    self._measure_inputs(module, path, args)
+                    self._measure_inputs(module, path, args, outermost_leaf)
             except Exception as error:
                 self._fail(error)
             finally:
@@ -255,7 +258,7 @@ class Instrument(TorchFunctionMode):
             self._sample_positions[key] = torch.randint(0, flat.numel(), (STATISTICS_SAMPLE,), generator=generator).to(flat.device)
         return flat.index_select(0, self._sample_positions[key]).float()
 
-    def _measure_inputs(self, module: nn.Module, path: str, args: Any) -> None:
+    def _measure_inputs(self, module: nn.Module, path: str, args: Any, leaf: bool) -> None:
         op = module_op(module)
         tensor = args[0] if args and isinstance(args[0], torch.Tensor) else None
         if self.batchnorm_inputs and op == "batch_norm" and module.training and tensor is not None and tensor.dim() >= 2:
@@ -268,7 +271,7 @@ class Instrument(TorchFunctionMode):
             if path not in self.batchnorm_samples:
                 per_sample = values.mean(dim=tuple(range(2, values.dim()))) if values.dim() > 2 else values
                 self.batchnorm_samples[path] = (per_sample, variance)
-        if self.statistics and not self.first_layer_seen and op in _FIRST_LAYER_OPS:
+        if leaf and self.statistics and not self.first_layer_seen and op in _FIRST_LAYER_OPS:
             self.first_layer_seen = True
             if tensor is not None and tensor.is_floating_point() and op in LINEAR_MAPS | RECURRENT:
                 axis = 1 if op in CONVOLUTIONS else tensor.dim() - 1
