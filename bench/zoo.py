@@ -77,11 +77,12 @@ def lint_model(model: nn.Module, probe: bool, probe_timeout: float) -> Linted:
 
 @contextlib.contextmanager
 def _probe_clock() -> Iterator[list[float]]:
-    """Clock the engine's calls of `run_probe`: the audit is one call, its probe part is timed inside."""
-    import nnlint.engine
+    """Clock the engine's calls of `run_probe`: the audit is one call, its probe part is timed inside.
+    The engine imports `run_probe` from `nnlint.probe` when the probe stage starts, so it is wrapped there."""
+    import nnlint.probe
 
     clock: list[float] = []
-    run_probe = nnlint.engine.run_probe
+    run_probe = nnlint.probe.run_probe  # loads the probe session (lazy in nnlint.probe)
 
     def timed(*args: object, **kwargs: object) -> object:
         start = time.perf_counter()
@@ -90,11 +91,11 @@ def _probe_clock() -> Iterator[list[float]]:
         finally:
             clock.append(time.perf_counter() - start)
 
-    nnlint.engine.run_probe = timed
+    nnlint.probe.run_probe = timed
     try:
         yield clock
     finally:
-        nnlint.engine.run_probe = run_probe
+        nnlint.probe.run_probe = run_probe
 
 
 # -- zoos: (name, builder) pairs ------------------------------------------------------------------

@@ -172,7 +172,7 @@ class Linter:
             if isinstance(error, ProbeFailed) and inferred and loaded.target.example_batch is None:
                 # The meta run accepted the shape nnlint guessed, but real values can still be out of
                 # range (positions past an Embedding's size): the guess failed, not the user's model.
-                notes.append(f"the probe did not run on the input nnlint inferred ({error}); define `example_input` to probe the model")
+                notes.append(f"the probe did not run: on the input nnlint inferred, {error}; define `example_input` to probe the model")
                 return findings, None
             module = error.module if error.module in graph.modules else None
             reason = f"{error}; the static findings are reported, the probe's checks are not"

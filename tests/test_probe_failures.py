@@ -145,7 +145,8 @@ class _LearnedPositions(nn.Module):
 def test_a_probe_failure_on_an_input_nnlint_inferred_is_a_note_not_the_users_error():
     guessed = lint_model(_LearnedPositions())  # nnlint infers a longer sequence from the first layer
     assert not [f for f in guessed.findings if f.code == "NN002"] and guessed.exit_code == 0
-    assert any(note.startswith("the probe did not run on the input nnlint inferred (") for note in guessed.targets[0].notes)
+    says = "the probe did not run: on the input nnlint inferred, the forward raised"
+    assert any(note.startswith(says) for note in guessed.targets[0].notes)
     given = lint_model(_LearnedPositions(), example_input=torch.randn(8, 3, 4))
     assert [f.code for f in given.findings] == ["NN002"] and "IndexError" in given.findings[0].message
 
