@@ -182,7 +182,8 @@ def _normalization(w: Writer, x: Tensor) -> Tensor:
     else:
         kind = w.choose(("layer", "layer", "batch_transposed"))
         if kind == "batch_transposed":  # BatchNorm1d wants (N, C, L): the usual transpose dance
-            module = w.module(f"nn.BatchNorm1d({channels}{_batchnorm_options(w, x.shape[1])})")
+            options = _batchnorm_options(w, x.shape[1])
+            module = w.module(f"nn.BatchNorm1d({channels}{options})", parameters="affine=False" not in options)
             w.batchnorms.append(module)
             w.features.add("norm_batch_transposed")
             return w.emit(f"{module}({x.name}.transpose(1, 2)).transpose(1, 2)", x.shape)
