@@ -171,6 +171,27 @@ def test_recording_on_a_real_sample_leaves_buffers_untouched():
     assert [n.target for n in graph.nodes if n.op == "get_attr"] == ["calls", "peak"]  # named after the user's buffers
 
 
+class CountingChannelsLast(nn.Module):
+    """Counts its calls in a buffer and reads (N, L, C) where its first layer, a Conv1d, suggests
+    (N, C, L): every inferred candidate fails on meta, so nnlint gives some a real try."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        self.conv = nn.Conv1d(4, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+
+
+def test_real_tries_of_inferred_inputs_leave_buffers_untouched():
+    model = CountingChannelsLast()
+    with pytest.raises(Exception, match="cannot infer an input"):
+        example_input_for(LoadedTarget(Target(model), "model", None, None), None)
+    assert (model.calls.item(), model.calls._version) == (0, 0)
+
+
 class Reassigning(nn.Module):
     """`self.steps += 1` reassigns the buffer: torch.fx would store a Proxy in the model."""
 
