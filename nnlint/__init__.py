@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nnlint.findings import Finding, Location, Phase, Severity
+from nnlint.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what type checkers see; at run time these load lazily (below)
     from nnlint.api import audit
@@ -26,9 +26,4 @@ _LAZY = {
 __all__ = ["Finding", "LintError", "Location", "Phase", "Report", "Severity", "Target", "__version__", "audit", "target"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'nnlint' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, globals(), _LAZY)

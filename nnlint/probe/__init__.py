@@ -8,8 +8,9 @@ failed) or `ProbeTimedOut` (`--probe-timeout`); the model is left exactly as it 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nnlint.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what type checkers see; at run time these load on first use (below)
     from nnlint.probe.result import ProbeResult
@@ -21,9 +22,4 @@ __all__ = ["ProbeFailed", "ProbeResult", "ProbeSettings", "ProbeSkipped", "Probe
 _LAZY = {name: "nnlint.probe.session" for name in __all__} | {"ProbeResult": "nnlint.probe.result"}
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'nnlint.probe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, globals(), _LAZY)
