@@ -14,15 +14,15 @@ from nnlint.context import BatchSize, RuleContext
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Finding, Location, Phase
 from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
-from nnlint.graph.state import preserved_user_state, uninitialized_module
 from nnlint.inputs import InputError, example_input_for, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
 from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
+from nnlint.runtime.state import preserved_user_state, uninitialized_module
+from nnlint.runtime.timeout import ProbeTimeout, deadline
 from nnlint.sources import ModuleLocator
 from nnlint.suppression import SuppressionLedger, suppressions_in
 from nnlint.targets import Target
-from nnlint.timeout import ProbeTimeout, deadline
 
 if TYPE_CHECKING:
     from nnlint.probe import ProbeResult

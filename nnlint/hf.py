@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnlint.graph.execution import made_up
+from nnlint.runtime.execution import made_up
 
 _SEQUENCE_LENGTH = 16
 _IMAGE_SIDE = 224

@@ -22,9 +22,9 @@ from torch import nn
 
 from nnlint import hf
 from nnlint.context import BatchSize
-from nnlint.graph.execution import buffer_copies, call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, run_with_tensors
-from nnlint.graph.state import evaluation_run, is_on_meta, model_device, model_float_dtype, training_flags
 from nnlint.loader import LoadedTarget
+from nnlint.runtime.execution import buffer_copies, call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, run_with_tensors
+from nnlint.runtime.state import evaluation_run, is_on_meta, model_device, model_float_dtype, training_flags
 
 INFERRED_BATCH = 4
 _SEQUENCE_LENGTH = 16

@@ -26,7 +26,7 @@ from torch import nn
 
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
-from nnlint.randomness import seeded
+from nnlint.runtime.randomness import seeded
 from nnlint.sources import assignment_line, definition_line, recording_construction_sites
 from nnlint.targets import RESERVED_NAMES, TARGET_MARK, Target
 

@@ -19,9 +19,9 @@ from torch.utils._pytree import tree_flatten
 from nnlint.config import Config
 from nnlint.engine import Linter
 from nnlint.graph import GraphError, build_graph
-from nnlint.graph.execution import meta_stand_ins, run_with_tensors
 from nnlint.inputs import example_input_for
 from nnlint.loader import LoadedTarget
+from nnlint.runtime.execution import meta_stand_ins, run_with_tensors
 from nnlint.sources import ModuleLocator
 from nnlint.targets import Target
 

@@ -16,7 +16,7 @@ from expectations import ROOT
 from torch import nn
 
 from nnlint.graph import build_graph
-from nnlint.graph.lazy_dynamo import _CACHE, _wrapped_by_disable_dynamo, dynamo_import_deferred
+from nnlint.runtime.lazy_dynamo import _CACHE, _wrapped_by_disable_dynamo, dynamo_import_deferred
 from nnlint.sources import ModuleLocator
 
 # BatchNorm, LayerNorm, GELU, ReLU, mean and adaptive pooling all have Python meta kernels.

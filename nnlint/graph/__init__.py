@@ -10,11 +10,11 @@ import torch.fx
 from torch import nn
 
 from nnlint.findings import GraphMethod
-from nnlint.graph.execution import buffer_copies, call_arguments, meta_stand_ins, on_device, one_sample, run_with_tensors
 from nnlint.graph.fx_trace import propagate_shapes, symbolic_trace
 from nnlint.graph.ir import ModelGraph, ModuleInfo
 from nnlint.graph.recorder import GraphRecorder, RecordingError
-from nnlint.graph.state import evaluation_run, is_on_meta, model_device, preserved_module_attributes
+from nnlint.runtime.execution import buffer_copies, call_arguments, meta_stand_ins, on_device, one_sample, run_with_tensors
+from nnlint.runtime.state import evaluation_run, is_on_meta, model_device, preserved_module_attributes
 from nnlint.sources import ModuleLocator
 
 __all__ = ["GraphError", "ModelGraph", "ModuleInfo", "build_graph", "non_tensor_output", "one_line"]

@@ -9,9 +9,9 @@ import torch
 import torch.fx
 from torch import nn
 
-from nnlint.graph.execution import meta_stand_ins, run_with_tensors, to_meta
+from nnlint.runtime.execution import meta_stand_ins, run_with_tensors, to_meta
+from nnlint.runtime.timeout import protect
 from nnlint.sources import call_site
-from nnlint.timeout import protect
 
 # torch.fx patches torch functions while it traces; undoing that must finish even when --probe-timeout fires.
 protect(torch.fx._symbolic_trace._Patcher.__exit__)

@@ -29,7 +29,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map_only
 
-from nnlint.graph.execution import to_meta
+from nnlint.runtime.execution import to_meta
 from nnlint.sources import call_site
 
 _DUNDER_OPERATORS = {

@@ -15,10 +15,10 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map_only
 
 from nnlint.graph import one_line
-from nnlint.graph.state import training_flags
 from nnlint.probe.instrument import Instrument
 from nnlint.probe.result import EvalDeterminism, ModuleGap, OverfitRun, SampleMixing, TrainEvalGap, UpdateRatio
-from nnlint.randomness import rng_states
+from nnlint.runtime.randomness import rng_states
+from nnlint.runtime.state import training_flags
 
 if TYPE_CHECKING:
     from nnlint.probe.session import Session

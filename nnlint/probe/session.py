@@ -29,15 +29,15 @@ from torch.func import functional_call
 from torch.utils._pytree import tree_flatten
 
 from nnlint.graph import one_line
-from nnlint.graph.execution import call_arguments
-from nnlint.graph.state import is_on_meta, model_device, preserved_user_state, training_flags
 from nnlint.probe import checks
 from nnlint.probe.instrument import Instrument, is_leaf
 from nnlint.probe.loss import LossError, ProbeLoss, build_loss, main_output, synthetic_loss, to_device
 from nnlint.probe.result import InitialLoss, LayerGradient, ModuleStats, NonFinite, ProbeResult
-from nnlint.randomness import seed_cpu_generators
+from nnlint.runtime.execution import call_arguments
+from nnlint.runtime.randomness import seed_cpu_generators
+from nnlint.runtime.state import is_on_meta, model_device, preserved_user_state, training_flags
+from nnlint.runtime.timeout import ProbeTimeout, deadline, protect
 from nnlint.targets import Target
-from nnlint.timeout import ProbeTimeout, deadline, protect
 
 _DEVICE_MISMATCH = re.compile(r"on the same device|device mismatch|Expected .* device", re.IGNORECASE)
 

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.nn.modules import module as module_globals
 
-from nnlint.randomness import restore_rng, rng_states
-from nnlint.timeout import protect
+from nnlint.runtime.randomness import restore_rng, rng_states
+from nnlint.runtime.timeout import protect
 
 
 @contextmanager

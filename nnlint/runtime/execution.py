@@ -12,7 +12,7 @@ from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map_only
 
-from nnlint.graph.lazy_dynamo import dynamo_import_deferred
+from nnlint.runtime.lazy_dynamo import dynamo_import_deferred
 
 
 def call_arguments(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

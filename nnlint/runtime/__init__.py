@@ -1,0 +1,3 @@
+"""Runtime mechanics shared by graph building, the probe and the CLI: putting user state back
+(state), running a model on meta or real tensors (execution), deadlines (timeout), random
+generators (randomness), and the torch._dynamo import workaround for meta runs (lazy_dynamo)."""
