@@ -182,7 +182,7 @@ def saturating_activation_stack(graph: ModelGraph, context: RuleContext) -> Iter
 
 
 # -- NN302, NN303 ---------------------------------------------------------------------------------
-@rule("NN302", "softmax-before-cross-entropy", Severity.WARNING, requires=("graph", "loss_fn"))
+@rule("NN302", "softmax-before-cross-entropy", Severity.WARNING, requires=("loss_fn",))
 def softmax_before_cross_entropy(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """The model outputs softmax/log-softmax and the loss is CrossEntropyLoss, which applies log-softmax itself.
 
@@ -258,7 +258,7 @@ _PROBABILITY_MISMATCHES: dict[tuple[str, str], tuple[str, str, Severity | None]]
 }
 
 
-@rule("NN303", "sigmoid-and-bce-mismatch", Severity.WARNING, requires=("graph", "loss_fn"))
+@rule("NN303", "sigmoid-and-bce-mismatch", Severity.WARNING, requires=("loss_fn",))
 def sigmoid_and_bce_mismatch(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """Sigmoid output with BCEWithLogitsLoss (sigmoid applied twice), or raw scores with BCELoss.
 
@@ -472,7 +472,7 @@ def _is_factorization(graph: ModelGraph, first: torch.fx.Node, second: torch.fx.
 
 
 # -- NN306 ----------------------------------------------------------------------------------------
-@rule("NN306", "activation-on-logits", Severity.WARNING, requires=("graph", "loss_fn"))
+@rule("NN306", "activation-on-logits", Severity.WARNING, requires=("loss_fn",))
 def activation_on_logits(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """ReLU (or another clipping activation) right before a classification loss.
 
