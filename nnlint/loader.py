@@ -27,6 +27,7 @@ from torch import nn
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
 from nnlint.runtime.randomness import seeded
+from nnlint.runtime.torch_compat import LossBase
 from nnlint.sources import assignment_line, definition_line, recording_construction_sites
 from nnlint.targets import RESERVED_NAMES, TARGET_MARK, Target
 
@@ -201,7 +202,7 @@ def _unbuildable(name: str, path: Path, location: Location | None, problem: str)
 
 
 def _is_candidate_module(name: str, value: Any) -> bool:
-    return isinstance(value, nn.Module) and not isinstance(value, nn.modules.loss._Loss) and name not in RESERVED_NAMES
+    return isinstance(value, nn.Module) and not isinstance(value, LossBase) and name not in RESERVED_NAMES
 
 
 def _module_instances(module: ModuleType, path: Path) -> LoadedFile:
@@ -229,7 +230,7 @@ def _zero_argument_classes(module: ModuleType, path: Path) -> LoadedFile:
         for cls in vars(module).values()
         if inspect.isclass(cls)
         and issubclass(cls, nn.Module)
-        and not issubclass(cls, nn.modules.loss._Loss)
+        and not issubclass(cls, LossBase)
         and _defined_here(cls, module)
         and not inspect.isabstract(cls)
     ]

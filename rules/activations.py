@@ -29,6 +29,7 @@ from nnlint.graph.ops import (
     SHAPE_OPS,
 )
 from nnlint.registry import Hit, rule
+from nnlint.runtime.torch_compat import ConvBase
 
 # What sits between the last layer and the loss without changing what the head computes.
 _HEAD_PASS_THROUGH = SHAPE_OPS | DROPOUTS
@@ -446,7 +447,7 @@ def _map_shape(graph: ModelGraph, node: torch.fx.Node) -> _MapShape | None:
     module = graph.module(node)
     if isinstance(module, nn.Linear):
         return _MapShape("linear", module.in_features, module.out_features, 1)
-    if isinstance(module, nn.modules.conv._ConvNd):
+    if isinstance(module, ConvBase):
         return _MapShape("conv", module.in_channels, module.out_channels, module.groups)
     weight = call_argument(node, 1, "weight")
     shape = graph.shape(weight) if isinstance(weight, torch.fx.Node) else None

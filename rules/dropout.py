@@ -15,6 +15,7 @@ from nnlint.graph import ModelGraph
 from nnlint.graph.ir import call_argument
 from nnlint.graph.ops import ACTIVATIONS, DROPOUTS, LINEAR_MAPS, NORMALIZATIONS, POOLING, SHAPE_OPS, module_op
 from nnlint.registry import Hit, rule
+from nnlint.runtime.torch_compat import DropoutBase
 from nnlint.sources import literal_argument
 
 _FUNCTIONAL_TRAINING_DEFAULT = True  # `F.dropout(x, p)`: training=True unless told otherwise
@@ -89,7 +90,7 @@ def _leaf_dropout_rates(graph: ModelGraph) -> dict[str, list[tuple[str, float]]]
         rates: list[tuple[str, float]] = []
         for name, module in leaf.named_modules():
             where = f"{leaf_path}.{name}" if name else leaf_path
-            if isinstance(module, nn.modules.dropout._DropoutNd) and name:
+            if isinstance(module, DropoutBase) and name:
                 rates.append((where, float(module.p)))
             elif isinstance(module, nn.RNNBase) and module.num_layers > 1:
                 rates.append((f"{where} (between layers)", float(module.dropout)))

@@ -9,7 +9,6 @@ import statistics
 from collections.abc import Iterator
 
 import torch.fx
-from torch import nn
 
 from nnlint.context import RuleContext
 from nnlint.findings import Finding, Severity
@@ -19,6 +18,7 @@ from nnlint.graph.ops import ACTIVATIONS, DROPOUTS, LINEAR_MAPS, POOLING, RECURR
 from nnlint.measures import Measure
 from nnlint.probe.result import ProbeResult, number
 from nnlint.registry import Hit, rule
+from nnlint.runtime.torch_compat import BatchNormBase
 
 _BATCHNORM_FREE = "LayerNorm or GroupNorm, which keep no batch statistics"
 
@@ -34,11 +34,7 @@ def _batchnorm_calls(graph: ModelGraph) -> dict[str, list[torch.fx.Node]]:
 def _active_batchnorms(graph: ModelGraph) -> list[ModuleInfo]:
     """BatchNorm modules that will use batch statistics in training (not frozen in eval mode)."""
     root_training = graph.root.training
-    return [
-        info
-        for info in graph.modules_of_type(nn.modules.batchnorm._BatchNorm)
-        if info.calls > 0 and (info.module.training or not root_training)
-    ]
+    return [info for info in graph.modules_of_type(BatchNormBase) if info.calls > 0 and (info.module.training or not root_training)]
 
 
 @rule("NN101", "batchnorm-in-recurrent-path", Severity.WARNING)
@@ -159,7 +155,7 @@ def batchnorm_called_repeatedly(graph: ModelGraph, context: RuleContext) -> Iter
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): A Closer Look at Batch Normalization
     - Ioffe & Szegedy (2015), "Batch Normalization", arXiv:1502.03167
     """
-    for info in graph.modules_of_type(nn.modules.batchnorm._BatchNorm):
+    for info in graph.modules_of_type(BatchNormBase):
         if info.calls < 2:
             continue
         yield Hit(
@@ -469,7 +465,7 @@ def batchnorm_without_running_stats(graph: ModelGraph, context: RuleContext) -> 
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Batch Normalization at testing time
     - PyTorch, `torch.nn.BatchNorm2d`: https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html
     """
-    for info in graph.modules_of_type(nn.modules.batchnorm._BatchNorm):
+    for info in graph.modules_of_type(BatchNormBase):
         if info.module.track_running_stats:
             continue
         yield Hit(

@@ -11,10 +11,11 @@ from torch import nn
 
 from nnlint.runtime.execution import meta_stand_ins, run_with_tensors, to_meta
 from nnlint.runtime.timeout import protect
+from nnlint.runtime.torch_compat import fx_patcher_exit, stored_tensors
 from nnlint.sources import call_site
 
 # torch.fx patches torch functions while it traces; undoing that must finish even when --probe-timeout fires.
-protect(torch.fx._symbolic_trace._Patcher.__exit__)
+protect(fx_patcher_exit())
 
 
 class _SourceTracer(torch.fx.Tracer):
@@ -45,7 +46,8 @@ def symbolic_trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, An
 def _state_assigned_while_tracing(model: nn.Module) -> str | None:
     """A buffer or parameter that forward replaced (`self.steps += 1` reassigns the buffer)."""
     for path, module in model.named_modules():
-        for name, value in [*module._parameters.items(), *module._buffers.items()]:
+        parameters, buffers = stored_tensors(module)
+        for name, value in [*parameters.items(), *buffers.items()]:
             if isinstance(value, torch.fx.Proxy):
                 return f"{path}.{name}" if path else name
     return None

@@ -21,6 +21,7 @@ from torch import nn
 
 from nnlint.findings import GraphMethod, Location
 from nnlint.graph.ops import METADATA_QUERIES, SHAPE_OPS, node_op
+from nnlint.runtime.torch_compat import stored_tensors
 
 
 @dataclass
@@ -226,7 +227,7 @@ def module_tensor(module: nn.Module, name: str) -> torch.Tensor | None:
     training mode advances its power iteration in the model's buffers when read; a
     parametrized tensor is not stored under its name, so it is None here: not judged.
     """
-    for stored in (module._parameters, module._buffers, module.__dict__):
+    for stored in (*stored_tensors(module), module.__dict__):
         if name in stored:
             value = stored[name]
             return value if isinstance(value, torch.Tensor) else None

@@ -11,12 +11,14 @@ import operator
 import torch.fx
 from torch import nn
 
+from nnlint.runtime.torch_compat import BatchNormBase, InstanceNormBase
+
 # Module types, most specific first where they inherit from one another.
 _MODULE_OPS: dict[type[nn.Module], str] = {
-    nn.modules.batchnorm._BatchNorm: "batch_norm",
+    BatchNormBase: "batch_norm",
     nn.LayerNorm: "layer_norm",
     nn.GroupNorm: "group_norm",
-    nn.modules.instancenorm._InstanceNorm: "instance_norm",
+    InstanceNormBase: "instance_norm",
     nn.LocalResponseNorm: "local_response_norm",
     nn.Conv1d: "conv1d",
     nn.Conv2d: "conv2d",

@@ -5,8 +5,8 @@ Hugging Face models. The recorder runs the forward for real — but with meta st
 weights, so nothing is computed and nothing is allocated — and writes what happened into a
 `torch.fx.Graph` of the same shape a trace would give:
 
-- a global forward hook turns each call of a leaf module (what FX would not trace into) into a
-  `call_module` node; what runs inside a leaf is not recorded;
+- a global forward hook (`nnlint.runtime.module_calls`) turns each call of a leaf module (what FX
+  would not trace into) into a `call_module` node; what runs inside a leaf is not recorded;
 - a `TorchFunctionMode` turns every other torch function and tensor method into a
   `call_function`/`call_method` node;
 - tensors are linked to the node that produced them by identity.
@@ -20,16 +20,17 @@ import inspect
 import operator
 import types
 from collections import Counter
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 import torch
 import torch.fx
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten, tree_map_only
 
 from nnlint.runtime.execution import to_meta
+from nnlint.runtime.module_calls import ModuleCallTracker, ModuleFrame
+from nnlint.runtime.torch_compat import TensorBase, tree_flatten, tree_map_only
 from nnlint.sources import call_site
 
 _DUNDER_OPERATORS = {
@@ -38,12 +39,6 @@ _DUNDER_OPERATORS = {
     if hasattr(operator, name)
 }
 _FX_LEAF_CHECK = torch.fx.Tracer()
-
-
-@dataclass
-class _Entered:
-    path: str | None
-    leaf: bool
 
 
 class RecordingError(RuntimeError):
@@ -55,43 +50,33 @@ class RecordingError(RuntimeError):
         self.module = module
 
 
-class GraphRecorder(TorchFunctionMode):
+class GraphRecorder(ModuleCallTracker, TorchFunctionMode):
     def __init__(self, model: nn.Module, tensor_names: dict[int, str]) -> None:
-        super().__init__()
+        TorchFunctionMode.__init__(self)
+        ModuleCallTracker.__init__(self, model, _FX_LEAF_CHECK.is_leaf_module)
         self.graph = torch.fx.Graph()
         self.calls: Counter[str] = Counter()
-        self._paths = {id(module): path for path, module in model.named_modules()}
         self._tensor_names = tensor_names
         self._produced_by: dict[int, tuple[torch.fx.Node, tuple[Any, ...]]] = {}
         self._alive: list[Any] = []  # tensors stay referenced so their ids stay unique
         self._getitem_nodes: dict[tuple[torch.fx.Node, Any], torch.fx.Node] = {}
         self._attr_nodes: dict[str, torch.fx.Node] = {}
-        self._entered: list[_Entered] = []
-        self._leaf_depth = 0
-        self._busy = False
         self._constants = 0
 
     # -- the run -------------------------------------------------------------------------------
     def record(self, model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self._add_placeholders(model.forward, args, kwargs)
-        hooks = [
-            nn.modules.module.register_module_forward_pre_hook(self._before_module),
-            nn.modules.module.register_module_forward_hook(self._after_module, with_kwargs=True),
-        ]
+        self.start_tracking()
         try:
             with torch.no_grad(), self:
                 output = model(*args, **kwargs)
         except Exception as error:
             raise RecordingError(error, self.running_module()) from error
         finally:
-            for hook in hooks:
-                hook.remove()
+            self.stop_tracking()
         self._busy = True
         self.graph.output(self._as_argument(output))
         return output
-
-    def running_module(self) -> str | None:
-        return next((entry.path for entry in reversed(self._entered) if entry.path is not None), None)
 
     def _add_placeholders(self, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         for name, value in _named_arguments(forward, args, kwargs):
@@ -100,28 +85,18 @@ class GraphRecorder(TorchFunctionMode):
             self._link(value, node, ())
 
     # -- module calls ----------------------------------------------------------------------------
-    def _before_module(self, module: nn.Module, args: Any) -> None:
-        if self._busy:
-            return
-        path = self._paths.get(id(module))
-        leaf = path is not None and _FX_LEAF_CHECK.is_leaf_module(module, path)
-        if path is not None and self._leaf_depth == 0:
-            self.calls[path] += 1
-        self._entered.append(_Entered(path, leaf))
-        self._leaf_depth += leaf
+    def _entered(self, module: nn.Module, frame: ModuleFrame, inside_leaf: bool, args: Any) -> None:
+        if not inside_leaf:
+            self.calls[frame.path] += 1
 
-    def _after_module(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> Any:
-        if self._busy or not self._entered:
-            return None
-        entry = self._entered.pop()
-        self._leaf_depth -= entry.leaf
-        if entry.leaf and self._leaf_depth == 0:
+    def _exited(self, module: nn.Module, frame: ModuleFrame, args: Any, kwargs: Any, output: Any) -> Any:
+        if frame.outermost_leaf:
             self._busy = True
             try:
-                node = self.graph.call_module(entry.path, self._as_argument(tuple(args)), self._as_argument(dict(kwargs)))
+                node = self.graph.call_module(frame.path, self._as_argument(tuple(args)), self._as_argument(dict(kwargs)))
                 if getattr(module, "inplace", False) is not True:
                     output = _own_results(output, (args, kwargs))
-                self._annotate(node, output, scope_extra=(entry.path,))
+                self._annotate(node, output, scope_extra=(frame.path,))
                 self._link(output, node, ())
                 return output  # a forward hook's result replaces the module's output
             finally:
@@ -157,7 +132,7 @@ class GraphRecorder(TorchFunctionMode):
     def _annotate(self, node: torch.fx.Node, output: Any, scope_extra: tuple[str | None, ...] = ()) -> None:
         node.meta["val"] = to_meta(output)
         node.meta["nnlint_source"] = call_site()
-        scope = [entry.path for entry in self._entered if entry.path] + [p for p in scope_extra if p]
+        scope = [frame.path for frame in self._stack if frame.path] + [p for p in scope_extra if p]
         node.meta["nnlint_scope"] = tuple(scope)
 
     def _link(self, value: Any, node: torch.fx.Node, path: tuple[Any, ...]) -> None:
@@ -248,7 +223,7 @@ def _fx_spelling(func: Any, args: tuple[Any, ...]) -> tuple[str, Any, tuple[Any,
     if isinstance(func, types.MethodWrapperType) and name == "__get__":
         # A tensor attribute that is itself a tensor: `x.T`, `x.mT`, `x.data`.
         return "call_function", builtins.getattr, (*args[:1], func.__self__.__name__)  # type: ignore[attr-defined]
-    if getattr(torch.Tensor, name, None) is func or getattr(torch._C.TensorBase, name, None) is func:
+    if getattr(torch.Tensor, name, None) is func or getattr(TensorBase, name, None) is func:
         if name in _DUNDER_OPERATORS:
             return "call_function", _DUNDER_OPERATORS[name], args
         return "call_method", name, args

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_flatten, tree_map_only
 
 from nnlint.graph import one_line
 from nnlint.measures import Measure
@@ -20,6 +19,7 @@ from nnlint.probe.instrument import Instrument
 from nnlint.probe.result import EvalDeterminism, MeasureNote, ModuleGap, OverfitRun, SampleMixing, TrainEvalGap, UpdateRatio
 from nnlint.runtime.randomness import rng_states
 from nnlint.runtime.state import training_flags
+from nnlint.runtime.torch_compat import BatchNormBase, foreach_norm, foreach_sub, tree_flatten, tree_map_only
 
 if TYPE_CHECKING:
     from nnlint.probe.session import Session
@@ -200,7 +200,7 @@ def _batch_statistics_detached(model: nn.Module) -> Iterator[None]:
     handles = [
         module.register_forward_hook(_normalize_with_detached_statistics)
         for module in model.modules()
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.track_running_stats
+        if isinstance(module, BatchNormBase) and not module.track_running_stats
     ]
     try:
         yield
@@ -230,7 +230,7 @@ def calibrated_buffers(session: Session, measured: Instrument | None) -> dict[st
     seen = measured.batchnorm_statistics if measured is not None else {}
     for path, module in session.model.named_modules():
         prefix = f"{path}." if path else ""
-        if not isinstance(module, nn.modules.batchnorm._BatchNorm) or path not in seen or module.momentum == 0:
+        if not isinstance(module, BatchNormBase) or path not in seen or module.momentum == 0:
             continue
         if f"{prefix}running_mean" not in tensors:
             continue  # track_running_stats=False: evaluation uses batch statistics too
@@ -313,8 +313,8 @@ def update_ratios(session: Session) -> list[UpdateRatio]:
     if not watched:
         return []
     with torch.no_grad():
-        weights = torch.stack([n.float() for n in torch._foreach_norm(before)]).tolist()
-        updates = torch.stack([n.float() for n in torch._foreach_norm(torch._foreach_sub([p.detach() for p in watched], before))]).tolist()
+        weights = torch.stack([n.float() for n in foreach_norm(before)]).tolist()
+        updates = torch.stack([n.float() for n in foreach_norm(foreach_sub([p.detach() for p in watched], before))]).tolist()
     ratios = []
     for parameter, weight, update in zip(watched, weights, updates, strict=True):
         if weight > 0 and math.isfinite(update):

@@ -1,8 +1,8 @@
 """Watching a real forward: which module runs, what each layer outputs, where activations sit.
 
 One `Instrument` is a `TorchFunctionMode` plus two global module hooks, active only inside its
-`with` block. Module calls are tracked as the recorder tracks them (outermost `torch.nn` leaf
-modules, the `call_module` nodes of the graph); functional activations (`F.relu`, `x.tanh()`)
+`with` block. Module calls are tracked by the recorder's tracker (`nnlint.runtime.module_calls`:
+outermost `torch.nn` leaf modules, the `call_module` nodes of the graph); functional activations (`F.relu`, `x.tanh()`)
 are seen through the mode, so `nn.ReLU()` and `torch.relu(x)` are measured alike. Every
 measurement stays a tensor on the probe's device until its results are read, so a CUDA probe does
 not synchronize once per layer.
@@ -24,11 +24,12 @@ import torch
 import torch.fx
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
 
 from nnlint.findings import Location
 from nnlint.graph.ops import CONVOLUTIONS, DROPOUT_TRAINING_ARGUMENT, LINEAR_MAPS, NORMALIZATIONS, RECURRENT, canonical_name, module_op
 from nnlint.probe.result import ActivationSite, BatchNormSpread, InputStats, ModuleStats
+from nnlint.runtime.module_calls import ModuleCallTracker, ModuleFrame
+from nnlint.runtime.torch_compat import BatchNormBase, DisableTorchFunction, children_of, tree_flatten
 from nnlint.sources import call_site
 
 _FX_LEAF_CHECK = torch.fx.Tracer()
@@ -57,11 +58,9 @@ _FIRST_LAYER_OPS = LINEAR_MAPS | RECURRENT | NORMALIZATIONS | {"embedding", "emb
 
 
 @dataclass
-class _Frame:
-    path: str
-    call: int
-    leaf: bool
-    activations: int = 0
+class _Frame(ModuleFrame):
+    call: int = 0  # the n-th call of this module in the forward
+    activations: int = 0  # functional activations seen in this call so far
 
 
 @dataclass
@@ -89,7 +88,7 @@ class FirstNonFinite:
     location: Location | None
 
 
-class Instrument(TorchFunctionMode):
+class Instrument(ModuleCallTracker, TorchFunctionMode):
     """Tracks module calls; measures what the flags ask for. Use once per forward or per step."""
 
     def __init__(
@@ -102,17 +101,14 @@ class Instrument(TorchFunctionMode):
         on_output: Callable[[tuple[str, int], torch.Tensor], None] | None = None,
         batchnorm_inputs: bool = False,
     ) -> None:
-        super().__init__()
+        TorchFunctionMode.__init__(self)
+        ModuleCallTracker.__init__(self, model, is_leaf)
         self.model = model
         self.statistics = statistics
         self.watch_random = watch_random
         self.find_non_finite = find_non_finite
         self.on_output = on_output
         self.batchnorm_inputs = batchnorm_inputs
-        self._paths = {id(module): path for path, module in model.named_modules()}
-        self._stack: list[_Frame] = []
-        self._leaf_depth = 0
-        self._busy = False
         self._calls: Counter[str] = Counter()
         self._last_layer_op = ""
         # Results
@@ -128,17 +124,13 @@ class Instrument(TorchFunctionMode):
         self.batchnorm_statistics: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.first_random: FirstRandomOp | None = None
         self.first_non_finite: FirstNonFinite | None = None
-        self._hooks: list[Any] = []
         self.failure: Exception | None = None  # an error in nnlint's own measuring code
         self._mode_active = False
         self._sample_positions: dict[tuple[int, torch.device], torch.Tensor] = {}
 
     # -- activation -----------------------------------------------------------------------------
     def __enter__(self) -> Instrument:
-        self._hooks = [
-            nn.modules.module.register_module_forward_pre_hook(self._before_module),
-            nn.modules.module.register_module_forward_hook(self._after_module),
-        ]
+        self.start_tracking()
         # The mode costs a Python call per torch operation: only runs that look at functions pay it.
         self._mode_active = self.statistics or self.watch_random or self.find_non_finite
         return super().__enter__() if self._mode_active else self  # type: ignore[return-value]
@@ -148,9 +140,7 @@ class Instrument(TorchFunctionMode):
             if self._mode_active:
                 super().__exit__(*exc)
         finally:
-            for hook in self._hooks:
-                hook.remove()
-            self._hooks = []
+            self.stop_tracking()
 
     def _fail(self, error: Exception) -> None:
         """A bug in our own measuring code: never raised into the user's forward (it would look like
@@ -162,57 +152,42 @@ class Instrument(TorchFunctionMode):
 
     def new_forward(self) -> None:
         """Start counting calls afresh: the n-th call of a module is the same site in every step."""
-        self._stack.clear()
-        self._leaf_depth = 0
+        self.reset_stack()
         self._calls.clear()
         self._last_layer_op = ""
 
-    def running_module(self) -> str | None:
-        """The innermost module running now (for a forward that raised or ran out of time)."""
-        return next((frame.path for frame in reversed(self._stack) if frame.path), self._stack[0].path if self._stack else None)
-
     # -- module calls -----------------------------------------------------------------------------
-    def _before_module(self, module: nn.Module, args: Any) -> None:
-        if self._busy:
-            return
-        path = self._paths.get(id(module))
-        if path is None:
-            return  # a module outside the model (a loss module)
-        leaf = is_leaf(module, path)
+    def _new_frame(self, module: nn.Module, path: str, leaf: bool, outermost_leaf: bool) -> _Frame:
         call = self._calls[path]
         self._calls[path] += 1
         self.first_called.setdefault(path, len(self.first_called))
-        outermost_leaf = leaf and self._leaf_depth == 0
+        return _Frame(path, leaf, outermost_leaf, call)
+
+    def _entered(self, module: nn.Module, frame: ModuleFrame, inside_leaf: bool, args: Any) -> None:
         # A BatchNorm with children (timm's BatchNormAct2d: it normalizes, then runs its `drop`
         # and `act`) is no leaf, but normalizes its input itself: its statistics count too.
-        batchnorm = self.batchnorm_inputs and self._leaf_depth == 0 and isinstance(module, nn.modules.batchnorm._BatchNorm)
-        self._stack.append(_Frame(path, call, outermost_leaf))
-        self._leaf_depth += leaf
-        if (outermost_leaf and (self.statistics or self.batchnorm_inputs)) or batchnorm:
+        batchnorm = self.batchnorm_inputs and not inside_leaf and isinstance(module, BatchNormBase)
+        if (frame.outermost_leaf and (self.statistics or self.batchnorm_inputs)) or batchnorm:
             self._busy = True
             try:
-                with torch._C.DisableTorchFunction():  # our own operations skip the mode
-                    self._measure_inputs(module, path, args, outermost_leaf)
+                with DisableTorchFunction():  # our own operations skip the mode
+                    self._measure_inputs(module, frame.path, args, frame.outermost_leaf)
             except Exception as error:
                 self._fail(error)
             finally:
                 self._busy = False
 
-    def _after_module(self, module: nn.Module, args: Any, output: Any) -> None:
-        if self._busy or id(module) not in self._paths or not self._stack:
+    def _exited(self, module: nn.Module, frame: ModuleFrame, args: Any, kwargs: Any, output: Any) -> None:
+        if not frame.outermost_leaf:
             return
-        frame = self._stack.pop()
-        leaf = is_leaf(module, frame.path)
-        self._leaf_depth -= leaf
-        if not frame.leaf:
-            return
+        assert isinstance(frame, _Frame)
         op = module_op(module)
         tensor = _first_float_tensor(output)
         if tensor is None:
             return
         self._busy = True
         try:
-            with torch._C.DisableTorchFunction():  # our own operations skip the mode
+            with DisableTorchFunction():  # our own operations skip the mode
                 if self.statistics:
                     self._record_module_output(frame, op, tensor)
                 if self.find_non_finite and self.first_non_finite is None and not _all_finite(tensor):
@@ -302,8 +277,9 @@ class Instrument(TorchFunctionMode):
     def _record_activation(self, op: str, output: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if output.dim() < 2 or output.shape[0] < 1:
             return
-        frame = self._stack[-1] if self._stack else _Frame("", 0, False)
-        functional = not (frame.leaf and module_op(self.model.get_submodule(frame.path)) == op) if frame.path else True
+        frame = self._stack[-1] if self._stack else _Frame("", False, False)
+        assert isinstance(frame, _Frame)
+        functional = not (frame.outermost_leaf and module_op(self.model.get_submodule(frame.path)) == op) if frame.path else True
         index = frame.activations if functional else 0
         frame.activations += functional
         key = (frame.path, frame.call, op, index)
@@ -395,7 +371,7 @@ class Instrument(TorchFunctionMode):
 def is_leaf(module: nn.Module, path: str) -> bool:
     """A module measured as one layer: a `torch.nn` leaf (the graph's `call_module` nodes) or any
     module without children (a hand-written layer)."""
-    return not module._modules or (bool(path) and _FX_LEAF_CHECK.is_leaf_module(module, path))
+    return not children_of(module) or (bool(path) and _FX_LEAF_CHECK.is_leaf_module(module, path))
 
 
 def _op_name(func: Any) -> str:

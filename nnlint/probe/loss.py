@@ -24,7 +24,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils._pytree import tree_flatten, tree_map_only
+
+from nnlint.runtime.torch_compat import tree_flatten, tree_map_only
 
 _CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
 _BINARY_LOSSES = (nn.BCEWithLogitsLoss, nn.BCELoss)

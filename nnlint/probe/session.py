@@ -27,7 +27,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.utils._pytree import tree_flatten
 
 from nnlint.graph import one_line
 from nnlint.measures import Measure
@@ -39,6 +38,7 @@ from nnlint.runtime.execution import call_arguments
 from nnlint.runtime.randomness import seed_cpu_generators
 from nnlint.runtime.state import is_on_meta, model_device, preserved_user_state, training_flags
 from nnlint.runtime.timeout import ProbeTimeout, deadline, protect
+from nnlint.runtime.torch_compat import BatchNormBase, foreach_norm, tree_flatten
 from nnlint.targets import Target
 
 _DEVICE_MISMATCH = re.compile(r"on the same device|device mismatch|Expected .* device", re.IGNORECASE)
@@ -405,7 +405,7 @@ class Session:
         norms = torch.zeros(len(parameters), device=self.device)
         present = [index for index, p in enumerate(parameters) if p.grad is not None]
         if present:
-            values = torch._foreach_norm([parameters[index].grad for index in present])  # type: ignore[misc]
+            values = foreach_norm([parameters[index].grad for index in present])  # type: ignore[misc]
             norms[present] = torch.stack([value.float() for value in values]).to(self.device)
         return norms
 
@@ -426,7 +426,7 @@ class Session:
                 continue  # unused, a bias or norm scale, no gradient, or the model's own tensor (a position embedding)
             by_layer.setdefault(layer, []).append(index)
         with torch.no_grad():
-            weights = torch.stack([n.float() for n in torch._foreach_norm([self.parameters[name].detach() for name in names])]).tolist()
+            weights = torch.stack([n.float() for n in foreach_norm([self.parameters[name].detach() for name in names])]).tolist()
         layers = []
         for layer, indices in sorted(by_layer.items(), key=lambda item: instrument.first_called[item[0]]):
             grad = math.sqrt(sum(norms[i] ** 2 for i in indices))
@@ -481,7 +481,7 @@ def _leading_dimension(value: Any) -> int | None:
 
 def _trains_batchnorm(model: nn.Module) -> bool:
     """Whether a BatchNorm normalizes with batch statistics in the model's training configuration."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or not model.training) for m in model.modules())
+    return any(isinstance(m, BatchNormBase) and (m.training or not model.training) for m in model.modules())
 
 
 def _calling_layer(owner: str, called: dict[str, int]) -> str | None:

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten, tree_map_only
 
 from nnlint.runtime.lazy_dynamo import dynamo_import_deferred
+from nnlint.runtime.torch_compat import meta_nonzero_assumed, parse_to, tree_flatten, tree_map_only
 
 
 def call_arguments(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -130,13 +130,7 @@ def _data_dependent_shapes_assumed() -> contextlib.AbstractContextManager[Any]:
     The output's size depends on values meta does not have; torch offers this documented
     assumption (an upper bound), which is all a graph's shapes need.
     """
-    try:
-        from torch.fx.experimental import _config
-    except ImportError:  # pragma: no cover - older torch
-        return contextlib.nullcontext()
-    if not hasattr(_config, "meta_nonzero_assume_all_nonzero"):
-        return contextlib.nullcontext()
-    return _config.patch(meta_nonzero_assume_all_nonzero=True)
+    return meta_nonzero_assumed()
 
 
 # Constant tensors a forward builds (`torch.ones(B, T)` masks, `torch.arange(T)` positions) up to this
@@ -194,7 +188,7 @@ def _moved_in_place(func: Any, tensor: torch.Tensor, args: tuple[Any, ...], kwar
     """`tensor.to(device, dtype)`, `.cpu()`, `.cuda()` without the device change: only the dtype applies."""
     if func is not torch.Tensor.to:
         return tensor
-    _, dtype, _, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+    dtype, memory_format = parse_to(*args, **kwargs)
     if dtype is None and memory_format is None:
         return tensor
     return tensor.to(dtype=dtype or tensor.dtype, memory_format=memory_format or torch.preserve_format)

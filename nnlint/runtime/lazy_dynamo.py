@@ -15,22 +15,19 @@ A function this search misses simply imports `torch._dynamo` as before: slower, 
 from __future__ import annotations
 
 import functools
-import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
+from nnlint.runtime.torch_compat import disable_dynamo_cache_attribute, disable_dynamo_wrapper_code, dynamo_imported, meta_kernel_roots
 
-_CACHE = "__dynamo_disable"  # the attribute torch._compile._disable_dynamo caches its wrapper in
-# Where the decompositions and references that meta kernels call live.
-_MODULE_PREFIXES = ("torch._refs", "torch._decomp", "torch._prims", "torch._meta_registrations")
+_CACHE = disable_dynamo_cache_attribute()
 
 
 @contextmanager
 def dynamo_import_deferred() -> Iterator[None]:
     """Run the block with torch's `_disable_dynamo` wrappers on meta's paths calling straight through."""
-    if "torch._dynamo" in sys.modules:
+    if dynamo_imported():
         yield  # already paid for (or compiling): nothing to save
         return
     filled = [fn for fn in _wrapped_by_disable_dynamo() if _CACHE not in fn.__dict__]
@@ -47,12 +44,12 @@ def dynamo_import_deferred() -> Iterator[None]:
 @functools.cache
 def _wrapped_by_disable_dynamo() -> tuple[types.FunctionType, ...]:
     """The functions torch wrapped with `_disable_dynamo` that meta kernels can reach (a few ms to find)."""
-    inner = _disable_dynamo_wrapper_code()
+    inner = disable_dynamo_wrapper_code()
     if inner is None or "fn" not in inner.co_freevars:
         return ()  # another torch: nothing found, nothing changed
     found: dict[int, types.FunctionType] = {}
     seen: set[int] = set()
-    pending = [value for value in _meta_kernel_roots() if isinstance(value, types.FunctionType)]
+    pending = [value for value in meta_kernel_roots() if isinstance(value, types.FunctionType)]
     while pending:
         function = pending.pop()
         if id(function) in seen:
@@ -66,22 +63,6 @@ def _wrapped_by_disable_dynamo() -> tuple[types.FunctionType, ...]:
         # Decorators nest: follow `functools.wraps` links and the functions closures hold.
         pending.extend(_functions_in([getattr(function, "__wrapped__", None), *(_cell_value(cell) for cell in cells)]))
     return tuple(found.values())
-
-
-def _disable_dynamo_wrapper_code() -> types.CodeType | None:
-    disable = getattr(getattr(torch, "_compile", None), "_disable_dynamo", None)
-    code = getattr(disable, "__code__", None)
-    constants = code.co_consts if code is not None else ()
-    return next((c for c in constants if isinstance(c, types.CodeType) and c.co_name == "inner"), None)
-
-
-def _meta_kernel_roots() -> Iterator[object]:
-    decomp = sys.modules.get("torch._decomp")
-    for table in getattr(decomp, "global_decomposition_table", {}).values():
-        yield from table.values()
-    for name, module in list(sys.modules.items()):
-        if name.startswith(_MODULE_PREFIXES) and module is not None:
-            yield from list(vars(module).values())
 
 
 def _cell_value(cell: types.CellType) -> object:

@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules import module as module_globals
 
 from nnlint.runtime.randomness import restore_rng, rng_states
 from nnlint.runtime.timeout import protect
+from nnlint.runtime.torch_compat import global_module_hooks, pop_torch_function_modes, torch_function_mode_depth
 
 
 @contextmanager
@@ -111,35 +111,22 @@ def uninitialized_module(model: nn.Module) -> str | None:
     return None
 
 
-_GLOBAL_HOOK_DICTS = (
-    "_global_forward_pre_hooks",
-    "_global_forward_hooks",
-    "_global_forward_hooks_always_called",
-    "_global_forward_hooks_with_kwargs",
-    "_global_backward_pre_hooks",
-    "_global_backward_hooks",
-    "_global_module_registration_hooks",
-    "_global_parameter_registration_hooks",
-    "_global_buffer_registration_hooks",
-)
-
-
 @contextmanager
 def preserved_user_state(model: nn.Module) -> Iterator[None]:
     """Leave `model` and the process's torch state exactly as they were when the block exits."""
     rng = rng_states()
     grad_enabled = torch.is_grad_enabled()
-    mode_depth = torch._C._len_torch_function_stack()
-    hooks = {name: dict(getattr(module_globals, name)) for name in _GLOBAL_HOOK_DICTS if hasattr(module_globals, name)}
+    mode_depth = torch_function_mode_depth()
+    live_hooks = global_module_hooks()
+    hooks = {name: dict(table) for name, table in live_hooks.items()}
     parameters = [(p, p.grad, p.requires_grad) for p in model.parameters()]
     with preserved_module_attributes(model):
         try:
             yield
         finally:
-            while torch._C._len_torch_function_stack() > mode_depth:
-                torch._C._pop_torch_function_stack()
+            pop_torch_function_modes(mode_depth)
             for name, saved in hooks.items():
-                current = getattr(module_globals, name)
+                current = live_hooks[name]
                 current.clear()
                 current.update(saved)
             for parameter, grad, requires_grad in parameters:

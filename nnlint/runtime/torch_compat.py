@@ -1,0 +1,164 @@
+"""The one place nnlint touches torch's private API.
+
+Everything here is an underscore name of torch (a private base class, a `torch._C` function, a
+module attribute, a cache an internal decorator keeps). Such names can move between torch
+releases; keeping them in one module means one file to fix, and tests/test_torch_compat.py
+exercises every shim against the installed torch so a move fails there, by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import types
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+import torch.fx
+from torch import nn
+from torch.nn.modules import module as _module_globals
+from torch.utils._pytree import tree_flatten, tree_map_only
+
+__all__ = [
+    "BatchNormBase",
+    "ConvBase",
+    "DisableTorchFunction",
+    "DropoutBase",
+    "InstanceNormBase",
+    "LossBase",
+    "TensorBase",
+    "children_of",
+    "dynamo_imported",
+    "disable_dynamo_cache_attribute",
+    "disable_dynamo_wrapper_code",
+    "fx_patcher_exit",
+    "foreach_norm",
+    "foreach_sub",
+    "global_module_hooks",
+    "meta_kernel_roots",
+    "meta_nonzero_assumed",
+    "parse_to",
+    "pop_torch_function_modes",
+    "stored_tensors",
+    "torch_function_mode_depth",
+    "tree_flatten",
+    "tree_map_only",
+]
+
+# -- private base classes: isinstance checks that cover every variant of a layer family ---------------
+BatchNormBase = nn.modules.batchnorm._BatchNorm  # BatchNorm1d/2d/3d, SyncBatchNorm, LazyBatchNorm*
+InstanceNormBase = nn.modules.instancenorm._InstanceNorm
+ConvBase = nn.modules.conv._ConvNd
+DropoutBase = nn.modules.dropout._DropoutNd
+LossBase = nn.modules.loss._Loss
+TensorBase = torch._C.TensorBase  # where tensor methods are defined in C (x.add is TensorBase.add)
+
+# -- torch function modes --------------------------------------------------------------------------------
+DisableTorchFunction = torch._C.DisableTorchFunction  # run our own tensor code past an active mode
+
+
+def torch_function_mode_depth() -> int:
+    """How many `TorchFunctionMode`s are active."""
+    return int(torch._C._len_torch_function_stack())
+
+
+def pop_torch_function_modes(depth: int) -> None:
+    """Pop the modes above `depth` (ones an interrupted forward left entered)."""
+    while torch._C._len_torch_function_stack() > depth:
+        torch._C._pop_torch_function_stack()
+
+
+# -- module hooks and module storage ---------------------------------------------------------------------
+_GLOBAL_HOOK_DICTS = (
+    "_global_forward_pre_hooks",
+    "_global_forward_hooks",
+    "_global_forward_hooks_always_called",
+    "_global_forward_hooks_with_kwargs",
+    "_global_backward_pre_hooks",
+    "_global_backward_hooks",
+    "_global_module_registration_hooks",
+    "_global_parameter_registration_hooks",
+    "_global_buffer_registration_hooks",
+)
+
+
+def global_module_hooks() -> dict[str, dict[Any, Any]]:
+    """torch's process-wide module hook tables, by name (the live dicts: clear and update to restore)."""
+    return {name: getattr(_module_globals, name) for name in _GLOBAL_HOOK_DICTS if hasattr(_module_globals, name)}
+
+
+def stored_tensors(module: nn.Module) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """A module's own parameter and buffer slots, as stored (None entries included; read without
+    running parametrizations or properties)."""
+    return module._parameters, module._buffers
+
+
+def children_of(module: nn.Module) -> Mapping[str, Any]:
+    """A module's registered children, as stored (a cheap emptiness test in hot hooks)."""
+    return module._modules
+
+
+# -- tensor operations -----------------------------------------------------------------------------------
+def parse_to(*args: Any, **kwargs: Any) -> tuple[torch.dtype | None, torch.memory_format | None]:
+    """The dtype and memory format a `tensor.to(...)` call asks for (None: unchanged)."""
+    _, dtype, _, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+    return dtype, memory_format
+
+
+def foreach_norm(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The 2-norm of each tensor, in one fused kernel per device and dtype (no sync per tensor)."""
+    return list(torch._foreach_norm(tensors))  # type: ignore[arg-type]
+
+
+def foreach_sub(left: list[torch.Tensor], right: list[torch.Tensor]) -> list[torch.Tensor]:
+    return list(torch._foreach_sub(left, right))
+
+
+# -- torch.fx and meta kernels ---------------------------------------------------------------------------
+def fx_patcher_exit() -> Any:
+    """The function that undoes torch.fx's patching of torch functions after a trace."""
+    return torch.fx._symbolic_trace._Patcher.__exit__
+
+
+def meta_nonzero_assumed() -> contextlib.AbstractContextManager[Any]:
+    """Meta `nonzero` assumes every element is non-zero (torch's documented upper bound), where supported."""
+    try:
+        from torch.fx.experimental import _config
+    except ImportError:  # pragma: no cover - older torch
+        return contextlib.nullcontext()
+    if not hasattr(_config, "meta_nonzero_assume_all_nonzero"):
+        return contextlib.nullcontext()
+    return _config.patch(meta_nonzero_assume_all_nonzero=True)  # type: ignore[attr-defined, no-any-return]
+
+
+# -- torch._dynamo's lazy import (see nnlint.runtime.lazy_dynamo) ------------------------------------------
+# Where the decompositions and references that meta kernels call live.
+_META_KERNEL_MODULES = ("torch._refs", "torch._decomp", "torch._prims", "torch._meta_registrations")
+
+
+def disable_dynamo_cache_attribute() -> str:
+    """The attribute `torch._compile._disable_dynamo` caches its wrapper in, on the wrapped function."""
+    return "__dynamo_disable"
+
+
+def dynamo_imported() -> bool:
+    return "torch._dynamo" in sys.modules
+
+
+def disable_dynamo_wrapper_code() -> types.CodeType | None:
+    """The code of the `inner` wrapper `torch._compile._disable_dynamo` builds (None: another torch)."""
+    disable = getattr(getattr(torch, "_compile", None), "_disable_dynamo", None)
+    code = getattr(disable, "__code__", None)
+    constants = code.co_consts if code is not None else ()
+    return next((c for c in constants if isinstance(c, types.CodeType) and c.co_name == "inner"), None)
+
+
+def meta_kernel_roots() -> Iterator[object]:
+    """The functions meta kernels start from: decomposition tables and the reference modules' globals."""
+    decomp = sys.modules.get("torch._decomp")
+    for table in getattr(decomp, "global_decomposition_table", {}).values():
+        yield from table.values()
+    for name, module in list(sys.modules.items()):
+        if name.startswith(_META_KERNEL_MODULES) and module is not None:
+            yield from list(vars(module).values())
