@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import nnlint.render  # noqa: F401 - installs the formatter Report.to_json() and Report.print() use (cheap: no torch, no rich)
 from nnlint.findings import Finding, Location, Phase, Severity
 from nnlint.lazy import lazy_attributes
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from nnlint.formatting import exact_number
 from nnlint.registry import DOC_SECTIONS, Rule, all_rules, rules_by_code
 
 # The catalogue's families, as RULES.md heads them; a rule belongs to the family of its first three characters.
@@ -47,7 +48,7 @@ def facts(rule: Rule) -> list[str]:
     if needs:
         lines.append(f"Runs only when the target gives: {', '.join(f'`{need}`' for need in needs)}")
     if rule.thresholds:
-        values = ", ".join(f"`{name} = {_number(value)}`" for name, value in rule.thresholds.items())
+        values = ", ".join(f"`{name} = {exact_number(value)}`" for name, value in rule.thresholds.items())
         lines.append(f"Thresholds (override in `[tool.nnlint.thresholds.{rule.code}]`): {values}")
     return lines
 
@@ -114,7 +115,3 @@ def _anchor(rule: Rule) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(value)

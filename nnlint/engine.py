@@ -330,7 +330,7 @@ def _with_probe_evidence(rule: Rule, finding: Finding, probe: ProbeResult) -> Fi
 
 def _input_source(target: Target) -> str:
     """Where the probe's input comes from: real data first (with its targets), then the example input."""
-    if isinstance(target.example_batch, (tuple, list)) and len(target.example_batch) == 2:
+    if target.labeled_batch is not None:
         return "example_batch"
     return "example_input" if target.example_input is not None else "random"
 

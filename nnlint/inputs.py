@@ -47,19 +47,11 @@ def example_input_for(loaded: LoadedTarget, input_shape: tuple[int, ...] | None,
     target = loaded.target
     if target.example_input is not None:
         return target.example_input, False
-    if target.example_batch is not None:
-        inputs = _batch_inputs(target.example_batch)
-        if inputs is not None:
-            return inputs, False
+    if target.labeled_batch is not None:
+        return target.labeled_batch[0], False
     if input_shape is not None:
         return _tensor_of_shape(target.model, input_shape), False
     return infer_input(target.model, trains), True
-
-
-def _batch_inputs(example_batch: Any) -> Any:
-    if isinstance(example_batch, (tuple, list)) and len(example_batch) == 2:
-        return example_batch[0]
-    return None
 
 
 def infer_input(model: nn.Module, trains: bool = True) -> Any:
@@ -253,8 +245,8 @@ def training_batch_size(loaded: LoadedTarget, example_input: Any, inferred: bool
         return BatchSize(override, "--batch-size")
     if target.batch_size is not None:
         return BatchSize(int(target.batch_size), "batch_size", loaded.context_locations.get("batch_size"))
-    if target.example_batch is not None:
-        size = _leading_dimension(_batch_inputs(target.example_batch))
+    if target.labeled_batch is not None:
+        size = _leading_dimension(target.labeled_batch[0])
         if size is not None:
             return BatchSize(size, "example_batch", loaded.context_locations.get("example_batch"))
     if not inferred:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -120,16 +121,28 @@ class Report:
 
     def to_json(self) -> str:
         """The report as `nnlint --format json` prints it."""
-        from nnlint.render import OutputFormat, render
-
-        return render(self, OutputFormat.JSON)
+        return _formatter()(self, "json", False)
 
     def print(self, file: TextIO | None = None) -> None:
         """Print the report as `nnlint` does in a terminal (in color when `file` is one)."""
-        from nnlint.render import OutputFormat, render
-
         stream = file if file is not None else sys.stdout
-        stream.write(render(self, OutputFormat.TEXT, color=stream.isatty()))
+        stream.write(_formatter()(self, "text", stream.isatty()))
+
+
+# How `Report.to_json` and `Report.print` format: (report, format name, color) -> text. The data
+# never imports its renderers: nnlint.render installs this when it loads, and `import nnlint` loads it.
+ReportFormatter = Callable[[Report, str, bool], str]
+_installed: list[ReportFormatter] = []
+
+
+def install_formatter(formatter: ReportFormatter) -> None:
+    _installed[:] = [formatter]
+
+
+def _formatter() -> ReportFormatter:
+    if not _installed:
+        raise RuntimeError("no report formatter installed: import nnlint.render first")
+    return _installed[0]
 
 
 @dataclass(frozen=True)

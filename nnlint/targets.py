@@ -33,6 +33,15 @@ class Target:
     batch_size: int | None = None
     name: str | None = None
 
+    @property
+    def labeled_batch(self) -> tuple[Any, Any] | None:
+        """`example_batch` as `(inputs, labels)` when it is such a pair, else None: the one place it
+        is decoded (input inference, the batch size, the probe and its input source read it here)."""
+        batch = self.example_batch
+        if isinstance(batch, (tuple, list)) and len(batch) == 2:
+            return batch[0], batch[1]
+        return None
+
 
 def target(function: F) -> F:
     """Mark a function in a model file as building a lint target (a `Target` or a module)."""

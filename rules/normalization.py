@@ -12,11 +12,12 @@ import torch.fx
 
 from nnlint.context import RuleContext
 from nnlint.findings import Finding, Severity
+from nnlint.formatting import number
 from nnlint.graph import ModelGraph, ModuleInfo
 from nnlint.graph.ir import module_tensor
 from nnlint.graph.ops import ACTIVATIONS, DROPOUTS, LINEAR_MAPS, POOLING, RECURRENT, RECURRENT_CELLS, SHAPE_OPS
 from nnlint.measures import Measure
-from nnlint.probe.result import ProbeResult, number
+from nnlint.probe.result import ProbeResult
 from nnlint.registry import Hit, rule
 from nnlint.runtime.torch_compat import BatchNormBase
 

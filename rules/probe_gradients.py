@@ -9,9 +9,10 @@ from collections.abc import Iterator, Mapping
 
 from nnlint.context import RuleContext
 from nnlint.findings import Phase, Severity
+from nnlint.formatting import number
 from nnlint.graph import ModelGraph
 from nnlint.graph.ops import LINEAR_MAPS
-from nnlint.probe.result import ActivationSite, LayerGradient, ProbeResult, number
+from nnlint.probe.result import ActivationSite, LayerGradient, ProbeResult
 from nnlint.registry import Hit, rule
 
 

@@ -9,8 +9,9 @@ from collections.abc import Iterator, Sequence
 
 from nnlint.context import RuleContext
 from nnlint.findings import Location, Phase, Severity
+from nnlint.formatting import number
 from nnlint.graph import ModelGraph
-from nnlint.probe.result import InputStats, number
+from nnlint.probe.result import InputStats
 from nnlint.registry import Hit, rule
 
 _REQUIRES = ("example_batch",)

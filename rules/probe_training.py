@@ -10,10 +10,11 @@ from collections.abc import Iterator
 
 from nnlint.context import RuleContext
 from nnlint.findings import Location, Phase, Severity
+from nnlint.formatting import number
 from nnlint.graph import ModelGraph
 from nnlint.graph.ops import DROPOUT_LIKE
 from nnlint.measures import Measure
-from nnlint.probe.result import ProbeResult, number
+from nnlint.probe.result import ProbeResult
 from nnlint.registry import Hit, rule
 
 

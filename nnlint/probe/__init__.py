@@ -15,12 +15,16 @@ from nnlint.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what type checkers see; at run time these load on first use (below)
     from nnlint.probe.result import ProbeResult
-    from nnlint.probe.session import ProbeFailed, ProbeSettings, ProbeSkipped, ProbeTimedOut, run_probe
+    from nnlint.probe.session import ProbeFailed, ProbeSkipped, ProbeTimedOut, run_probe
+    from nnlint.probe.settings import ProbeSettings
 
 __all__ = ["ProbeFailed", "ProbeResult", "ProbeSettings", "ProbeSkipped", "ProbeTimedOut", "run_probe"]
 
 # Lazy, so that the static rules can import `nnlint.probe.result` without loading the whole probe.
-_LAZY = {name: "nnlint.probe.session" for name in __all__} | {"ProbeResult": "nnlint.probe.result"}
+_LAZY = {name: "nnlint.probe.session" for name in __all__} | {
+    "ProbeResult": "nnlint.probe.result",
+    "ProbeSettings": "nnlint.probe.settings",
+}
 
 
 __getattr__ = lazy_attributes(__name__, globals(), _LAZY)

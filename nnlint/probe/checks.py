@@ -8,7 +8,7 @@ import math
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -16,13 +16,42 @@ from torch import nn
 from nnlint.graph import one_line
 from nnlint.measures import Measure
 from nnlint.probe.instrument import Instrument
+from nnlint.probe.loss import ProbeLoss
 from nnlint.probe.result import EvalDeterminism, MeasureNote, ModuleGap, OverfitRun, SampleMixing, TrainEvalGap, UpdateRatio
+from nnlint.probe.settings import ProbeSettings
 from nnlint.runtime.randomness import rng_states
 from nnlint.runtime.state import training_flags
 from nnlint.runtime.torch_compat import BatchNormBase, foreach_norm, foreach_sub, tree_flatten, tree_map_only
+from nnlint.targets import Target
 
-if TYPE_CHECKING:
-    from nnlint.probe.session import Session
+
+class ProbeRun(Protocol):
+    """What the checks need from a probe run (the session provides it): the model with its copied
+    weights and the batch, and the user's forward and loss, run the way the session runs them."""
+
+    model: nn.Module
+    target: Target
+    settings: ProbeSettings
+    device: torch.device
+    tensors: dict[str, torch.Tensor]  # the copies, by parameter or buffer name
+    copy_of: dict[int, torch.Tensor]  # id(user tensor) -> its copy
+    parameters: dict[str, torch.Tensor]  # the trainable copies
+    buffer_names: list[str]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    batch: int
+    notes: list[str | MeasureNote]
+
+    def forward(
+        self, instrument: Instrument, args: tuple[Any, ...], kwargs: dict[str, Any], what: str, tensors: dict | None = None
+    ) -> Any: ...
+
+    def loss_for(self, labels: Any, output: Any, seed: int) -> ProbeLoss: ...
+
+    def compute_loss(self, loss: ProbeLoss, output: Any) -> torch.Tensor: ...
+
+    def reseed(self, seed: int) -> None: ...
+
 
 OVERFIT_STEPS = 50
 OVERFIT_SAMPLES = 8
@@ -90,7 +119,7 @@ class OutputSamples:
 
 # -- evaluation mode: determinism and sample mixing -----------------------------------------------
 def evaluation_checks(
-    session: Session, tensors: dict[str, torch.Tensor], reference: dict[Key, torch.Tensor] | None, samples: OutputSamples
+    session: ProbeRun, tensors: dict[str, torch.Tensor], reference: dict[Key, torch.Tensor] | None, samples: OutputSamples
 ) -> tuple[EvalDeterminism, SampleMixing | None]:
     """Evaluation mode. Does the output change from one forward to the next? Only a
     forward that draws random numbers can, so only then is it run again and compared, and a third
@@ -148,7 +177,7 @@ def _same(before: Any, after: Any) -> bool:
     return bool(before == after)
 
 
-def _mixing(session: Session, output: Any, inputs: list[torch.Tensor], captured: list[tuple[Key, torch.Tensor]]) -> SampleMixing | None:
+def _mixing(session: ProbeRun, output: Any, inputs: list[torch.Tensor], captured: list[tuple[Key, torch.Tensor]]) -> SampleMixing | None:
     """Backpropagate from the first and last samples' outputs; any gradient on the other samples'
     inputs (on the first layer's outputs, for token inputs) means they leaked in. Only then are
     the module outputs searched for the last one that still carries it: where samples mix."""
@@ -217,7 +246,7 @@ def _normalize_with_detached_statistics(module: nn.Module, args: Any, output: An
 
 
 # -- the train-eval gap: training vs evaluation output --------------------------------------------
-def calibrated_buffers(session: Session, measured: Instrument | None) -> dict[str, torch.Tensor]:
+def calibrated_buffers(session: ProbeRun, measured: Instrument | None) -> dict[str, torch.Tensor]:
     """Weights whose BatchNorm running statistics equal this batch's — what training converges to
     with any non-zero momentum — so that evaluation mode is compared with training mode at its best,
     not at the initial mean 0 / variance 1. They come from the first training step's BatchNorm
@@ -242,7 +271,7 @@ def calibrated_buffers(session: Session, measured: Instrument | None) -> dict[st
 
 
 def chunked_training_runs(
-    session: Session, tensors: dict[str, torch.Tensor], samples: OutputSamples, chunk: int
+    session: ProbeRun, tensors: dict[str, torch.Tensor], samples: OutputSamples, chunk: int
 ) -> list[dict[Key, torch.Tensor]]:
     """Two training-mode forwards, each over the batch in pieces of the training batch size."""
     runs = []
@@ -290,7 +319,7 @@ def train_eval_gap(reference: dict[Key, torch.Tensor], runs: list[dict[Key, torc
 
 
 # -- update ratios: one optimizer step ------------------------------------------------------------
-def update_ratios(session: Session) -> list[UpdateRatio]:
+def update_ratios(session: ProbeRun) -> list[UpdateRatio]:
     """‖ΔW‖ / ‖W‖ per weight matrix after one step of a copy of the user's optimizer, from the
     gradients of the last training step."""
     optimizer = session.target.optimizer
@@ -337,10 +366,10 @@ def optimizer_copy(optimizer: torch.optim.Optimizer, copies: dict[int, torch.Ten
 
 
 # -- overfit a handful of samples (--deep) --------------------------------------------------------
-def overfit(session: Session, targets: Any) -> OverfitRun | None:
+def overfit(session: ProbeRun, labels: Any) -> OverfitRun | None:
     samples = min(session.batch, OVERFIT_SAMPLES)
     (_, (args, kwargs)), *_ = chunks((session.args, session.kwargs), session.batch, samples)
-    small_targets = chunks(targets, session.batch, samples)[0][1] if targets is not None else None
+    small_labels = chunks(labels, session.batch, samples)[0][1] if labels is not None else None
     tensors, copy_of = copies(session.model, session.device)  # fresh weights: the update-ratio step moved the session's
     optimizer: torch.optim.Optimizer | None = None
     name = "Adam(lr=1e-3)"
@@ -358,7 +387,7 @@ def overfit(session: Session, targets: Any) -> OverfitRun | None:
     session.reseed(session.settings.seed + 2)
     instrument = Instrument(session.model)
     loss = session.loss_for(
-        small_targets, session.forward(instrument, args, kwargs, "training mode", tensors=tensors), session.settings.seed + 2
+        small_labels, session.forward(instrument, args, kwargs, "training mode", tensors=tensors), session.settings.seed + 2
     )
     history: list[float] = []
     for _ in range(OVERFIT_STEPS):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nnlint.findings import Location
+from nnlint.formatting import number  # noqa: F401 - re-exported: probe rules on other branches import it from here
 from nnlint.measures import Measure
 
 
@@ -181,12 +182,3 @@ class ProbeResult:
     targets_source: str | None = None  # "example_batch", "random" or None (synthetic loss)
     input_source: str = "example_input"  # "example_input", "example_batch" or "random"
     notes: tuple[str | MeasureNote, ...] = ()
-
-
-def number(value: float) -> str:
-    """A measured number as findings print it: 3 significant digits, scientific when tiny or huge."""
-    if value != value or value in (float("inf"), float("-inf")):
-        return str(value)
-    if value == 0 or 1e-3 <= abs(value) < 1e4:
-        return f"{value:.3g}"
-    return f"{value:.2e}"

@@ -34,6 +34,7 @@ from nnlint.probe import checks
 from nnlint.probe.instrument import Instrument, is_leaf
 from nnlint.probe.loss import LossError, ProbeLoss, build_loss, main_output, synthetic_loss, to_device
 from nnlint.probe.result import InitialLoss, LayerGradient, MeasureNote, ModuleStats, NonFinite, ProbeResult
+from nnlint.probe.settings import ProbeSettings
 from nnlint.runtime.execution import call_arguments
 from nnlint.runtime.randomness import seed_cpu_generators
 from nnlint.runtime.state import is_on_meta, model_device, preserved_user_state, training_flags
@@ -42,20 +43,6 @@ from nnlint.runtime.torch_compat import BatchNormBase, foreach_norm, tree_flatte
 from nnlint.targets import Target
 
 _DEVICE_MISMATCH = re.compile(r"on the same device|device mismatch|Expected .* device", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    device: str = "auto"
-    steps: int = 3
-    timeout: float | None = 60.0
-    deep: bool = False
-    # The optional measurements to take; the training steps' own are always taken.
-    measures: frozenset[Measure] = frozenset(Measure)
-    training_batch_size: int | None = None
-    # Where the input came from: "example_input", "example_batch", or "random" (inferred or --input-shape).
-    input_source: str = "example_input"
-    seed: int = 0
 
 
 class ProbeSkipped(Exception):
@@ -186,9 +173,10 @@ class Session:
         self.tensors, self.copy_of = checks.copies(self.model, self.device)
         self.parameters = {n: self.copy_of[id(p)] for n, p in self.model.named_parameters() if p.requires_grad and p.is_floating_point()}
         self.buffer_names = [name for name, _ in self.model.named_buffers(remove_duplicate=False) if name in self.tensors]
-        targets = to_device(_batch_targets(self.target.example_batch), self.device)
-        # Real data runs with its own targets; `example_input` is for the model without `example_batch`.
-        inputs = to_device(self.target.example_batch[0] if targets is not None else self.example_input, self.device)
+        real = self.target.labeled_batch
+        labels = to_device(real[1], self.device) if real is not None else None
+        # Real data runs with its own labels; `example_input` is for the model without `example_batch`.
+        inputs = to_device(real[0] if real is not None else self.example_input, self.device)
         self.args, self.kwargs = call_arguments(inputs)
         self.batch = _leading_dimension(inputs) or 1
         if self.batch == 1 and _trains_batchnorm(self.model):
@@ -198,7 +186,7 @@ class Session:
         chunk = chunk if 1 < chunk < self.batch else self.batch
         samples = checks.OutputSamples(self.batch)
         with self._seeded(), self._training_configuration():
-            steps = self._steps(targets, samples if Measure.TRAIN_EVAL_GAP in wanted and chunk == self.batch else None)
+            steps = self._steps(labels, samples if Measure.TRAIN_EVAL_GAP in wanted and chunk == self.batch else None)
             instrument = self.measured
             assert instrument is not None and steps.loss is not None
             losses = [float(value) for value in torch.stack(steps.losses).tolist()]
@@ -222,11 +210,11 @@ class Session:
                 targets_source=steps.loss.targets,
                 input_source=self.settings.input_source,
             )
-            result = dataclasses.replace(result, **self._extra_checks(steps, samples, chunk, targets))
+            result = dataclasses.replace(result, **self._extra_checks(steps, samples, chunk, labels))
         notes = list(self.notes) + (["loss_fn returned a non-scalar tensor; the probe averaged it"] if steps.loss.non_scalar else [])
         return dataclasses.replace(result, notes=tuple(notes))
 
-    def _extra_checks(self, steps: _Steps, samples: checks.OutputSamples, chunk: int, targets: Any) -> dict[str, Any]:
+    def _extra_checks(self, steps: _Steps, samples: checks.OutputSamples, chunk: int, labels: Any) -> dict[str, Any]:
         wanted = self.settings.measures
         found: dict[str, Any] = {}
         train_eval = Measure.TRAIN_EVAL_GAP in wanted
@@ -247,7 +235,7 @@ class Session:
         if Measure.UPDATE_RATIOS in wanted:
             found["update_ratios"] = tuple(checks.update_ratios(self))
         if self.settings.deep and Measure.OVERFIT in wanted:
-            found["overfit"] = self._optional(Measure.OVERFIT, lambda: checks.overfit(self, targets))
+            found["overfit"] = self._optional(Measure.OVERFIT, lambda: checks.overfit(self, labels))
         return found
 
     def _optional(self, measure: Measure, check: Callable[[], Any]) -> Any:
@@ -303,9 +291,9 @@ class Session:
             raise ProbeFailed(f"the forward returned {type(output).__name__} with no floating-point tensor in {what}")
         return output
 
-    def loss_for(self, targets: Any, output: Any, seed: int) -> ProbeLoss:
+    def loss_for(self, labels: Any, output: Any, seed: int) -> ProbeLoss:
         try:
-            return build_loss(self.target.loss_fn, targets, output, self.device, torch.Generator().manual_seed(seed))
+            return build_loss(self.target.loss_fn, labels, output, self.device, torch.Generator().manual_seed(seed))
         except LossError as error:
             raise ProbeFailed(str(error)) from error
 
@@ -320,7 +308,7 @@ class Session:
             raise ProbeFailed(f"the loss raised: {one_line(error)}") from error
 
     # -- the training steps -----------------------------------------------------------------------
-    def _steps(self, targets: Any, samples: checks.OutputSamples | None) -> _Steps:
+    def _steps(self, labels: Any, samples: checks.OutputSamples | None) -> _Steps:
         """The training steps. The first one measures everything (inputs, activations, module
         outputs); every one measures the gradients; the first two keep samples of each module's
         output for the train-eval gap. Later steps pay only for module-call tracking."""
@@ -340,7 +328,7 @@ class Session:
             if record is not None:
                 samples.record_output(record, output)  # type: ignore[union-attr]
             if steps.loss is None:
-                steps.loss = self.loss_for(targets, output, self.settings.seed)
+                steps.loss = self.loss_for(labels, output, self.settings.seed)
             value = self._first_loss(steps, output) if step == 0 else self.compute_loss(steps.loss, output)
             steps.losses.append(value.detach().float())
             if value.requires_grad:
@@ -363,8 +351,8 @@ class Session:
         except ProbeFailed as error:
             main = main_output(output)
             if main is not None and main is not output and steps.loss.source.startswith("loss_fn"):
-                targets = to_device(_batch_targets(self.target.example_batch), self.device)
-                on_main = self.loss_for(targets, main, self.settings.seed)
+                real = self.target.labeled_batch
+                on_main = self.loss_for(to_device(real[1], self.device) if real is not None else None, main, self.settings.seed)
                 try:
                     value = self.compute_loss(on_main, main)
                 except ProbeFailed:
@@ -464,12 +452,6 @@ class Session:
 
 
 protect(Session._seeded)
-
-
-def _batch_targets(example_batch: Any) -> Any:
-    if isinstance(example_batch, (tuple, list)) and len(example_batch) == 2:
-        return example_batch[1]
-    return None
 
 
 def _leading_dimension(value: Any) -> int | None:

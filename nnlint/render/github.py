@@ -9,7 +9,7 @@ Escaping follows the workflow-command rules (actions/toolkit `command.ts`): in t
 from __future__ import annotations
 
 from nnlint.findings import Finding, Severity
-from nnlint.render import display_path
+from nnlint.render.common import display_path
 from nnlint.report import Report
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}

@@ -7,7 +7,7 @@ from typing import Any
 
 from nnlint import __version__
 from nnlint.findings import Finding
-from nnlint.render import display_path, plain_json
+from nnlint.render.common import display_path, plain_json
 from nnlint.report import GradientFlow, Report, TargetReport
 
 

@@ -13,7 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from nnlint.findings import Finding
-from nnlint.render import display_path
+from nnlint.render.common import display_path
 from nnlint.report import UNUSABLE_TARGET, Problem, Report, TargetReport
 
 # XML 1.0 cannot carry these characters even escaped (control characters, lone surrogates).

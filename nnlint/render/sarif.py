@@ -18,7 +18,7 @@ from nnlint import __version__
 from nnlint.docs import rule_markdown
 from nnlint.findings import Finding, Location, Severity
 from nnlint.registry import Rule, all_rules
-from nnlint.render import plain_json
+from nnlint.render.common import plain_json, relative_to_cwd
 from nnlint.report import Problem, Report, TargetReport
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -113,11 +113,9 @@ def _physical(location: Location) -> dict[str, Any]:
 
 def artifact_location(file: str) -> dict[str, str]:
     """A relative URI against %SRCROOT% for files under the working directory, else a `file:` URI."""
-    path = Path(file).resolve()
-    try:
-        relative = path.relative_to(Path.cwd().resolve())
-    except ValueError:
-        return {"uri": path.as_uri()}
+    relative = relative_to_cwd(file)
+    if relative is None:
+        return {"uri": Path(file).resolve().as_uri()}
     return {"uri": quote(relative.as_posix()), "uriBaseId": SOURCE_ROOT}
 
 

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.text import Text
 
 from nnlint.findings import Severity
-from nnlint.render import display_path
+from nnlint.formatting import number
+from nnlint.render.common import display_path
 from nnlint.render.grouping import FindingGroup, compact_numbers, group_findings
 from nnlint.report import GradientFlow, Report, TargetReport
 
@@ -156,7 +157,7 @@ def _short(name: str, width: int) -> str:
 
 
 def _number(value: float) -> str:
-    return f"{value:.2e}" if value and not 1e-2 <= abs(value) < 1e3 else f"{value:.3g}"
+    return number(value, plain_from=1e-2, plain_below=1e3)  # the chart's axis labels: a narrower plain range
 
 
 def _summary(report: Report) -> Text:
