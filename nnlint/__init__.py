@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING
 import nnlint.render  # noqa: F401 - installs the formatter Report.to_json() and Report.print() use (cheap: no torch, no rich)
 from nnlint.findings import Finding, Location, Phase, Severity
 from nnlint.lazy import lazy_attributes
+from nnlint.version import __version__
 
 if TYPE_CHECKING:  # what type checkers see; at run time these load lazily (below)
     from nnlint.api import audit
     from nnlint.report import LintError, Report
     from nnlint.targets import Target, target
-
-__version__ = "0.1.0"
 
 # Loaded on first use, so that `nnlint --help` and `nnlint rules` do not wait for torch.
 _LAZY = {

@@ -57,7 +57,7 @@ def audit(
     target = Target(model, example_input, example_batch, loss_fn, optimizer, batch_size, name=type(model).__name__)
     # A class of the user's anchors the root; its children are found in its `__init__` source.
     location = user_definition_line(type(model))
-    loaded = LoadedTarget(target, type(model).__name__, Path(location.file) if location else None, location)  # type: ignore[arg-type]
+    loaded = LoadedTarget(target, type(model).__name__, Path(location.file) if location else None, location)
     linter = Linter(config)
     linter.lint(loaded)
     return linter.report()

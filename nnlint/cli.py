@@ -1,4 +1,4 @@
-"""The command line: parse, build the config, call the engine, render, exit (DESIGN.md, "CLI")."""
+"""The command line: parse, build the config, call the engine, render, exit (docs/architecture.md, "The pipeline")."""
 
 from __future__ import annotations
 

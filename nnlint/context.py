@@ -30,7 +30,7 @@ class RuleContext:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     # Where the model file defined the target's extras (`optimizer = …` on line 30), by name.
     extra_locations: Mapping[str, Location] = field(default_factory=dict)
-    # What the probe measured; rules with phase=Phase.PROBE require ("probe",) and run only when it ran.
+    # What the probe measured; rules with phase=Phase.PROBE run only when it ran.
     probe: ProbeResult | None = None
 
     def threshold(self, name: str) -> float:

@@ -12,7 +12,7 @@ from typing import Any
 from nnlint.formatting import exact_number
 from nnlint.registry import DOC_SECTIONS, Rule, all_rules, rules_by_code
 
-# The catalogue's families, as RULES.md heads them; a rule belongs to the family of its first three characters.
+# The catalogue's families (the headings of docs/rules.md); a rule belongs to the family of its first three characters.
 FAMILIES = {
     "NN0": "the tool itself",
     "NN1": "normalization",

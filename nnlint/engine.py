@@ -52,7 +52,7 @@ class Linter:
 
     # -- one target ----------------------------------------------------------------------------
     def lint(self, loaded: LoadedTarget, notes: Iterable[str] = ()) -> TargetReport:
-        findings, skipped, graph, notes, probe = self._check(loaded, list(notes))
+        findings, skipped, graph, notes, probe = self._lint_target(loaded, list(notes))
         report = TargetReport(
             name=loaded.name,
             file=str(loaded.file) if loaded.file else None,
@@ -68,7 +68,7 @@ class Linter:
         self.reports.append(report)
         return report
 
-    def _check(
+    def _lint_target(
         self, loaded: LoadedTarget, notes: list[str]
     ) -> tuple[list[Finding], dict[str, list[str]], ModelGraph | None, list[str], ProbeResult | None]:
         if loaded.problem is not None:

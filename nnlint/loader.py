@@ -1,4 +1,4 @@
-"""Import a model file and discover what to lint in it (DESIGN.md, "How `nnlint model.py` finds…").
+"""Import a model file and discover what to lint in it (README, "What nnlint lints in a file").
 
 In the user's file, the first of these that finds anything wins:
 1. functions decorated with `@nnlint.target`;
@@ -40,7 +40,7 @@ _LOOKS_LIKE_MODEL_CODE = re.compile(r"\btorch\b|\bnnlint\b")
 class LoadedTarget:
     target: Target
     name: str
-    file: Path
+    file: Path | None  # None: a model handed to the Python API whose class has no source file
     location: Location | None
     # Where the file set each optional name (`batch_size = 4` on line 30), for findings about it.
     context_locations: dict[str, Location] = field(default_factory=dict)

@@ -48,7 +48,7 @@ class Hit:
     severity: Severity | None = None  # overrides the rule's default, e.g. NN105 at batch size 1
 
 
-Check = Callable[["ModelGraph", "RuleContext"], Iterable[Hit]]
+RuleFunction = Callable[["ModelGraph", "RuleContext"], Iterable[Hit]]
 # A static finding's measurement by the probe: the finding with the numbers added to its evidence.
 ProbeEvidence = Callable[[Finding, "ProbeResult"], Finding]
 # Where the gradient-flow chart draws a rule's limits: the rule's thresholds and the last layer's
@@ -64,7 +64,7 @@ class Rule:
     slug: str
     severity: Severity
     phase: Phase
-    check: Check | None  # None: the engine itself emits this rule's findings (NN002, NN003)
+    check: RuleFunction | None  # None: the engine itself emits this rule's findings (NN002, NN003)
     summary: str
     sections: Mapping[str, str]
     thresholds: Mapping[str, float] = field(default_factory=dict)
@@ -91,7 +91,7 @@ def rule(
     needs: Iterable[Measure] = (),
     probe_evidence: ProbeEvidence | None = None,
     chart_lines: ChartLines | None = None,
-) -> Callable[[Check], Rule]:
+) -> Callable[[RuleFunction], Rule]:
     """Register a check function as a rule; its docstring is the rule's documentation.
 
     `requires` lists what the target must provide beyond what the phase implies (a static rule
@@ -102,7 +102,7 @@ def rule(
     if probe_evidence is not None and phase is not Phase.STATIC:
         raise ValueError(f"rule {code}: only a static rule's findings get probe evidence")
 
-    def register(check: Check) -> Rule:
+    def register(check: RuleFunction) -> Rule:
         summary, sections = parse_doc(inspect.getdoc(check) or "", code)
         return Rule(
             code=code,
@@ -159,7 +159,7 @@ def _rules_package() -> ModuleType:
     except ModuleNotFoundError as error:
         if error.name != "nnlint.rules":
             raise
-    # A source checkout keeps the rules at the top level (the design card); the wheel maps them
+    # A source checkout keeps the rules at the top level (rules/, beside nnlint/); the wheel maps them
     # to nnlint.rules. Load them under that name so a checkout works without installing.
     source = Path(__file__).resolve().parent.parent / "rules" / "__init__.py"
     spec = importlib.util.spec_from_file_location("nnlint.rules", source, submodule_search_locations=[str(source.parent)])

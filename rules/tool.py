@@ -78,7 +78,7 @@ target_unusable = engine_rule(
     `--input-shape`) when nnlint cannot infer one.
 
     ## References
-    - nnlint DESIGN.md, "How `nnlint model.py` finds what to lint"
+    - nnlint README, "What nnlint lints in a file"; docs/architecture.md, "The pipeline"
     """,
 )
 

@@ -1,4 +1,4 @@
-"""Target discovery follows DESIGN.md; bad files become one clear error, never a traceback."""
+"""Target discovery follows the README ("What nnlint lints in a file"); bad files become one clear error, never a traceback."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""After the probe the user's model, optimizer and process are exactly as before (DESIGN.md, "probe")."""
+"""After the probe the user's model, optimizer and process are exactly as before (docs/architecture.md, "Safety rules")."""
 
 from __future__ import annotations
 

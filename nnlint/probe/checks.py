@@ -118,7 +118,7 @@ class OutputSamples:
 
 
 # -- evaluation mode: determinism and sample mixing -----------------------------------------------
-def evaluation_checks(
+def evaluation_runs(
     session: ProbeRun, tensors: dict[str, torch.Tensor], reference: dict[Key, torch.Tensor] | None, samples: OutputSamples
 ) -> tuple[EvalDeterminism, SampleMixing | None]:
     """Evaluation mode. Does the output change from one forward to the next? Only a

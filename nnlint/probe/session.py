@@ -210,18 +210,18 @@ class Session:
                 targets_source=steps.loss.targets,
                 input_source=self.settings.input_source,
             )
-            result = dataclasses.replace(result, **self._extra_checks(steps, samples, chunk, labels))
+            result = dataclasses.replace(result, **self._extra_measurements(steps, samples, chunk, labels))
         notes = list(self.notes) + (["loss_fn returned a non-scalar tensor; the probe averaged it"] if steps.loss.non_scalar else [])
         return dataclasses.replace(result, notes=tuple(notes))
 
-    def _extra_checks(self, steps: _Steps, samples: checks.OutputSamples, chunk: int, labels: Any) -> dict[str, Any]:
+    def _extra_measurements(self, steps: _Steps, samples: checks.OutputSamples, chunk: int, labels: Any) -> dict[str, Any]:
         wanted = self.settings.measures
         found: dict[str, Any] = {}
         train_eval = Measure.TRAIN_EVAL_GAP in wanted
         tensors = checks.calibrated_buffers(self, self.measured) if train_eval else self.tensors
         reference: dict[checks.Key, torch.Tensor] | None = {} if train_eval else None
         if wanted & {Measure.EVAL_DETERMINISM, Measure.TRAIN_EVAL_GAP, Measure.SAMPLE_MIXING}:
-            determinism, mixing = checks.evaluation_checks(self, tensors, reference, samples)
+            determinism, mixing = checks.evaluation_runs(self, tensors, reference, samples)
             found["determinism"] = determinism if Measure.EVAL_DETERMINISM in wanted else None
             found["mixing"] = mixing
         if reference is not None:

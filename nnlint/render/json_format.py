@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nnlint import __version__
 from nnlint.findings import Finding
 from nnlint.render.common import display_path, plain_json
 from nnlint.report import GradientFlow, Report, TargetReport
+from nnlint.version import __version__
 
 
 def render(report: Report) -> str:

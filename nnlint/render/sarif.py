@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from nnlint import __version__
 from nnlint.docs import rule_markdown
 from nnlint.findings import Finding, Location, Severity
 from nnlint.registry import Rule, all_rules
 from nnlint.render.common import plain_json, relative_to_cwd
 from nnlint.report import Problem, Report, TargetReport
+from nnlint.version import __version__
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SOURCE_ROOT = "%SRCROOT%"
