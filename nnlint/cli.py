@@ -29,6 +29,20 @@ class _LintByDefault(click.Group):
             args = [_LINT, *args]
         return super().parse_args(ctx, args)
 
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] PATHS...")
+        formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="       ")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The default command's options first: they are what `nnlint model.py` takes."""
+        lint = self.commands[_LINT]
+        with click.Context(lint, info_name=ctx.info_name, parent=ctx.parent) as lint_ctx:
+            options = [param for param in lint.get_params(lint_ctx) if isinstance(param, click.Option) and "--help" not in param.opts]
+            rows = [row for param in options if (row := param.get_help_record(lint_ctx))]
+        with formatter.section("Lint options (nnlint [OPTIONS] PATHS...)"):
+            formatter.write_dl(rows)
+        super().format_options(ctx, formatter)
+
 
 @click.group(cls=_LintByDefault, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nnlint")

@@ -215,30 +215,37 @@ def test_github_annotates_files_that_could_not_be_linted(report):
 # -- JUnit XML -----------------------------------------------------------------------------------
 
 
-def test_junit_has_one_case_per_target_and_one_failure_per_finding(report, marked):
+def test_junit_has_one_case_per_finding_and_one_per_target(report, marked):
     root = ET.fromstring(render(report, OutputFormat.JUNIT))
     assert root.tag == "testsuites"
     (suite,) = root.findall("testsuite")
     cases = suite.findall("testcase")
-    target_cases = cases[: len(report.targets)]
+    # Each target's own case, in file order, followed by one case per finding of that target.
+    target_cases = [case for case in cases if case.get("name") in {target.name for target in report.targets}]
     assert [(case.get("classname"), case.get("name")) for case in target_cases] == [
         (f"fixtures/{name}.py", target.name) for name, target in zip(FORMAT_FIXTURES, report.targets, strict=True)
     ]
     reported = Counter()
-    for case, target in zip(target_cases, report.targets, strict=True):
-        outcomes = [child for child in case if child.tag in ("failure", "error")]
-        at_or_above = [f for f in target.findings if f.severity.rank >= report.fail_on.rank]
-        assert [o.get("type") for o in outcomes] == [f.code for f in at_or_above]
-        for outcome, finding in zip(outcomes, at_or_above, strict=True):
-            assert outcome.tag == ("error" if finding.code == "NN002" else "failure")
-            assert outcome.get("message") == f"{finding.code} {finding.name}: {finding.message}"
-            where = outcome.text.splitlines()[0].split(": ")[0]
-            path, line = where.rsplit(":", 1)
+    position = 0
+    for target in report.targets:
+        assert cases[position].get("name") == target.name and not [c for c in cases[position] if c.tag in ("failure", "error")]
+        finding_cases = cases[position + 1 : position + 1 + len(target.findings)]
+        position += 1 + len(target.findings)
+        for case, finding in zip(finding_cases, target.findings, strict=True):
+            assert case.get("name").startswith(f"{target.name}: {finding.code} {finding.name}")
+            outcomes = [child for child in case if child.tag in ("failure", "error")]
+            if finding.severity.rank >= report.fail_on.rank:
+                (outcome,) = outcomes  # exactly one outcome per case: viewers show only the first
+                assert outcome.tag == ("error" if finding.code == "NN002" else "failure")
+                assert outcome.get("type") == finding.code
+                assert outcome.get("message") == f"{finding.code} {finding.name}: {finding.message}"
+                details = outcome.text
+            else:  # info findings are listed, but do not fail their case
+                assert outcomes == []
+                details = case.find("system-out").text
+            assert finding.message in details
+            path, line = details.splitlines()[0].split(": ")[0].rsplit(":", 1)
             reported[finding.code, path, int(line)] += 1
-        below = [f for f in target.findings if f.severity.rank < report.fail_on.rank]
-        for finding in below:  # info findings are listed, but do not fail the case
-            assert finding.message in case.find("system-out").text
-            reported[finding.code, f"fixtures/{Path(target.file).name}", finding.location.line] += 1
     assert reported == marked
 
 
@@ -247,9 +254,10 @@ def test_junit_counts_and_load_errors(report):
     cases = suite.findall("testcase")
     (missing,) = [case for case in cases if case.get("classname") == MISSING]
     assert missing.find("error").get("message") == "no such file or directory"
-    failed = [case for case in cases if case.find("failure") is not None and case.find("error") is None]
+    failed = [case for case in cases if case.find("failure") is not None]
     errored = [case for case in cases if case.find("error") is not None]
-    assert suite.get("tests") == str(len(report.targets) + len(report.problems)) == str(len(cases))
+    findings = sum(len(target.findings) for target in report.targets)
+    assert suite.get("tests") == str(len(report.targets) + findings + len(report.problems)) == str(len(cases))
     assert suite.get("failures") == str(len(failed)) and suite.get("errors") == str(len(errored))
     # A target that could not be linted (NN002) and a file that could not be loaded are errors, not failures.
     assert sorted(case.get("classname") for case in errored) == [MISSING, "fixtures/nn002_shape_mismatch.py"]

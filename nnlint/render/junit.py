@@ -1,10 +1,10 @@
 """`--format junit`: JUnit XML, for CI test reports (GitLab, Jenkins, Azure, test-reporter actions).
 
-One test case per target, named after it, in a class named after its file. A finding at or
-above `--fail-on` is a `<failure>` (one per finding); a target that could not be linted (NN002)
-and a file that could not be loaded are `<error>`s; findings below `--fail-on`, notes and
-skipped checks go to the case's `<system-out>`. The case passes exactly when the exit code
-would be 0 for it alone.
+One test case per finding (many viewers show only the first failure of a case), in a class named
+after its file: a finding at or above `--fail-on` fails its case (`<failure>`; a target that could
+not be linted, NN002, is an `<error>`), one below it passes with its details in `<system-out>`.
+Each target also has a passing case named after it, carrying its notes and skipped checks, so a
+clean model shows as one passing test. A file that could not be loaded is an `<error>` case.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 def render(report: Report) -> str:
     suite = ET.Element("testsuite", name="nnlint")
     for target in report.targets:
-        suite.append(_target_case(target, report))
+        suite.append(_target_case(target))
+        suite.extend(_finding_case(target, finding, report) for finding in target.findings)
     for problem in report.problems:
         suite.append(_problem_case(problem))
     cases = list(suite)
     counts = {
         "tests": str(len(cases)),
-        "failures": str(sum(1 for case in cases if case.find("failure") is not None and case.find("error") is None)),
+        "failures": str(sum(1 for case in cases if case.find("failure") is not None)),
         "errors": str(sum(1 for case in cases if case.find("error") is not None)),
         "skipped": "0",
     }
@@ -40,22 +41,33 @@ def render(report: Report) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
-def _target_case(target: TargetReport, report: Report) -> ET.Element:
-    case = _element("testcase", classname=display_path(target.file) or "nnlint", name=target.name)
+def _target_case(target: TargetReport) -> ET.Element:
+    """The target itself: it was linted (its findings are cases of their own)."""
+    case = _case(target, target.name)
+    lines = [f"note: {note}" for note in target.notes]
+    lines += [f"skipped {', '.join(skipped.codes)}: {skipped.reason}" for skipped in target.skipped]
+    if lines:
+        case.append(_element("system-out", "\n\n".join(lines)))
+    return case
+
+
+def _finding_case(target: TargetReport, finding: Finding, report: Report) -> ET.Element:
+    module = f" [{finding.module}]" if finding.module else ""
+    line = f" (line {finding.location.line})" if finding.location else ""
+    case = _case(target, f"{target.name}: {finding.code} {finding.name}{module}{line}")
+    if finding.code == UNUSABLE_TARGET:
+        case.append(_element("error", _details(finding), message=_headline(finding), type=finding.code))
+    elif finding.severity.rank >= report.fail_on.rank:
+        case.append(_element("failure", _details(finding), message=_headline(finding), type=finding.code))
+    else:
+        case.append(_element("system-out", _details(finding)))  # below --fail-on: listed, passing
+    return case
+
+
+def _case(target: TargetReport, name: str) -> ET.Element:
+    case = _element("testcase", classname=display_path(target.file) or "nnlint", name=name)
     if target.file:
         case.set("file", _xml_text(display_path(target.file) or ""))
-    below: list[str] = []
-    for finding in target.findings:
-        if finding.code == UNUSABLE_TARGET:
-            case.append(_element("error", _details(finding), message=_headline(finding), type=finding.code))
-        elif finding.severity.rank >= report.fail_on.rank:
-            case.append(_element("failure", _details(finding), message=_headline(finding), type=finding.code))
-        else:
-            below.append(_details(finding))
-    below += [f"note: {note}" for note in target.notes]
-    below += [f"skipped {', '.join(skipped.codes)}: {skipped.reason}" for skipped in target.skipped]
-    if below:
-        case.append(_element("system-out", "\n\n".join(below)))
     return case
 
 
