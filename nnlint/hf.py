@@ -32,7 +32,7 @@ def is_transformers_model(model: nn.Module) -> bool:
 
 def example_inputs(model: nn.Module, batch: int, dtype: torch.dtype) -> Iterator[dict[str, torch.Tensor]]:
     """Candidate keyword inputs: the main input with its usual companions, then the main input alone."""
-    config = model.config  # type: ignore[attr-defined]
+    config = model.config
     accepted = _forward_parameters(model)
     main_name: str = model.main_input_name  # type: ignore[assignment]
     build = _MAIN_INPUTS.get(main_name)
@@ -168,4 +168,4 @@ def _pair(value: Any) -> tuple[int, int] | None:
 
 
 def _first_in_channels(model: nn.Module, kind: type[nn.Module]) -> int | None:
-    return next((int(m.in_channels) for m in model.modules() if isinstance(m, kind)), None)  # type: ignore[attr-defined]
+    return next((int(m.in_channels) for m in model.modules() if isinstance(m, kind)), None)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from itertools import islice
 from typing import Any
@@ -97,7 +97,8 @@ def accepts(model: nn.Module, example_input: Any, on_meta: bool = True) -> bool:
     device = model_device(model)
     try:
         with evaluation_run(model):  # on copies of the buffers: a forward may count its calls in one
-            run_with_tensors(model, buffer_copies(model), model, *one_sample((args, kwargs), device), on_meta=False)
+            sample_args, sample_kwargs = one_sample((args, kwargs), device)
+            run_with_tensors(model, buffer_copies(model), model, sample_args, sample_kwargs, on_meta=False)
     except Exception:
         return False
     return True
@@ -135,7 +136,7 @@ def _candidates(model: nn.Module) -> Iterator[Any]:
         yield from hf.example_inputs(model, INFERRED_BATCH, dtype)
     passed_as = _keyword_for_one_tensor(model)
     declared_shapes, declared_sides = _declared_image_sizes(model)
-    shapes = [(shape, None) for shape in declared_shapes]
+    shapes: list[tuple[tuple[int, ...], int | None]] = [(shape, None) for shape in declared_shapes]
     for _, layer in islice(_shaping_layers(model), _LAYERS_TRIED):
         shapes += _shapes_for(layer, INFERRED_BATCH, declared_sides)
     for shape, integer_high in dict.fromkeys(shapes):
@@ -185,7 +186,7 @@ def _keyword_for_one_tensor(model: nn.Module) -> str | None:
     return next((p.name for p in parameters if p.kind is p.KEYWORD_ONLY), None)
 
 
-def _shapes_for(layer: nn.Module, batch: int, declared_sides: list[tuple[int, int]] = ()) -> list[tuple[tuple[int, ...], int | None]]:
+def _shapes_for(layer: nn.Module, batch: int, declared_sides: Sequence[tuple[int, int]] = ()) -> list[tuple[tuple[int, ...], int | None]]:
     """Plausible input shapes for a first layer, with the index range when it takes integers."""
     image_sides = [*declared_sides, *((n, n) for n in _IMAGE_SIDES if (n, n) not in declared_sides)]
     if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):

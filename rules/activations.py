@@ -224,7 +224,7 @@ def softmax_before_cross_entropy(graph: ModelGraph, context: RuleContext) -> Ite
     """
     kind = loss_kind(context.target.loss_fn)
     head = head_of(graph)
-    mismatch = _PROBABILITY_MISMATCHES.get((head.op, kind)) if head is not None else None
+    mismatch = _PROBABILITY_MISMATCHES.get((head.op, kind)) if head is not None and kind is not None else None
     if head is None or kind is None or mismatch is None:
         return
     consequence, fix, severity = mismatch

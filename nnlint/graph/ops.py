@@ -207,6 +207,6 @@ def node_op(node: torch.fx.Node, modules: dict[str, nn.Module]) -> str:
         target = node.target
         if target is getattr and len(node.args) > 1 and isinstance(node.args[1], str):
             return canonical_name(node.args[1])
-        raw = _OPERATOR_NAMES.get(target) or getattr(target, "__name__", str(target))  # type: ignore[call-overload]
-        return canonical_name(raw)
+        raw = _OPERATOR_NAMES.get(target) or getattr(target, "__name__", str(target))
+        return canonical_name(str(raw))
     return node.op

@@ -4,11 +4,12 @@ optimizer step, overfitting a few samples. Each works on the session's copies of
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -149,12 +150,12 @@ def evaluation_runs(
             samples.record_output(record, output_a)
         if not _same(generators, rng_states()):
             with torch.no_grad():
-                output_b = session.forward(
-                    Instrument(session.model), *_copied((session.args, session.kwargs)), "evaluation mode", tensors=tensors
-                )
+                args_b, kwargs_b = _copied((session.args, session.kwargs))
+                output_b = session.forward(Instrument(session.model), args_b, kwargs_b, "evaluation mode", tensors=tensors)
                 difference = relative_difference(output_a, output_b)
                 watcher = Instrument(session.model, watch_random=True)
-                session.forward(watcher, *_copied((session.args, session.kwargs)), "evaluation mode", tensors=tensors)
+                args_c, kwargs_c = _copied((session.args, session.kwargs))
+                session.forward(watcher, args_c, kwargs_c, "evaluation mode", tensors=tensors)
                 random_op = watcher.first_random
     determinism = EvalDeterminism(
         difference if difference is not None else math.nan,
@@ -190,7 +191,7 @@ def _mixing(session: ProbeRun, output: Any, inputs: list[torch.Tensor], captured
     own = [0, n - 1] if n >= 3 else [n - 1]
     generator = torch.Generator().manual_seed(session.settings.seed + 1)
     weights = [torch.randn(out[own].shape, generator=generator).to(out.device, out.dtype) for out in outputs]
-    objective = sum((out[own] * weight).sum() for out, weight in zip(outputs, weights, strict=True))
+    objective = cast(torch.Tensor, sum((out[own] * weight).sum() for out, weight in zip(outputs, weights, strict=True)))
     dependence = max(_spread(grad, own) for grad in _gradients(objective, entry, retain=True))
     module = None
     if dependence > MIXING_TOLERANCE and modules:
@@ -238,7 +239,7 @@ def _batch_statistics_detached(model: nn.Module) -> Iterator[None]:
             handle.remove()
 
 
-def _normalize_with_detached_statistics(module: nn.Module, args: Any, output: Any) -> Any:
+def _normalize_with_detached_statistics(module: BatchNormBase, args: Any, output: Any) -> Any:
     x = args[0]
     dims = [0, *range(2, x.dim())]
     mean, var = x.mean(dims).detach(), x.var(dims, correction=0).detach()
@@ -436,10 +437,12 @@ def chunks(value: Any, batch: int, size: int) -> list[tuple[int, Any]]:
     pieces = []
     for index in range(count):
         start, stop = index * size, (batch if index == count - 1 else (index + 1) * size)
-        pieces.append(
-            (start, tree_map_only(torch.Tensor, lambda t, a=start, b=stop: t[a:b] if t.dim() > 0 and t.shape[0] == batch else t, value))
-        )
+        pieces.append((start, tree_map_only(torch.Tensor, functools.partial(_rows, start=start, stop=stop, batch=batch), value)))
     return pieces
+
+
+def _rows(tensor: torch.Tensor, start: int, stop: int, batch: int) -> torch.Tensor:
+    return tensor[start:stop] if tensor.dim() > 0 and tensor.shape[0] == batch else tensor
 
 
 def relative_difference(value: Any, reference: Any) -> float | None:

@@ -133,7 +133,7 @@ class Instrument(ModuleCallTracker, TorchFunctionMode):
         self.start_tracking()
         # The mode costs a Python call per torch operation: only runs that look at functions pay it.
         self._mode_active = self.statistics or self.watch_random or self.find_non_finite
-        return super().__enter__() if self._mode_active else self  # type: ignore[return-value]
+        return super().__enter__() if self._mode_active else self
 
     def __exit__(self, *exc: Any) -> None:
         try:

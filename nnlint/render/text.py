@@ -14,7 +14,7 @@ from nnlint.findings import Severity
 from nnlint.formatting import number
 from nnlint.render.common import display_path
 from nnlint.render.grouping import FindingGroup, compact_numbers, group_findings
-from nnlint.report import GradientFlow, Report, TargetReport
+from nnlint.report import GradientFlow, GradientFlowLayer, Report, TargetReport
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -112,7 +112,7 @@ def _gradient_flow(console: Console, flow: GradientFlow) -> None:
 
     vanish_col, explode_col = column(vanishing) if vanishing > 0 else -1, column(flow.exploding_above)
     console.print(Text("  gradient flow: weight-gradient norm per layer, input → output (log scale)", style="bold"))
-    rows = list(enumerate(flow.layers))
+    rows: list[tuple[int, GradientFlowLayer | None]] = list(enumerate(flow.layers))
     if len(rows) > _MOST_ROWS:
         rows = rows[: _MOST_ROWS // 2] + [(-1, None)] + rows[-_MOST_ROWS // 2 :]
     for index, layer in rows:

@@ -108,7 +108,7 @@ def parse_to(*args: Any, **kwargs: Any) -> tuple[torch.dtype | None, torch.memor
 
 def foreach_norm(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     """The 2-norm of each tensor, in one fused kernel per device and dtype (no sync per tensor)."""
-    return list(torch._foreach_norm(tensors))  # type: ignore[arg-type]
+    return list(torch._foreach_norm(tensors))
 
 
 def foreach_sub(left: list[torch.Tensor], right: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -129,7 +129,7 @@ def meta_nonzero_assumed() -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
     if not hasattr(_config, "meta_nonzero_assume_all_nonzero"):
         return contextlib.nullcontext()
-    return _config.patch(meta_nonzero_assume_all_nonzero=True)  # type: ignore[attr-defined, no-any-return]
+    return _config.patch(meta_nonzero_assume_all_nonzero=True)  # type: ignore[attr-defined]
 
 
 # -- torch._dynamo's lazy import (see nnlint.runtime.lazy_dynamo) ------------------------------------------
