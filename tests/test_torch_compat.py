@@ -134,3 +134,10 @@ def test_disable_dynamo_lookups_find_torchs_wrapper():
     assert torch_compat.disable_dynamo_cache_attribute() == "__dynamo_disable"
     assert any(isinstance(root, types.FunctionType) for root in torch_compat.meta_kernel_roots())
     assert torch_compat.dynamo_imported() == ("torch._dynamo" in sys.modules)
+
+
+def test_a_global_forward_hook_with_kwargs_is_removed_completely():
+    before = {name: dict(table) for name, table in torch_compat.global_module_hooks().items()}
+    handle = nn.modules.module.register_module_forward_hook(lambda module, args, kwargs, output: None, with_kwargs=True)
+    torch_compat.remove_global_module_hook(handle)
+    assert {name: dict(table) for name, table in torch_compat.global_module_hooks().items()} == before

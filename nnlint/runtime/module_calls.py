@@ -17,6 +17,8 @@ from typing import Any
 
 from torch import nn
 
+from nnlint.runtime.torch_compat import remove_global_module_hook
+
 
 @dataclass
 class ModuleFrame:
@@ -46,7 +48,7 @@ class ModuleCallTracker:
 
     def stop_tracking(self) -> None:
         for hook in self._module_hooks:
-            hook.remove()
+            remove_global_module_hook(hook)
         self._module_hooks = []
 
     def reset_stack(self) -> None:

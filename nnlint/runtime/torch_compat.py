@@ -40,6 +40,7 @@ __all__ = [
     "meta_nonzero_assumed",
     "parse_to",
     "pop_torch_function_modes",
+    "remove_global_module_hook",
     "stored_tensors",
     "torch_function_mode_depth",
     "tree_flatten",
@@ -86,6 +87,13 @@ _GLOBAL_HOOK_DICTS = (
 def global_module_hooks() -> dict[str, dict[Any, Any]]:
     """torch's process-wide module hook tables, by name (the live dicts: clear and update to restore)."""
     return {name: getattr(_module_globals, name) for name in _GLOBAL_HOOK_DICTS if hasattr(_module_globals, name)}
+
+
+def remove_global_module_hook(handle: Any) -> None:
+    """Remove a hook from `register_module_forward_hook(..., with_kwargs=True)` completely: torch's
+    handle forgets the hook's entry in `_global_forward_hooks_with_kwargs`, which would stay behind."""
+    handle.remove()
+    getattr(_module_globals, "_global_forward_hooks_with_kwargs", {}).pop(handle.id, None)
 
 
 def stored_tensors(module: nn.Module) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
