@@ -98,6 +98,7 @@ _NAME_ALIASES = {
     "rmatmul": "matmul",
     "truediv": "div",
     "rtruediv": "div",
+    "rdiv": "div",
     "itruediv": "div",
     "conv_tbc": "conv1d",
     "dropout1d": "dropout",
@@ -199,3 +200,78 @@ def node_op(node: torch.fx.Node, modules: dict[str, nn.Module]) -> str:
         raw = _OPERATOR_NAMES.get(target) or getattr(target, "__name__", str(target))  # type: ignore[call-overload]
         return canonical_name(raw)
     return node.op
+
+
+# -- activations written out as arithmetic ---------------------------------------------------
+# `1 / (1 + torch.exp(-x))` is a sigmoid and `(e^x - e^-x) / (e^x + e^-x)` a tanh, whoever
+# spelled them: ported TensorFlow code and tutorials write them by hand. Rules (and the probe)
+# ask for "sigmoid"/"tanh" and should find these too.
+
+
+def written_out_activation(node: torch.fx.Node, op_of: dict[torch.fx.Node, str]) -> str | None:
+    """ "sigmoid" or "tanh" when `node` is the last step of one written as arithmetic, else None."""
+    op = op_of.get(node)
+    if op == "reciprocal" and node.args:
+        return "sigmoid" if _one_plus_exp_of_negative(node.args[0], op_of) else None
+    if op != "div":
+        return None
+    operands = _operands(node)
+    if operands is None:
+        return None
+    numerator, denominator = operands
+    if _is_number(numerator, 1) and _one_plus_exp_of_negative(denominator, op_of):
+        return "sigmoid"
+    if _exp_combination(numerator, op_of, "sub") and _exp_combination(denominator, op_of, "add"):
+        return "tanh"
+    return None
+
+
+def _operands(node: torch.fx.Node) -> tuple[object, object] | None:
+    """A binary op's (left, right) as written: a reflected method (`__rtruediv__(y, 1)` for `1 / y`) is swapped back."""
+    if len(node.args) < 2:
+        return None
+    left, right = node.args[0], node.args[1]
+    if node.op == "call_method" and str(node.target).startswith("__r"):
+        return right, left
+    return left, right
+
+
+def _is_number(value: object, number: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == number
+
+
+def _is_negation(value: object, op_of: dict[torch.fx.Node, str]) -> bool:
+    """`-x`, `x.neg()`, `-1 * x`."""
+    if not isinstance(value, torch.fx.Node):
+        return False
+    op = op_of.get(value)
+    if op == "neg":
+        return True
+    return op == "mul" and any(_is_number(argument, -1) for argument in value.args[:2])
+
+
+def _exp_of(value: object, op_of: dict[torch.fx.Node, str]) -> torch.fx.Node | None:
+    """The node `exp` is applied to, when `value` is an `exp`."""
+    if isinstance(value, torch.fx.Node) and op_of.get(value) == "exp" and value.args and isinstance(value.args[0], torch.fx.Node):
+        return value.args[0]
+    return None
+
+
+def _one_plus_exp_of_negative(value: object, op_of: dict[torch.fx.Node, str]) -> bool:
+    """`1 + exp(-x)` (either order)."""
+    if not isinstance(value, torch.fx.Node) or op_of.get(value) != "add" or len(value.args) < 2:
+        return False
+    left, right = value.args[0], value.args[1]
+    for one, other in ((left, right), (right, left)):
+        exponent = _exp_of(other, op_of)
+        if _is_number(one, 1) and exponent is not None and _is_negation(exponent, op_of):
+            return True
+    return False
+
+
+def _exp_combination(value: object, op_of: dict[torch.fx.Node, str], combine: str) -> bool:
+    """`exp(x) ± exp(-x)`: two exps combined by `combine`, one of them of a negation."""
+    if not isinstance(value, torch.fx.Node) or op_of.get(value) != combine or len(value.args) < 2:
+        return False
+    exponents = [_exp_of(argument, op_of) for argument in value.args[:2]]
+    return all(e is not None for e in exponents) and any(_is_negation(e, op_of) for e in exponents)
