@@ -28,7 +28,9 @@ from nnlint.targets import Target
 
 GRAPHS = ("fx", "recorded")
 LINT_GRAPHS = ("auto", "recorded")  # "auto" is FX, falling back to the recorder for untraceable forwards
-STATIC_CODES = [f"NN{n}" for n in (201, 202, 203, 204, 205, 206, 301, 302, 303, 304, 305, 306, 307, 401, 402, 403, 404, 405, 406, 501, 502, 503, 504)]
+STATIC_CODES = [
+    f"NN{n}" for n in (201, 202, 203, 204, 205, 206, 301, 302, 303, 304, 305, 306, 307, 401, 402, 403, 404, 405, 406, 501, 502, 503, 504)
+]
 
 
 def lint_model(
