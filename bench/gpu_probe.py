@@ -65,7 +65,7 @@ def measure(name: str, build: Callable[[], nn.Module], inputs: torch.Tensor, lab
     loss_fn = nn.CrossEntropyLoss()
     target = Target(model, example_batch=(inputs, labels), loss_fn=loss_fn, optimizer=torch.optim.SGD(model.parameters(), lr=0.01))
     whole = ProbeSettings(device=args.device, steps=args.steps, timeout=None)
-    bare = ProbeSettings(device=args.device, steps=args.steps, timeout=None, checks=frozenset())
+    bare = ProbeSettings(device=args.device, steps=args.steps, timeout=None, measures=frozenset())
 
     def plain() -> None:
         for _ in range(args.steps):

@@ -115,7 +115,7 @@ def main() -> None:
         model, example_batch=(inputs, labels), loss_fn=nn.CrossEntropyLoss(), optimizer=torch.optim.SGD(model.parameters(), lr=0.01)
     )
     whole = ProbeSettings(device=args.device, steps=args.steps, timeout=None)
-    steps_only = ProbeSettings(device=args.device, steps=args.steps, timeout=None, checks=frozenset())
+    steps_only = ProbeSettings(device=args.device, steps=args.steps, timeout=None, measures=frozenset())
     plain_steps(trained, inputs, labels, optimizer, 1)  # warm-up: allocator, kernels
     probe(model, target, inputs, steps_only)
     plain, whole_probe, bare_probe = [], [], []

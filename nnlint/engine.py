@@ -26,6 +26,7 @@ from nnlint.targets import Target
 
 if TYPE_CHECKING:
     from nnlint.probe import ProbeResult
+    from nnlint.probe.result import MeasureNote
 
 # What a rule can require, and what the user would define to enable it.
 _ENABLED_BY = {
@@ -146,26 +147,28 @@ class Linter:
         skipped: dict[str, list[str]],
     ) -> tuple[list[Finding], ProbeResult | None]:
         """Run the probe, then the probe rules; static findings it measured get its evidence."""
-        wanted = {rule.code for rule in self.rules if rule.phase is Phase.PROBE}
-        if not wanted:
+        probe_rules = [rule for rule in self.rules if rule.phase is Phase.PROBE]
+        if not probe_rules:
             return findings, None
         # Imported here: a --static run never loads the probe (about 0.1 s of imports).
         from nnlint.probe import ProbeFailed, ProbeSettings, ProbeSkipped, ProbeTimedOut, run_probe
-        from nnlint.probe.evidence import PROBE_MEASURES, with_probe_evidence
 
+        rules = rules_by_code()
+        # Static rules that fired and whose findings the probe can measure ask for that work too.
+        measured_static = [rules[code] for code in {f.code for f in findings} if rules[code].probe_evidence is not None]
         settings = ProbeSettings(
             device=self.config.device,
             steps=self.config.probe_steps,
             timeout=self.config.probe_timeout,
             deep=self.config.deep,
-            checks=frozenset(wanted | {f.code for f in findings if f.code in PROBE_MEASURES}),
+            measures=frozenset().union(*(rule.needs for rule in [*probe_rules, *measured_static])),
             training_batch_size=context.batch_size.value if context.batch_size else None,
             input_source=_input_source(loaded.target),
         )
         try:
             probe = run_probe(loaded.target.model, example_input, loaded.target, settings)
-        except ProbeSkipped as reason:
-            notes.append(f"the probe did not run: {reason}; only static checks ran")
+        except ProbeSkipped as skipped_because:
+            notes.append(f"the probe did not run: {skipped_because}; only static checks ran")
             return findings, None
         except (ProbeFailed, ProbeTimedOut) as error:
             self._keep_traceback(error)
@@ -182,24 +185,32 @@ class Linter:
             self._internal_error(loaded, "the probe", error)
             return findings, None
         notes.append(_probe_summary(probe))
-        notes.extend(f"probe: {note}" for note in probe.notes)
-        measured = [with_probe_evidence(finding, probe) for finding in findings]
+        notes.extend(f"probe: {self._probe_note(note)}" for note in probe.notes)
+        measured = [_with_probe_evidence(rules[finding.code], finding, probe) for finding in findings]
         return measured + self._run_rules(Phase.PROBE, graph, dataclasses.replace(context, probe=probe), loaded, skipped), probe
 
     def _gradient_flow(self, probe: ProbeResult | None) -> GradientFlow | None:
         """The chart's data; none for fewer than two layers, or when a gradient is NaN/Inf (NN803 says where)."""
         if probe is None or len(probe.layers) < 2 or not all(layer.finite for layer in probe.layers):
             return None
-        rules = rules_by_code()
-        vanishing, exploding = self.config.thresholds_for(rules["NN801"]), self.config.thresholds_for(rules["NN802"])
         last = probe.layers[-1].grad_norm
+        # The rules that judge the gradients say where the chart draws their limits.
+        lines: dict[str, float] = {}
+        for rule in all_rules():
+            if rule.chart_lines is not None:
+                lines |= rule.chart_lines(self.config.thresholds_for(rule), last)
         return GradientFlow(
             layers=tuple(GradientFlowLayer(layer.module, layer.grad_norm) for layer in probe.layers),
-            vanishing_below=last * vanishing["max-first-to-last-ratio"],
-            vanishing_floor=vanishing["max-first-norm"],
-            exploding_above=last * exploding["max-first-to-last-ratio"],
             loss=probe.loss_source,
+            **lines,
         )
+
+    def _probe_note(self, note: str | MeasureNote) -> str:
+        """A note about a measurement names the selected rules that read it."""
+        if isinstance(note, str):
+            return note
+        readers = sorted(rule.code for rule in self.rules if note.measure in rule.needs)
+        return f"{', '.join(readers) or note.measure.label}: {note.text}"
 
     def _run_rule(self, rule: Rule, graph: ModelGraph | None, context: RuleContext, loaded: LoadedTarget) -> list[Finding]:
         try:
@@ -310,6 +321,11 @@ def _missing_requirement(
         if requirement in ("loss_fn", "optimizer", "example_batch") and getattr(target, requirement) is None:
             return requirement
     return None
+
+
+def _with_probe_evidence(rule: Rule, finding: Finding, probe: ProbeResult) -> Finding:
+    """A static finding with what the probe measured about it, when its rule has a hook for that."""
+    return rule.probe_evidence(finding, probe) if rule.probe_evidence is not None else finding
 
 
 def _input_source(target: Target) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,14 +25,15 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from nnlint.findings import Location, Phase, Severity
+from nnlint.findings import Finding, Location, Phase, Severity
+from nnlint.measures import Measure
 
 if TYPE_CHECKING:
     from nnlint.context import RuleContext
     from nnlint.graph import ModelGraph
+    from nnlint.probe.result import ProbeResult
 
 DOC_SECTIONS = ("What it does", "Why is this bad?", "Example", "Fix", "References")
-_CODE = re.compile(r"NN\d{3}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,13 @@ class Hit:
 
 
 Check = Callable[["ModelGraph", "RuleContext"], Iterable[Hit]]
+# A static finding's measurement by the probe: the finding with the numbers added to its evidence.
+ProbeEvidence = Callable[[Finding, "ProbeResult"], Finding]
+# Where the gradient-flow chart draws a rule's limits: the rule's thresholds and the last layer's
+# gradient norm -> values of `GradientFlow` fields.
+ChartLines = Callable[[Mapping[str, float], float], Mapping[str, float]]
+# What each phase needs from the target before any rule of it can run.
+_PHASE_REQUIRES = {Phase.STATIC: "graph", Phase.PROBE: "probe"}
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,12 @@ class Rule:
     summary: str
     sections: Mapping[str, str]
     thresholds: Mapping[str, float] = field(default_factory=dict)
-    # What the target must provide for the rule to run: "graph", "loss_fn", "optimizer", ...
+    # What the target must provide for the rule to run: "graph", "probe", "loss_fn", "optimizer", ...
     requires: frozenset[str] = frozenset({"graph"})
+    # What the probe must measure for the rule: its input (a probe rule) or its evidence (a static one).
+    needs: frozenset[Measure] = frozenset()
+    probe_evidence: ProbeEvidence | None = None  # a static rule's finding, with what the probe measured
+    chart_lines: ChartLines | None = None
 
     @property
     def doc(self) -> str:
@@ -76,9 +87,20 @@ def rule(
     *,
     phase: Phase = Phase.STATIC,
     thresholds: Mapping[str, float] | None = None,
-    requires: Iterable[str] = ("graph",),
+    requires: Iterable[str] = (),
+    needs: Iterable[Measure] = (),
+    probe_evidence: ProbeEvidence | None = None,
+    chart_lines: ChartLines | None = None,
 ) -> Callable[[Check], Rule]:
-    """Register a check function as a rule; its docstring is the rule's documentation."""
+    """Register a check function as a rule; its docstring is the rule's documentation.
+
+    `requires` lists what the target must provide beyond what the phase implies (a static rule
+    needs the graph, a probe rule the probe's result). `needs` lists the probe measurements the
+    rule reads; a static rule with a `probe_evidence` hook names those the hook reads, and the
+    probe takes them only when the rule fired.
+    """
+    if probe_evidence is not None and phase is not Phase.STATIC:
+        raise ValueError(f"rule {code}: only a static rule's findings get probe evidence")
 
     def register(check: Check) -> Rule:
         summary, sections = parse_doc(inspect.getdoc(check) or "", code)
@@ -91,7 +113,10 @@ def rule(
             summary=summary,
             sections=MappingProxyType(sections),
             thresholds=MappingProxyType(dict(thresholds or {})),
-            requires=frozenset(requires),
+            requires=frozenset({_PHASE_REQUIRES[phase], *requires}),
+            needs=frozenset(Measure(measure) for measure in needs),
+            probe_evidence=probe_evidence,
+            chart_lines=chart_lines,
         )
 
     return register
@@ -159,7 +184,3 @@ def expand_codes(patterns: Iterable[str]) -> set[str]:
             raise ValueError(f"unknown rule code or prefix: {pattern!r}")
         matched.update(hits)
     return matched
-
-
-def is_code(text: str) -> bool:
-    return bool(_CODE.fullmatch(text))

@@ -189,7 +189,7 @@ def saturating_activation_stack(graph: ModelGraph, context: RuleContext) -> Iter
 
 
 # -- NN302, NN303 ---------------------------------------------------------------------------------
-@rule("NN302", "softmax-before-cross-entropy", Severity.WARNING, requires=("graph", "loss_fn"))
+@rule("NN302", "softmax-before-cross-entropy", Severity.WARNING, requires=("loss_fn",))
 def softmax_before_cross_entropy(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """The model outputs softmax/log-softmax and the loss is CrossEntropyLoss, which applies log-softmax itself.
 
@@ -530,7 +530,7 @@ def _is_factorization(graph: ModelGraph, first: torch.fx.Node, second: torch.fx.
 
 
 # -- NN306 ----------------------------------------------------------------------------------------
-@rule("NN306", "activation-on-logits", Severity.WARNING, requires=("graph", "loss_fn"))
+@rule("NN306", "activation-on-logits", Severity.WARNING, requires=("loss_fn",))
 def activation_on_logits(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """ReLU (or another clipping activation) right before a classification loss.
 
@@ -599,7 +599,7 @@ def _clipped_logits(graph: ModelGraph, head: Head, kind: str) -> Head | None:
 
 
 # -- NN307 ----------------------------------------------------------------------------------------
-@rule("NN307", "nll-loss-on-raw-scores", Severity.WARNING, requires=("graph", "loss_fn"))
+@rule("NN307", "nll-loss-on-raw-scores", Severity.WARNING, requires=("loss_fn",))
 def nll_loss_on_raw_scores(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """`NLLLoss`/`F.nll_loss` on outputs that are not log-probabilities: the loss is unbounded below.
 

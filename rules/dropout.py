@@ -342,7 +342,7 @@ def _drops_predictions(graph: ModelGraph, dropout: torch.fx.Node, context: RuleC
     return context.target.loss_fn is not None or (source is not None and graph.op(source) in LINEAR_MAPS)
 
 
-@rule("NN205", "no-regularization", Severity.INFO, requires=("graph", "optimizer"))
+@rule("NN205", "no-regularization", Severity.INFO, requires=("optimizer",))
 def no_regularization(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """No dropout, no weight decay and no normalization anywhere.
 

@@ -3,16 +3,21 @@ Batch Normalization, A Closer Look at Batch Normalization, Layer Normalization."
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import statistics
 from collections.abc import Iterator
 
 import torch.fx
 from torch import nn
 
 from nnlint.context import RuleContext
-from nnlint.findings import Severity
+from nnlint.findings import Finding, Severity
 from nnlint.graph import ModelGraph, ModuleInfo
 from nnlint.graph.ir import module_tensor
 from nnlint.graph.ops import ACTIVATIONS, DROPOUTS, LINEAR_MAPS, POOLING, RECURRENT, RECURRENT_CELLS, SHAPE_OPS
+from nnlint.measures import Measure
+from nnlint.probe.result import ProbeResult, number
 from nnlint.registry import Hit, rule
 
 _BATCHNORM_FREE = "LayerNorm or GroupNorm, which keep no batch statistics"
@@ -354,7 +359,38 @@ def _normalizes_channels(graph: ModelGraph, node: torch.fx.Node, channels: int |
     return batchnorm is None or channels is None or getattr(batchnorm, "num_features", channels) == channels
 
 
-@rule("NN105", "batch-too-small-for-batchnorm", Severity.WARNING, thresholds={"min-batch-size": 16}, requires=("graph", "batch_size"))
+def measured_batchnorm_spread(finding: Finding, probe: ProbeResult) -> Finding:
+    """NN105's finding with the probe's measurement: how far a channel's batch mean wanders between
+    batches of the training size, measured on `example_batch`'s real data (from the spread of
+    per-sample channel means: sd / √batch). Random example inputs would understate it: their
+    samples differ only by noise, which averages out over an image."""
+    # NaN or Inf in the data (NN803's finding) leaves nothing to measure a spread with.
+    spreads = [spread for spread in probe.batchnorm_spread if math.isfinite(spread.mean_spread)]
+    if not spreads or probe.input_source != "example_batch":
+        return finding  # on made-up inputs samples differ only by noise: the spread would understate real data's
+    median = statistics.median(spread.mean_spread for spread in spreads)
+    worst = max(spreads, key=lambda spread: spread.mean_spread)
+    measured = (
+        f"; measured by the probe on example_batch: at batch {spreads[0].batch_size} a channel's batch mean moves by {number(median)} "
+        f"of the channel's standard deviation from batch to batch (median over {len(spreads)} BatchNorm layer(s); "
+        f"{number(worst.mean_spread)} at `{worst.module}`)"
+    )
+    evidence = dict(finding.evidence) | {
+        "measured_batch_mean_spread": {spread.module: spread.mean_spread for spread in spreads},
+        "measured_batch_mean_spread_median": median,
+    }
+    return dataclasses.replace(finding, message=finding.message + measured, evidence=evidence)
+
+
+@rule(
+    "NN105",
+    "batch-too-small-for-batchnorm",
+    Severity.WARNING,
+    thresholds={"min-batch-size": 16},
+    requires=("batch_size",),
+    needs=(Measure.BATCHNORM_SPREAD,),
+    probe_evidence=measured_batchnorm_spread,
+)
 def batch_too_small_for_batchnorm(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """Training batch size below the threshold (default 16) with BatchNorm in the model.
 
@@ -431,7 +467,7 @@ def _one_value_per_channel(graph: ModelGraph) -> str | None:
     return None
 
 
-@rule("NN106", "batch-too-large", Severity.INFO, thresholds={"max-batch-size": 512}, requires=("graph", "batch_size"))
+@rule("NN106", "batch-too-large", Severity.INFO, thresholds={"max-batch-size": 512}, requires=("batch_size",))
 def batch_too_large(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """Training batch size above 512 without a learning rate scaled for it.
 

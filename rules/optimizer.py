@@ -18,7 +18,7 @@ from nnlint.graph import ModelGraph
 from nnlint.graph.ops import NORMALIZATIONS, module_op
 from nnlint.registry import Hit, rule
 
-_NEEDS = ("graph", "optimizer")
+_NEEDS = ("optimizer",)
 _LISTED = 6  # parameter names shown in a message before "and N more"
 
 # Optimizers whose `weight_decay` is L2 added to the gradient, which their adaptive step rescales.

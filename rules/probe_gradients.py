@@ -5,7 +5,7 @@ Every rule here judges numbers the probe measured (`context.probe`); none runs t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from nnlint.context import RuleContext
 from nnlint.findings import Phase, Severity
@@ -14,11 +14,9 @@ from nnlint.graph.ops import LINEAR_MAPS
 from nnlint.probe.result import ActivationSite, LayerGradient, ProbeResult, number
 from nnlint.registry import Hit, rule
 
-_PROBE = ("probe",)
-
 
 def _probe(context: RuleContext) -> ProbeResult:
-    assert context.probe is not None  # guaranteed by requires=("probe",)
+    assert context.probe is not None  # guaranteed by phase=Phase.PROBE
     return context.probe
 
 
@@ -47,13 +45,23 @@ def _steepest_step(layers: tuple[LayerGradient, ...], falling: bool) -> tuple[La
     return best
 
 
+def _vanishing_chart_lines(thresholds: Mapping[str, float], last_grad_norm: float) -> dict[str, float]:
+    """Where the report's gradient-flow chart draws NN801's limits: a first layer under both is vanishing."""
+    return {"vanishing_below": last_grad_norm * thresholds["max-first-to-last-ratio"], "vanishing_floor": thresholds["max-first-norm"]}
+
+
+def _exploding_chart_lines(thresholds: Mapping[str, float], last_grad_norm: float) -> dict[str, float]:
+    """Where the report's gradient-flow chart draws NN802's limit: a first layer over it is exploding."""
+    return {"exploding_above": last_grad_norm * thresholds["max-first-to-last-ratio"]}
+
+
 @rule(
     "NN801",
     "vanishing-gradients",
     Severity.WARNING,
     phase=Phase.PROBE,
     thresholds={"max-first-to-last-ratio": 1e-3, "max-first-norm": 1e-4, "min-layers": 3},
-    requires=_PROBE,
+    chart_lines=_vanishing_chart_lines,
 )
 def vanishing_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """Gradient norms collapse toward the input: the first layers barely learn.
@@ -137,7 +145,7 @@ def vanishing_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     Severity.WARNING,
     phase=Phase.PROBE,
     thresholds={"max-first-to-last-ratio": 70, "max-total-norm": 1e3, "min-layers": 3, "min-steady-share": 0.75},
-    requires=_PROBE,
+    chart_lines=_exploding_chart_lines,
 )
 def exploding_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """Gradient norms blow up toward the input, or the total gradient norm is huge.
@@ -210,7 +218,7 @@ def exploding_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
         )
 
 
-@rule("NN803", "non-finite-values", Severity.ERROR, phase=Phase.PROBE, requires=_PROBE)
+@rule("NN803", "non-finite-values", Severity.ERROR, phase=Phase.PROBE)
 def non_finite_values(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """NaN or Inf in an activation, the loss or a gradient: the first place it appeared.
 
@@ -275,7 +283,6 @@ def non_finite_values(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     Severity.WARNING,
     phase=Phase.PROBE,
     thresholds={"max-dead-fraction": 0.5, "min-observations": 16},
-    requires=_PROBE,
 )
 def dead_relu(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """More than half of a ReLU layer's units are never active on the batch.
@@ -342,7 +349,6 @@ def dead_relu(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     Severity.WARNING,
     phase=Phase.PROBE,
     thresholds={"max-saturated-fraction": 0.5},
-    requires=_PROBE,
 )
 def saturated_activation(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """Most sigmoid/tanh units sit in their flat region, where the slope is almost zero.
@@ -401,7 +407,6 @@ def _site(graph: ModelGraph, site: ActivationSite) -> str:
     Severity.WARNING,
     phase=Phase.PROBE,
     thresholds={"max-drift": 100, "min-layers": 4, "min-steady-share": 0.75},
-    requires=_PROBE,
 )
 def activation_scale_drift(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """The standard deviation of layer outputs grows or shrinks layer after layer.
@@ -474,7 +479,7 @@ def activation_scale_drift(graph: ModelGraph, context: RuleContext) -> Iterator[
     )
 
 
-@rule("NN807", "parameters-without-gradient", Severity.WARNING, phase=Phase.PROBE, requires=_PROBE)
+@rule("NN807", "parameters-without-gradient", Severity.WARNING, phase=Phase.PROBE)
 def parameters_without_gradient(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """Trainable parameters whose `.grad` stays None after backward: detached or unused.
 

@@ -13,7 +13,7 @@ from nnlint.graph import ModelGraph
 from nnlint.probe.result import InputStats, number
 from nnlint.registry import Hit, rule
 
-_REQUIRES = ("probe", "example_batch")
+_REQUIRES = ("example_batch",)
 _SHOWN = 6
 _STANDARDIZE = "standardize each feature with the training set's mean and std: x = (x - mean) / std"
 

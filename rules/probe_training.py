@@ -11,16 +11,25 @@ from collections.abc import Iterator
 from nnlint.context import RuleContext
 from nnlint.findings import Location, Phase, Severity
 from nnlint.graph import ModelGraph
+from nnlint.graph.ops import DROPOUT_LIKE
+from nnlint.measures import Measure
 from nnlint.probe.result import ProbeResult, number
 from nnlint.registry import Hit, rule
 
 
 def _probe(context: RuleContext) -> ProbeResult:
-    assert context.probe is not None  # guaranteed by requires=("probe", ...)
+    assert context.probe is not None  # guaranteed by phase=Phase.PROBE
     return context.probe
 
 
-@rule("NN901", "eval-mode-not-deterministic", Severity.WARNING, phase=Phase.PROBE, thresholds={"max-difference": 1e-4}, requires=("probe",))
+@rule(
+    "NN901",
+    "eval-mode-not-deterministic",
+    Severity.WARNING,
+    phase=Phase.PROBE,
+    thresholds={"max-difference": 1e-4},
+    needs=(Measure.EVAL_DETERMINISM,),
+)
 def eval_mode_not_deterministic(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """Two evaluation-mode forwards on the same input differ: something random ignores `eval()`.
 
@@ -60,8 +69,6 @@ def eval_mode_not_deterministic(graph: ModelGraph, context: RuleContext) -> Iter
     found = _probe(context).determinism
     if found is None or not (found.relative_difference > context.threshold("max-difference")):
         return
-    from nnlint.probe.instrument import DROPOUT_LIKE  # here: the static rules do not load the probe
-
     cause = ""
     sampling = found.random_op is not None and found.random_op not in DROPOUT_LIKE
     if found.random_op is not None:
@@ -85,7 +92,7 @@ def eval_mode_not_deterministic(graph: ModelGraph, context: RuleContext) -> Iter
     Severity.WARNING,
     phase=Phase.PROBE,
     thresholds={"min-difference": 0.25, "dropout-factor": 2.0},
-    requires=("probe",),
+    needs=(Measure.TRAIN_EVAL_GAP,),
 )
 def train_eval_mismatch(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """Training- and evaluation-mode outputs disagree far beyond what dropout explains.
@@ -165,7 +172,7 @@ def train_eval_mismatch(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     Severity.WARNING,
     phase=Phase.PROBE,
     thresholds={"max-ratio": 2.0},
-    requires=("probe", "loss_fn"),
+    requires=("loss_fn",),
 )
 def loss_at_initialization(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """Classification loss at initialization far above log(C).
@@ -223,7 +230,8 @@ def loss_at_initialization(graph: ModelGraph, context: RuleContext) -> Iterator[
     Severity.WARNING,
     phase=Phase.PROBE,
     thresholds={"max-final-ratio": 0.9},
-    requires=("probe", "deep"),
+    requires=("deep",),
+    needs=(Measure.OVERFIT,),
 )
 def cannot_overfit_one_batch(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """The loss on a few samples does not fall in a few dozen steps (opt-in: `--deep`).
@@ -278,7 +286,8 @@ def cannot_overfit_one_batch(graph: ModelGraph, context: RuleContext) -> Iterato
     Severity.WARNING,
     phase=Phase.PROBE,
     thresholds={"max-ratio": 1e-1, "min-ratio": 1e-5},
-    requires=("probe", "optimizer"),
+    requires=("optimizer",),
+    needs=(Measure.UPDATE_RATIOS,),
 )
 def update_to_weight_ratio(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """Per-layer update/weight ratio after one optimizer step far from ~1e-3.
@@ -337,7 +346,14 @@ def _optimizer_location(context: RuleContext) -> Location | None:
     return context.extra_locations.get("optimizer", context.target_location)
 
 
-@rule("NN906", "batch-samples-mixed", Severity.WARNING, phase=Phase.PROBE, thresholds={"max-dependence": 1e-5}, requires=("probe",))
+@rule(
+    "NN906",
+    "batch-samples-mixed",
+    Severity.WARNING,
+    phase=Phase.PROBE,
+    thresholds={"max-dependence": 1e-5},
+    needs=(Measure.SAMPLE_MIXING,),
+)
 def batch_samples_mixed(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """A sample's output depends on other samples in the batch (a view/permute or batch_first bug).
 

@@ -162,7 +162,7 @@ def test_attention_across_the_batch_is_reported_where_it_happens():
 
 def test_selected_rules_decide_which_checks_the_probe_runs():
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    bare = run_probe(model, torch.randn(16, 4), Target(model), ProbeSettings(checks=frozenset()))
+    bare = run_probe(model, torch.randn(16, 4), Target(model), ProbeSettings(measures=frozenset()))
     assert bare.determinism is None and bare.mixing is None and bare.train_eval is None and bare.layers
     only_nn8 = lint(FIXTURES / "nn901_noise_in_eval.py", select=("NN8",))
     assert only_nn8.findings == []

@@ -145,12 +145,21 @@ ACTIVATIONS = SATURATING_ACTIVATIONS | {
     "hardswish", "softplus", "tanhshrink", "threshold", "glu",
 }  # fmt: skip
 DROPOUTS = frozenset({"dropout", "alpha_dropout"})
+# Functional ops (their torch names) that draw random numbers only when called with training=True:
+# op -> (position of its `training` argument, its default).
+DROPOUT_TRAINING_ARGUMENT = {
+    "dropout": (2, True),
+    "feature_dropout": (2, True),
+    "alpha_dropout": (2, False),
+    "feature_alpha_dropout": (2, False),
+    "native_dropout": (2, True),
+    "rrelu": (3, False),
+}
+DROPOUT_LIKE = frozenset(DROPOUT_TRAINING_ARGUMENT)
 # Rectifier-like units: He et al. (2015) give them twice the variance of a linear unit (gain √2).
 RECTIFIERS = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "gelu", "silu", "mish", "hardswish", "softplus"})
 # Activations bounded on at least one side: on logits they cap what the loss can express.
 CLIPPING_ACTIVATIONS = ACTIVATIONS - {"leaky_relu", "prelu", "rrelu", "glu", "tanhshrink"}
-# Ops that turn scores into (log-)probabilities over a dimension.
-PROBABILITIES = frozenset({"softmax", "log_softmax"})
 POOLING = frozenset({"max_pool", "avg_pool"})
 # Ops that only move or relabel values: a pattern seen through them is the same pattern.
 SHAPE_OPS = frozenset({

@@ -1,7 +1,8 @@
-"""The probe: a short instrumented training run on the real model (DESIGN.md, "probe").
+"""The probe: a short instrumented training run on the real model (docs/architecture.md, "The probe").
 
 `run_probe` measures inputs, activations and gradients over a few forward → loss → backward
-steps on copies of the weights, then runs the extra checks the selected rules need. It raises
+steps on copies of the weights, then takes the extra measurements (`nnlint.measures.Measure`)
+the selected rules need. It raises
 `ProbeSkipped` (meta weights: a note), `ProbeFailed` (the user's forward, loss or backward
 failed) or `ProbeTimedOut` (`--probe-timeout`); the model is left exactly as it was in every case.
 """

@@ -15,8 +15,9 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map_only
 
 from nnlint.graph import one_line
+from nnlint.measures import Measure
 from nnlint.probe.instrument import Instrument
-from nnlint.probe.result import EvalDeterminism, ModuleGap, OverfitRun, SampleMixing, TrainEvalGap, UpdateRatio
+from nnlint.probe.result import EvalDeterminism, MeasureNote, ModuleGap, OverfitRun, SampleMixing, TrainEvalGap, UpdateRatio
 from nnlint.runtime.randomness import rng_states
 from nnlint.runtime.state import training_flags
 
@@ -33,7 +34,7 @@ Key = tuple[str, int]
 Recorder = Callable[[Key, torch.Tensor], None]
 
 
-# -- comparing outputs across runs -----------------------------------------------------------------
+# -- comparing outputs across runs ----------------------------------------------------------------
 class OutputSamples:
     """The same random subset of each module output's elements in every run: per-module
     differences between runs without keeping whole activations."""
@@ -87,15 +88,15 @@ class OutputSamples:
         return indices
 
 
-# -- NN901 + NN906: evaluation mode --------------------------------------------------------------
+# -- evaluation mode: determinism and sample mixing -----------------------------------------------
 def evaluation_checks(
     session: Session, tensors: dict[str, torch.Tensor], reference: dict[Key, torch.Tensor] | None, samples: OutputSamples
 ) -> tuple[EvalDeterminism, SampleMixing | None]:
-    """Evaluation mode. Does the output change from one forward to the next (NN901)? Only a
+    """Evaluation mode. Does the output change from one forward to the next? Only a
     forward that draws random numbers can, so only then is it run again and compared, and a third
     time to find the operation that drew them. The first forward keeps its autograd graph: does
-    sample i's output depend on sample j's input (NN906)?"""
-    wants_mixing = "NN906" in session.settings.checks and session.batch >= 2
+    sample i's output depend on sample j's input?"""
+    wants_mixing = Measure.SAMPLE_MIXING in session.settings.measures and session.batch >= 2
     captured: list[tuple[Key, torch.Tensor]] = []
     record = samples.recorder(reference) if reference is not None else None
 
@@ -194,8 +195,8 @@ def _spread(grad: torch.Tensor | None, own: list[int]) -> float:
 @contextmanager
 def _batch_statistics_detached(model: nn.Module) -> Iterator[None]:
     """BatchNorm with `track_running_stats=False` normalizes with batch statistics in evaluation
-    too, coupling samples by design (NN107 reports that): treat its statistics as constants here,
-    so NN906 sees only coupling nobody intended. Its output values do not change."""
+    too, coupling samples by design (a static rule reports that): treat its statistics as constants
+    here, so the mixing measurement sees only coupling nobody intended. Its output values do not change."""
     handles = [
         module.register_forward_hook(_normalize_with_detached_statistics)
         for module in model.modules()
@@ -215,7 +216,7 @@ def _normalize_with_detached_statistics(module: nn.Module, args: Any, output: An
     return nn.functional.batch_norm(x, mean, var, module.weight, module.bias, False, 0.0, module.eps)
 
 
-# -- NN902: training vs evaluation output ----------------------------------------------------------
+# -- the train-eval gap: training vs evaluation output --------------------------------------------
 def calibrated_buffers(session: Session, measured: Instrument | None) -> dict[str, torch.Tensor]:
     """Weights whose BatchNorm running statistics equal this batch's — what training converges to
     with any non-zero momentum — so that evaluation mode is compared with training mode at its best,
@@ -223,7 +224,7 @@ def calibrated_buffers(session: Session, measured: Instrument | None) -> dict[st
     inputs (the average over calls for a BatchNorm called more than once, as `momentum=None`
     would keep), with the batch's own variance rather than the unbiased one BatchNorm keeps: at
     this batch size evaluation then reproduces training exactly, and what remains is a real
-    difference (the n/(n-1) correction matters only for tiny batches, which NN105 reports). A
+    difference (the n/(n-1) correction matters only for tiny batches, which a static rule reports). A
     BatchNorm with momentum 0 keeps its statistics, as it does in training."""
     tensors = dict(session.tensors)
     seen = measured.batchnorm_statistics if measured is not None else {}
@@ -288,7 +289,7 @@ def train_eval_gap(reference: dict[Key, torch.Tensor], runs: list[dict[Key, torc
     return TrainEvalGap(gap, noise, chunk, modules)
 
 
-# -- NN905: one optimizer step -------------------------------------------------------------------
+# -- update ratios: one optimizer step ------------------------------------------------------------
 def update_ratios(session: Session) -> list[UpdateRatio]:
     """‖ΔW‖ / ‖W‖ per weight matrix after one step of a copy of the user's optimizer, from the
     gradients of the last training step."""
@@ -298,7 +299,7 @@ def update_ratios(session: Session) -> list[UpdateRatio]:
     try:
         stepped = optimizer_copy(optimizer, session.copy_of)
     except Exception as error:
-        session.notes.append(f"NN905: the optimizer was not stepped: {error}")
+        session.notes.append(MeasureNote(Measure.UPDATE_RATIOS, f"the optimizer was not stepped: {error}"))
         return []
     names = {id(t): name for name, t in session.parameters.items()}
     watched = [p for group in stepped.param_groups for p in group["params"] if id(p) in names and p.dim() >= 2 and p.grad is not None]
@@ -306,7 +307,8 @@ def update_ratios(session: Session) -> list[UpdateRatio]:
     try:
         stepped.step()
     except Exception as error:
-        session.notes.append(f"NN905: a copy of the optimizer could not step ({one_line(error)}); update ratios were not measured")
+        note = f"a copy of the optimizer could not step ({one_line(error)}); update ratios were not measured"
+        session.notes.append(MeasureNote(Measure.UPDATE_RATIOS, note))
         return []
     if not watched:
         return []
@@ -325,7 +327,7 @@ def optimizer_copy(optimizer: torch.optim.Optimizer, copies: dict[int, torch.Ten
     """A copy of `optimizer` — hyperparameters and state — that updates `copies` (by the user
     tensor's id) instead of the user's parameters. The user's optimizer is only read."""
     if not any(id(p) in copies for group in optimizer.param_groups for p in group["params"]):
-        raise ValueError("it updates none of this model's parameters (NN504)")
+        raise ValueError("it updates none of this model's parameters")
     stepped = copy.deepcopy(optimizer, dict(copies))
     stepped.load_state_dict(stepped.state_dict())  # moves the state to the copies' device
     for group in stepped.param_groups:
@@ -334,12 +336,12 @@ def optimizer_copy(optimizer: torch.optim.Optimizer, copies: dict[int, torch.Ten
     return stepped
 
 
-# -- NN904: overfit a handful of samples (--deep) -------------------------------------------------
+# -- overfit a handful of samples (--deep) --------------------------------------------------------
 def overfit(session: Session, targets: Any) -> OverfitRun | None:
     samples = min(session.batch, OVERFIT_SAMPLES)
     (_, (args, kwargs)), *_ = chunks((session.args, session.kwargs), session.batch, samples)
     small_targets = chunks(targets, session.batch, samples)[0][1] if targets is not None else None
-    tensors, copy_of = copies(session.model, session.device)  # fresh weights: NN905 stepped the session's
+    tensors, copy_of = copies(session.model, session.device)  # fresh weights: the update-ratio step moved the session's
     optimizer: torch.optim.Optimizer | None = None
     name = "Adam(lr=1e-3)"
     if isinstance(session.target.optimizer, torch.optim.Optimizer):
@@ -347,7 +349,7 @@ def overfit(session: Session, targets: Any) -> OverfitRun | None:
             optimizer = optimizer_copy(session.target.optimizer, copy_of)
             name = type(session.target.optimizer).__name__
         except Exception as error:
-            session.notes.append(f"NN904: the optimizer was not used ({error}); Adam(lr=1e-3) was")
+            session.notes.append(MeasureNote(Measure.OVERFIT, f"the optimizer was not used ({error}); Adam(lr=1e-3) was"))
     if optimizer is None:
         trainable = [t for t in copy_of.values() if t.requires_grad]
         if not trainable:
@@ -372,7 +374,7 @@ def overfit(session: Session, targets: Any) -> OverfitRun | None:
     return OverfitRun(samples, len(history), history[0], min(history[-5:]), name)
 
 
-# -- helpers -------------------------------------------------------------------------------------
+# -- helpers --------------------------------------------------------------------------------------
 def copies(model: nn.Module, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor]]:
     """A copy of every parameter and buffer on `device`, by name; tied tensors share one copy.
 

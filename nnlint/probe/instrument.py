@@ -4,8 +4,8 @@ One `Instrument` is a `TorchFunctionMode` plus two global module hooks, active o
 `with` block. Module calls are tracked as the recorder tracks them (outermost `torch.nn` leaf
 modules, the `call_module` nodes of the graph); functional activations (`F.relu`, `x.tanh()`)
 are seen through the mode, so `nn.ReLU()` and `torch.relu(x)` are measured alike. Every
-measurement stays a tensor on the probe's device until `finish()`, so a CUDA probe does not
-synchronize once per layer.
+measurement stays a tensor on the probe's device until its results are read, so a CUDA probe does
+not synchronize once per layer.
 
 What it measures is chosen per run: statistics for the training steps, the first random op for
 the evaluation forwards, the first non-finite value for the diagnosis pass, module outputs for
@@ -27,7 +27,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from nnlint.findings import Location
-from nnlint.graph.ops import CONVOLUTIONS, LINEAR_MAPS, NORMALIZATIONS, RECURRENT, canonical_name, module_op
+from nnlint.graph.ops import CONVOLUTIONS, DROPOUT_TRAINING_ARGUMENT, LINEAR_MAPS, NORMALIZATIONS, RECURRENT, canonical_name, module_op
 from nnlint.probe.result import ActivationSite, BatchNormSpread, InputStats, ModuleStats
 from nnlint.sources import call_site
 
@@ -50,15 +50,6 @@ _RANDOM_OPS = frozenset({
     "rand", "randn", "randint", "rand_like", "randn_like", "randint_like", "randperm", "bernoulli", "multinomial",
     "normal", "uniform", "exponential", "geometric", "cauchy", "log_normal", "random", "poisson", "gumbel_softmax",
 })  # fmt: skip
-_DROPOUT_OPS = {  # op -> (position of its `training` argument, its default)
-    "dropout": (2, True),
-    "feature_dropout": (2, True),
-    "alpha_dropout": (2, False),
-    "feature_alpha_dropout": (2, False),
-    "native_dropout": (2, True),
-    "rrelu": (3, False),
-}
-DROPOUT_LIKE = frozenset(_DROPOUT_OPS)
 # Layers whose output axis 1 holds the channels of a 3-D tensor (N, C, L); after others it is the last.
 _CHANNELS_FIRST = CONVOLUTIONS | {"batch_norm", "instance_norm", "group_norm", "max_pool", "avg_pool"}
 STATISTICS_SAMPLE = 4096
@@ -131,7 +122,8 @@ class Instrument(TorchFunctionMode):
         self.input_stats: InputStats | None = None
         self.first_layer_seen = False
         # Per training-mode BatchNorm: its first call's per-sample channel means and channel variances
-        # (for NN105), and every call's batch mean and variance (to calibrate running statistics, NN902).
+        # (the batch-mean spread), and every call's batch mean and variance (to calibrate running
+        # statistics for the train-eval gap).
         self.batchnorm_samples: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.batchnorm_statistics: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.first_random: FirstRandomOp | None = None
@@ -265,7 +257,7 @@ class Instrument(TorchFunctionMode):
             values = tensor.detach().float()
             # The batch's own (biased) variance, the one training normalizes with: calibrated to it,
             # evaluation reproduces training exactly at this batch size (what is left of the small-
-            # batch effect, the unbiased running variance, is NN105's).
+            # batch effect, the unbiased running variance, is the small-batch rule's to report).
             variance, mean = torch.var_mean(values, dim=(0, *range(2, values.dim())), correction=0)
             self.batchnorm_statistics.setdefault(path, []).append((mean, variance))
             if path not in self.batchnorm_samples:
@@ -433,8 +425,8 @@ def _all_finite(tensor: torch.Tensor) -> bool:
 
 def _draws_random_numbers(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     op = _op_name(func)
-    if op in _DROPOUT_OPS:
-        position, default = _DROPOUT_OPS[op]
+    if op in DROPOUT_TRAINING_ARGUMENT:
+        position, default = DROPOUT_TRAINING_ARGUMENT[op]
         training = kwargs.get("training", kwargs.get("train", args[position] if len(args) > position else default))
         probability = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
         return bool(training) and not (isinstance(probability, (int, float)) and probability == 0)

@@ -40,7 +40,7 @@ class ProbeLoss:
     compute: Callable[[Any], torch.Tensor]
     source: str  # how the report names it
     targets: str | None  # "example_batch", "random" or None (synthetic)
-    classification: tuple[str, float, int] | None  # (loss name, baseline, classes) for NN903
+    classification: tuple[str, float, int] | None  # (loss name, baseline, classes): the loss at initialization
     non_scalar: bool = False  # the user's loss returned a tensor that was averaged
 
 

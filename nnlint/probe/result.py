@@ -1,10 +1,11 @@
-"""What the probe measured: plain frozen data, no judgement (the NN7–NN9 rules judge it)."""
+"""What the probe measured: plain frozen data, no judgement (the probe-phase rules judge it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from nnlint.findings import Location
+from nnlint.measures import Measure
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,15 @@ class SampleMixing:
 
 
 @dataclass(frozen=True)
+class MeasureNote:
+    """A note about one measurement (not taken, or taken another way); the report names the rules
+    that read it."""
+
+    measure: Measure
+    text: str
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     device: str
     steps: int
@@ -170,7 +180,7 @@ class ProbeResult:
     mixing: SampleMixing | None = None
     targets_source: str | None = None  # "example_batch", "random" or None (synthetic loss)
     input_source: str = "example_input"  # "example_input", "example_batch" or "random"
-    notes: tuple[str, ...] = ()
+    notes: tuple[str | MeasureNote, ...] = ()
 
 
 def number(value: float) -> str:

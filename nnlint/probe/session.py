@@ -6,10 +6,11 @@ device: BatchNorm updates the copies' running statistics, backward fills the cop
 the optimizer steps the copies. Peak memory is one extra copy of the weights plus what one
 training step needs. All randomness is seeded, so two runs report the same numbers.
 
-The training steps are also the two training-mode forwards NN902 compares; after them, each
-check runs only when its rule is selected (see `checks`): two evaluation-mode forwards (NN901,
-NN906), one BatchNorm calibration forward (NN902), one step of a copy of the optimizer (NN905),
-and with `--deep` a few dozen steps on a handful of samples (NN904).
+The training steps are also the two training-mode forwards the train-eval gap compares; after
+them, each measurement runs only when asked for (`ProbeSettings.measures`, the `Measure`s the
+selected rules need): two evaluation-mode forwards (determinism, sample mixing), one BatchNorm
+calibration forward (train-eval gap), one step of a copy of the optimizer (update ratios), and
+with `--deep` a few dozen steps on a handful of samples (overfit).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from torch.func import functional_call
 from torch.utils._pytree import tree_flatten
 
 from nnlint.graph import one_line
+from nnlint.measures import Measure
 from nnlint.probe import checks
 from nnlint.probe.instrument import Instrument, is_leaf
 from nnlint.probe.loss import LossError, ProbeLoss, build_loss, main_output, synthetic_loss, to_device
-from nnlint.probe.result import InitialLoss, LayerGradient, ModuleStats, NonFinite, ProbeResult
+from nnlint.probe.result import InitialLoss, LayerGradient, MeasureNote, ModuleStats, NonFinite, ProbeResult
 from nnlint.runtime.execution import call_arguments
 from nnlint.runtime.randomness import seed_cpu_generators
 from nnlint.runtime.state import is_on_meta, model_device, preserved_user_state, training_flags
@@ -48,8 +50,8 @@ class ProbeSettings:
     steps: int = 3
     timeout: float | None = 60.0
     deep: bool = False
-    # Codes whose measurements are wanted; work only they need is skipped otherwise.
-    checks: frozenset[str] = frozenset({"NN105", "NN901", "NN902", "NN903", "NN904", "NN905", "NN906"})
+    # The optional measurements to take; the training steps' own are always taken.
+    measures: frozenset[Measure] = frozenset(Measure)
     training_batch_size: int | None = None
     # Where the input came from: "example_input", "example_batch", or "random" (inferred or --input-shape).
     input_source: str = "example_input"
@@ -101,7 +103,7 @@ def run_probe(model: nn.Module, example_input: Any, target: Target, settings: Pr
 def _first_device_that_works(
     model: nn.Module, example_input: Any, target: Target, settings: ProbeSettings, devices: list[torch.device], sessions: list[Session]
 ) -> ProbeResult:
-    notes: list[str] = []
+    notes: list[str | MeasureNote] = []
     for attempt, device in enumerate(devices):
         session = Session(model, example_input, target, settings, device, notes)
         sessions.append(session)
@@ -138,7 +140,7 @@ class _Steps:
     grad_norms: list[torch.Tensor] = field(default_factory=list)
     without_grad: set[str] = field(default_factory=set)
     loss: ProbeLoss | None = None
-    # Sampled module outputs of the first two steps: NN902's two training-mode forwards.
+    # Sampled module outputs of the first two steps: the train-eval gap's two training-mode forwards.
     training_runs: list[dict[checks.Key, torch.Tensor]] = field(default_factory=list)
 
 
@@ -146,7 +148,13 @@ class Session:
     """One probe of one model on one device."""
 
     def __init__(
-        self, model: nn.Module, example_input: Any, target: Target, settings: ProbeSettings, device: torch.device, notes: list[str]
+        self,
+        model: nn.Module,
+        example_input: Any,
+        target: Target,
+        settings: ProbeSettings,
+        device: torch.device,
+        notes: list[str | MeasureNote],
     ):
         self.model = model
         self.target = target
@@ -184,13 +192,13 @@ class Session:
         self.args, self.kwargs = call_arguments(inputs)
         self.batch = _leading_dimension(inputs) or 1
         if self.batch == 1 and _trains_batchnorm(self.model):
-            raise ProbeSkipped("a batch of one sample cannot train BatchNorm (see NN105); give an example input of at least 2 samples")
-        wanted = self.settings.checks
+            raise ProbeSkipped("a batch of one sample cannot train BatchNorm; give an example input of at least 2 samples")
+        wanted = self.settings.measures
         chunk = self.settings.training_batch_size or self.batch
         chunk = chunk if 1 < chunk < self.batch else self.batch
         samples = checks.OutputSamples(self.batch)
         with self._seeded(), self._training_configuration():
-            steps = self._steps(targets, samples if "NN902" in wanted and chunk == self.batch else None)
+            steps = self._steps(targets, samples if Measure.TRAIN_EVAL_GAP in wanted and chunk == self.batch else None)
             instrument = self.measured
             assert instrument is not None and steps.loss is not None
             losses = [float(value) for value in torch.stack(steps.losses).tolist()]
@@ -219,36 +227,36 @@ class Session:
         return dataclasses.replace(result, notes=tuple(notes))
 
     def _extra_checks(self, steps: _Steps, samples: checks.OutputSamples, chunk: int, targets: Any) -> dict[str, Any]:
-        wanted = self.settings.checks
+        wanted = self.settings.measures
         found: dict[str, Any] = {}
-        train_eval = "NN902" in wanted
+        train_eval = Measure.TRAIN_EVAL_GAP in wanted
         tensors = checks.calibrated_buffers(self, self.measured) if train_eval else self.tensors
         reference: dict[checks.Key, torch.Tensor] | None = {} if train_eval else None
-        if wanted & {"NN901", "NN902", "NN906"}:
+        if wanted & {Measure.EVAL_DETERMINISM, Measure.TRAIN_EVAL_GAP, Measure.SAMPLE_MIXING}:
             determinism, mixing = checks.evaluation_checks(self, tensors, reference, samples)
-            found["determinism"] = determinism if "NN901" in wanted else None
+            found["determinism"] = determinism if Measure.EVAL_DETERMINISM in wanted else None
             found["mixing"] = mixing
         if reference is not None:
             reused = chunk == self.batch and len(steps.training_runs) == 2
             runs = (
                 steps.training_runs
                 if reused
-                else self._optional("NN902", lambda: checks.chunked_training_runs(self, tensors, samples, chunk))
+                else self._optional(Measure.TRAIN_EVAL_GAP, lambda: checks.chunked_training_runs(self, tensors, samples, chunk))
             )
             found["train_eval"] = checks.train_eval_gap(reference, runs, chunk) if runs is not None else None
-        if "NN905" in wanted:
+        if Measure.UPDATE_RATIOS in wanted:
             found["update_ratios"] = tuple(checks.update_ratios(self))
-        if self.settings.deep and "NN904" in wanted:
-            found["overfit"] = self._optional("NN904", lambda: checks.overfit(self, targets))
+        if self.settings.deep and Measure.OVERFIT in wanted:
+            found["overfit"] = self._optional(Measure.OVERFIT, lambda: checks.overfit(self, targets))
         return found
 
-    def _optional(self, code: str, check: Callable[[], Any]) -> Any:
+    def _optional(self, measure: Measure, check: Callable[[], Any]) -> Any:
         """A check that runs the forward on part of the batch: the batch dimension is a guess (dimension
         0), so a forward that rejects the piece skips the check with a note instead of failing the probe."""
         try:
             return check()
         except ProbeFailed as error:
-            self.notes.append(f"{code} was not checked: on part of the batch, {error}")
+            self.notes.append(MeasureNote(measure, f"not checked on part of the batch: {error}"))
             return None
 
     # -- plumbing the checks share --------------------------------------------------------------
@@ -315,9 +323,10 @@ class Session:
     def _steps(self, targets: Any, samples: checks.OutputSamples | None) -> _Steps:
         """The training steps. The first one measures everything (inputs, activations, module
         outputs); every one measures the gradients; the first two keep samples of each module's
-        output for NN902. Later steps pay only for module-call tracking."""
+        output for the train-eval gap. Later steps pay only for module-call tracking."""
         steps = _Steps()
-        measuring = Instrument(self.model, statistics=True, batchnorm_inputs=bool({"NN105", "NN902"} & self.settings.checks))
+        batchnorm_inputs = bool({Measure.BATCHNORM_SPREAD, Measure.TRAIN_EVAL_GAP} & self.settings.measures)
+        measuring = Instrument(self.model, statistics=True, batchnorm_inputs=batchnorm_inputs)
         parameters = list(self.parameters.values())
         for step in range(max(self.settings.steps, 1)):
             for parameter in parameters:
@@ -373,7 +382,7 @@ class Session:
 
     def _ran(self, owner: str, instrument: Instrument) -> bool:
         """Whether the forward ran the module owning a parameter, itself or as part of a layer that
-        uses it directly (MultiheadAttention's `out_proj`); never-called submodules are NN403's."""
+        uses it directly (MultiheadAttention's `out_proj`); never-called submodules are a static rule's."""
         if owner in instrument.first_called:
             return True
         path = owner
@@ -425,7 +434,7 @@ class Session:
             layers.append(LayerGradient(layer, tuple(names[i] for i in indices), grad, weight, math.isfinite(grad)))
         return layers, total
 
-    # -- NN803: where the first NaN/Inf came from --------------------------------------------------
+    # -- where the first NaN/Inf came from -----------------------------------------------------------
     def _non_finite(self, steps: _Steps, losses: list[float], layers: list[LayerGradient], modules: list[ModuleStats]) -> NonFinite | None:
         forward_bad = any(not stats.finite for stats in modules)
         loss_bad = any(not math.isfinite(value) for value in losses)
