@@ -15,6 +15,7 @@ the comparisons.
 from __future__ import annotations
 
 import math
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,18 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from nnlint.findings import Location
-from nnlint.graph.ops import CONVOLUTIONS, DROPOUT_TRAINING_ARGUMENT, LINEAR_MAPS, NORMALIZATIONS, RECURRENT, canonical_name, module_op
+from nnlint.graph.ops import (
+    ARITHMETIC_OF_ACTIVATIONS,
+    CONVOLUTIONS,
+    DROPOUT_TRAINING_ARGUMENT,
+    LINEAR_MAPS,
+    NORMALIZATIONS,
+    RECURRENT,
+    activation_computed_by,
+    canonical_name,
+    module_op,
+    written_operands,
+)
 from nnlint.probe.result import ActivationSite, BatchNormSpread, InputStats, ModuleStats
 from nnlint.sources import call_site
 
@@ -132,6 +144,9 @@ class Instrument(TorchFunctionMode):
         self.failure: Exception | None = None  # an error in nnlint's own measuring code
         self._mode_active = False
         self._sample_positions: dict[tuple[int, torch.device], torch.Tensor] = {}
+        # Which arithmetic op made a tensor, this forward (by identity, checked through a weak
+        # reference): how a sigmoid written as `1 / (1 + torch.exp(-x))` is recognised as one.
+        self._arithmetic: dict[int, tuple[weakref.ref[torch.Tensor], str, tuple[object, ...]]] = {}
 
     # -- activation -----------------------------------------------------------------------------
     def __enter__(self) -> Instrument:
@@ -166,6 +181,7 @@ class Instrument(TorchFunctionMode):
         self._leaf_depth = 0
         self._calls.clear()
         self._last_layer_op = ""
+        self._arithmetic.clear()
 
     def running_module(self) -> str | None:
         """The innermost module running now (for a forward that raised or ran out of time)."""
@@ -288,7 +304,7 @@ class Instrument(TorchFunctionMode):
         self._busy = True
         try:
             if self.statistics:
-                op = _activation_op(func, args, kwargs)
+                op = self._written_out_activation(func, args, output) or _activation_op(func, args, kwargs)
                 if op in _WATCHED_ACTIVATIONS and isinstance(output, torch.Tensor) and output.is_floating_point():
                     self._record_activation(op, output, args, kwargs)
             if self.find_non_finite and self.first_non_finite is None:
@@ -298,6 +314,22 @@ class Instrument(TorchFunctionMode):
         finally:
             self._busy = False
         return output
+
+    def _written_out_activation(self, func: Any, args: tuple[Any, ...], output: Any) -> str | None:
+        """"sigmoid"/"tanh" when this call completes one written as arithmetic; remembers the
+        arithmetic it sees so that the last step can be recognised."""
+        op = _op_name(func)
+        if op not in ARITHMETIC_OF_ACTIVATIONS or not isinstance(output, torch.Tensor):
+            return None
+        operands = written_operands(getattr(func, "__name__", ""), args)
+        self._arithmetic[id(output)] = (weakref.ref(output), op, operands)
+        return activation_computed_by(op, operands, self._made_by)
+
+    def _made_by(self, value: object) -> tuple[str, tuple[object, ...]] | None:
+        entry = self._arithmetic.get(id(value))
+        if entry is None or entry[0]() is not value:
+            return None
+        return entry[1], entry[2]
 
     def _record_activation(self, op: str, output: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if output.dim() < 2 or output.shape[0] < 1:
