@@ -345,14 +345,21 @@ def sigmoid_and_bce_mismatch(graph: ModelGraph, context: RuleContext) -> Iterato
         )
 
 
-def _softmax_over_one_class(graph: ModelGraph) -> Iterator[Hit]:
-    """Softmax or log-softmax over a dimension of size 1: a constant output, zero gradients."""
-    seen: set[object] = set()
+def softmax_over_one_class(graph: ModelGraph) -> Iterator[tuple[torch.fx.Node, int, tuple[int, ...]]]:
+    """Softmax or log-softmax calls over a dimension of size 1, with that dimension and the input shape."""
     for node in graph.nodes_with_op(("softmax", "log_softmax")):
         inputs = graph.tensor_inputs(node)
         shape = graph.shape(inputs[0]) if inputs else None
         dim = _softmax_dim(graph, node)
-        if shape is None or dim is None or not -len(shape) <= dim < len(shape) or shape[dim] != 1 or graph.site(node) in seen:
+        if shape is not None and dim is not None and -len(shape) <= dim < len(shape) and shape[dim] == 1:
+            yield node, dim, shape
+
+
+def _softmax_over_one_class(graph: ModelGraph) -> Iterator[Hit]:
+    """Softmax or log-softmax over a dimension of size 1: a constant output, zero gradients."""
+    seen: set[object] = set()
+    for node, dim, shape in softmax_over_one_class(graph):
+        if graph.site(node) in seen:
             continue
         seen.add(graph.site(node))
         constant = "1" if graph.op(node) == "softmax" else "0"

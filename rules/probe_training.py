@@ -209,6 +209,8 @@ def loss_at_initialization(graph: ModelGraph, context: RuleContext) -> Iterator[
     if found is None or not math.isfinite(found.loss) or found.loss <= context.threshold("max-ratio") * found.baseline:
         return
     layers = _probe(context).layers
+    if layers and all(layer.finite and layer.grad_norm == 0 for layer in layers):
+        return  # a constant model: NN801 names why no gradient flows; initialization is not the cause
     head = layers[-1].module if layers else None
     baseline = f"log({found.classes}) = {number(found.baseline)}"
     yield Hit(
@@ -318,7 +320,9 @@ def update_to_weight_ratio(graph: ModelGraph, context: RuleContext) -> Iterator[
     - Karpathy, CS231n "Neural Networks Part 3": "ratio of the update magnitudes to the value magnitudes … around 1e-3"
     - Smith (2017), "Cyclical Learning Rates for Training Neural Networks" (learning-rate range test)
     """
-    ratios = sorted(_probe(context).update_ratios, key=lambda r: r.ratio)
+    # An update of exactly zero comes from a gradient of exactly zero: no learning rate moves it
+    # (NN801 reports every gradient being zero, with its cause).
+    ratios = sorted((r for r in _probe(context).update_ratios if r.update_norm > 0), key=lambda r: r.ratio)
     if not ratios:
         return
     median = statistics.median(r.ratio for r in ratios)
