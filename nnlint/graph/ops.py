@@ -225,7 +225,7 @@ ARITHMETIC_OF_ACTIVATIONS = frozenset({"neg", "exp", "add", "sub", "mul", "div",
 
 
 def written_out_activation(node: torch.fx.Node, op_of: dict[torch.fx.Node, str]) -> str | None:
-    """"sigmoid" or "tanh" when graph node `node` is the last step of one written as arithmetic, else None."""
+    """ "sigmoid" or "tanh" when graph node `node` is the last step of one written as arithmetic, else None."""
 
     def producer(value: object) -> tuple[str, tuple[object, ...]] | None:
         if isinstance(value, torch.fx.Node) and value in op_of:
@@ -245,7 +245,7 @@ def written_operands(method: str | bool, args: tuple[object, ...]) -> tuple[obje
 
 
 def activation_computed_by(op: str, operands: tuple[object, ...], producer: Producer) -> str | None:
-    """"sigmoid" or "tanh" when `op(*operands)` completes one written as arithmetic, else None."""
+    """ "sigmoid" or "tanh" when `op(*operands)` completes one written as arithmetic, else None."""
     if op == "reciprocal" and operands:
         return "sigmoid" if _one_plus_exp_of_negative(operands[0], producer) else None
     if op != "div" or len(operands) < 2:

@@ -316,7 +316,7 @@ class Instrument(TorchFunctionMode):
         return output
 
     def _written_out_activation(self, func: Any, args: tuple[Any, ...], output: Any) -> str | None:
-        """"sigmoid"/"tanh" when this call completes one written as arithmetic; remembers the
+        """ "sigmoid"/"tanh" when this call completes one written as arithmetic; remembers the
         arithmetic it sees so that the last step can be recognised."""
         op = _op_name(func)
         if op not in ARITHMETIC_OF_ACTIVATIONS or not isinstance(output, torch.Tensor):
