@@ -58,6 +58,7 @@ from .probe_training import (
     cannot_overfit_one_batch,
     eval_mode_not_deterministic,
     loss_at_initialization,
+    output_cannot_reach_targets,
     train_eval_mismatch,
     update_to_weight_ratio,
 )
@@ -117,4 +118,5 @@ ALL_RULES: tuple[Rule, ...] = (
     cannot_overfit_one_batch,  # NN904
     update_to_weight_ratio,  # NN905
     batch_samples_mixed,  # NN906
+    output_cannot_reach_targets,  # NN907
 )
