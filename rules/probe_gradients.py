@@ -78,18 +78,29 @@ def _all_gradients_zero(graph: ModelGraph, layers: tuple[LayerGradient, ...]) ->
     )
     constant = next(softmax_over_one_class(graph), None)
     blocking = next((n for n in graph.nodes if graph.op(n) in _ZERO_GRADIENT_OPS or str(n.target) == "detach"), None)
+    zero_weight = next(
+        (
+            name
+            for name, p in graph.root.named_parameters()
+            if p.requires_grad and p.dim() >= 2 and not p.is_meta and not bool(p.detach().any())
+        ),
+        None,
+    )
     if constant is not None:
         node, dim, shape = constant
         cause = f"{graph.describe(node)} normalizes over dimension {dim}, of size 1 ({tuple(shape)}): its output is constant"
         fix = "for one output unit use a sigmoid (or return the logit with BCEWithLogitsLoss); for C classes output C units"
         location = graph.location(node)
+    elif zero_weight is not None:
+        cause = f"`{zero_weight}` is all zeros, so the layers around it pass no signal and no gradient"
+        fix = "initialize it randomly (PyTorch's default; nn.init.kaiming_normal_ before a ReLU)"
     elif blocking is not None:
         cause = f"{graph.describe(blocking)} ({graph.op(blocking)}) has a zero or no derivative, and the loss is reached through it"
         fix = "compute the loss from the values before it (e.g. logits instead of argmax/round), or use a differentiable surrogate"
         location = graph.location(blocking)
     return Hit(
         message=(
-            f"every weight gradient is exactly zero ({len(layers)} layers): {cause}, so no step changes the model — "
+            f"every weight gradient is exactly zero (over {len(layers)} layer(s)): {cause}; no step changes the model — "
             "raising the learning rate cannot help"
         ),
         fix=fix,

@@ -66,6 +66,8 @@ _RANDOM_OPS = frozenset({
 _CHANNELS_FIRST = CONVOLUTIONS | {"batch_norm", "instance_norm", "group_norm", "max_pool", "avg_pool"}
 STATISTICS_SAMPLE = 4096
 _FIRST_LAYER_OPS = LINEAR_MAPS | RECURRENT | NORMALIZATIONS | {"embedding", "embedding_bag"}
+# Functional calls that are a first layer: data first, a trainable weight second.
+_FUNCTIONAL_FIRST_LAYERS = CONVOLUTIONS | {"linear", "matmul", "mm"}
 
 
 @dataclass
@@ -304,6 +306,8 @@ class Instrument(TorchFunctionMode):
         self._busy = True
         try:
             if self.statistics:
+                if not self.first_layer_seen and not self._inside_torch_layer():
+                    self._measure_functional_first_layer(func, args)
                 op = self._written_out_activation(func, args, output) or _activation_op(func, args, kwargs)
                 if op in _WATCHED_ACTIVATIONS and isinstance(output, torch.Tensor) and output.is_floating_point():
                     self._record_activation(op, output, args, kwargs)
@@ -314,6 +318,26 @@ class Instrument(TorchFunctionMode):
         finally:
             self._busy = False
         return output
+
+    def _inside_torch_layer(self) -> bool:
+        """Whether a `torch.nn` layer is running (its own functional calls are that layer's, measured
+        by its hooks); a hand-written module without children counts as a leaf but not as one."""
+        return any(frame.leaf and type(self.model.get_submodule(frame.path)).__module__.startswith("torch.") for frame in self._stack)
+
+    def _measure_functional_first_layer(self, func: Any, args: tuple[Any, ...]) -> None:
+        """A model written functionally (weights as parameters through `F.conv2d`/`F.linear`, as
+        ported TensorFlow code does): its first weighted call is the first layer the data reaches."""
+        op = _op_name(func)
+        if op not in _FUNCTIONAL_FIRST_LAYERS or len(args) < 2:
+            return
+        data, weight = args[0], args[1]
+        if not isinstance(data, torch.Tensor) or not isinstance(weight, torch.Tensor) or not weight.requires_grad:
+            return
+        self.first_layer_seen = True
+        if data.is_floating_point() and not data.requires_grad and data.dim() >= 2:
+            with torch._C.DisableTorchFunction():
+                axis = 1 if op in CONVOLUTIONS else data.dim() - 1
+                self.input_stats = _input_stats(self.running_module() or "", data, axis)
 
     def _written_out_activation(self, func: Any, args: tuple[Any, ...], output: Any) -> str | None:
         """ "sigmoid"/"tanh" when this call completes one written as arithmetic; remembers the
