@@ -35,6 +35,8 @@ _INTERNAL_DIRS = tuple(
         os.path.dirname(__file__),  # nnlint itself
         sysconfig.get_paths()["stdlib"],
         sysconfig.get_paths()["platstdlib"],
+        # Console scripts (the `nnlint` entry point in the environment's bin/): never the user's code.
+        sysconfig.get_paths()["scripts"],
     }
 )
 

@@ -302,7 +302,11 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     normalization: a small last layer (Karpathy's "init well" recipe), a residual branch
     scaled down on purpose (GPT-2's 1/√(2·layers), Fixup, SkipInit, ConvNeXt's layer scale) or an
     attention projection is a choice, not a vanishing signal. PyTorch's default
-    initialization (std = 1/√(3·fan_in)) is within a factor √6 ≈ 2.4 of these scales.
+    initialization (std = 1/√(3·fan_in)) is within a factor √6 ≈ 2.4 of these scales. Weights
+    that were already trained are not judged either — the optimizer holds state for them, or
+    their version counter shows more in-place writes (16) than an initialization makes —: a
+    file that trains at import, or fine-tunes a loaded checkpoint, has weights whose scale the
+    data chose.
 
     ## Why is this bad?
     Each layer multiplies the variance of its input by fan_in·Var(W) (×½ after a ReLU). He et
@@ -333,6 +337,8 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     """
     max_ratio = context.threshold("max-ratio")
     for weight in layer_weights(graph, _SCALED_OPS | {"matmul", "mm"}):
+        if _already_trained(weight.tensor, context.target.optimizer):
+            continue  # initialization rules judge untrained weights: these moved with the data
         consumers = graph.consumers(weight.node, through=SHAPE_OPS | DROPOUTS | POOLING)
         if weight.tensor.numel() < 2 or any(graph.op(user) in NORMALIZATIONS for user in consumers):
             continue  # one value has no spread (and std() would warn on the user's terminal)
@@ -371,6 +377,22 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
                 "max_ratio": max_ratio,
             },
         )
+
+
+# In-place writes a weight gets from its initialization: PyTorch's reset_parameters makes one,
+# custom schemes a few (normal_, then mul_ or clamp_). An optimizer writes one per step; a weight
+# written this many times has been trained (the file trained at import, or loaded a checkpoint
+# and fine-tuned it).
+_TRAINED_WRITES = 16
+
+
+def _already_trained(tensor: torch.Tensor, optimizer: object) -> bool:
+    """Whether a weight was already trained: the optimizer holds state for it (Adam's moments, SGD's
+    momentum buffer), or its version counter shows more in-place writes than any initialization makes."""
+    state = getattr(optimizer, "state", None)
+    if isinstance(state, dict) and state.get(tensor):
+        return True
+    return getattr(tensor, "_version", 0) >= _TRAINED_WRITES  # torch's per-tensor in-place write counter
 
 
 # -- NN403 ----------------------------------------------------------------------------------------

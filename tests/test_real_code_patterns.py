@@ -3,6 +3,7 @@ activations, where findings point, and the edges each new rule must stay silent 
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -143,3 +144,39 @@ def test_a_private_list_and_references_to_registered_modules_are_not_unregistere
             return self.fc(x)
 
     assert findings(Holder(), torch.randn(8, 4), "NN405") == []
+
+
+# -- NN402: trained weights, nnlint's own entry script -----------------------------------------
+def scaled_up_mlp() -> nn.Sequential:
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1))
+    with torch.no_grad():
+        model[0].weight.mul_(30)  # 30x PyTorch's default: far past He's scale
+    return model
+
+
+def test_initialization_scale_judges_untrained_weights_only():
+    untrained = scaled_up_mlp()
+    assert len(findings(untrained, torch.randn(8, 16), "NN402")) == 1
+    # Trained at import with Adam: the optimizer holds state for the weight.
+    adam_trained = scaled_up_mlp()
+    adam = torch.optim.Adam(adam_trained.parameters(), lr=1e-3)
+    adam_trained(torch.randn(8, 16)).pow(2).mean().backward()
+    adam.step()
+    assert findings(adam_trained, torch.randn(8, 16), "NN402", optimizer=adam) == []
+    # Trained with plain SGD (no optimizer state): the version counter shows the steps.
+    sgd_trained = scaled_up_mlp()
+    sgd = torch.optim.SGD(sgd_trained.parameters(), lr=1e-3)
+    for _ in range(20):
+        sgd.zero_grad()
+        sgd_trained(torch.randn(8, 16)).pow(2).mean().backward()
+        sgd.step()
+    assert findings(sgd_trained, torch.randn(8, 16), "NN402") == []
+
+
+def test_console_scripts_are_never_the_users_code():
+    import sysconfig
+
+    from nnlint.sources import _is_internal_file
+
+    assert _is_internal_file(os.path.join(sysconfig.get_paths()["scripts"], "nnlint"))
+    assert not _is_internal_file(__file__)
