@@ -128,6 +128,8 @@ def _recurrent_producer(graph: ModelGraph, node: torch.fx.Node) -> torch.fx.Node
             return None
         if op == "getitem" and _selects_one_step(graph, current):
             return None
+        if op in ("sum", "mean") and len(graph.shape(current) or ()) < 3:
+            return None  # pooled over time (`out.mean(1)`): one vector per sample, nothing per step
         sources = graph.tensor_inputs(current)
         current = sources[0] if sources else None
     return None

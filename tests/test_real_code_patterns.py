@@ -180,3 +180,21 @@ def test_console_scripts_are_never_the_users_code():
 
     assert _is_internal_file(os.path.join(sysconfig.get_paths()["scripts"], "nnlint"))
     assert not _is_internal_file(__file__)
+
+
+# -- NN101: pooled over time -------------------------------------------------------------------
+class PooledLSTM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, batch_first=True, bidirectional=True)
+        self.bn = nn.BatchNorm1d(32)
+        self.fc = nn.Linear(32, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(x)
+        return self.fc(self.bn(out.mean(dim=1)))
+
+
+@pytest.mark.parametrize("method", ("auto", "recorded"))
+def test_batchnorm_on_a_sequence_pooled_over_time_is_not_in_the_recurrent_path(method):
+    assert findings(PooledLSTM(), torch.randn(16, 10, 8), "NN101", graph=method) == []
