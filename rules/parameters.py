@@ -303,8 +303,9 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     scaled down on purpose (GPT-2's 1/√(2·layers), Fixup, SkipInit, ConvNeXt's layer scale) or an
     attention projection is a choice, not a vanishing signal. PyTorch's default
     initialization (std = 1/√(3·fan_in)) is within a factor √6 ≈ 2.4 of these scales. Weights
-    that were already trained are not judged either — the optimizer holds state for them, or
-    their version counter shows more in-place writes (16) than an initialization makes —: a
+    that were already trained are not judged either — they hold a gradient, the optimizer holds
+    state for them, or their version counter shows more in-place writes (16) than an
+    initialization makes —: a
     file that trains at import, or fine-tunes a loaded checkpoint, has weights whose scale the
     data chose.
 
@@ -387,10 +388,12 @@ _TRAINED_WRITES = 16
 
 
 def _already_trained(tensor: torch.Tensor, optimizer: object) -> bool:
-    """Whether a weight was already trained: the optimizer holds state for it (Adam's moments, SGD's
-    momentum buffer), or its version counter shows more in-place writes than any initialization makes."""
+    """Whether a weight was already trained: it has a gradient (backward ran on it: initialization
+    never does that; a hand-written loop `param.data.add_(-lr * param.grad)` leaves no other trace),
+    the optimizer holds state for it (Adam's moments, SGD's momentum buffer), or its version counter
+    shows more in-place writes than any initialization makes."""
     state = getattr(optimizer, "state", None)
-    if isinstance(state, dict) and state.get(tensor):
+    if tensor.grad is not None or (isinstance(state, dict) and state.get(tensor)):
         return True
     return getattr(tensor, "_version", 0) >= _TRAINED_WRITES  # torch's per-tensor in-place write counter
 

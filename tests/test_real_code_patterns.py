@@ -171,6 +171,12 @@ def test_initialization_scale_judges_untrained_weights_only():
         sgd_trained(torch.randn(8, 16)).pow(2).mean().backward()
         sgd.step()
     assert findings(sgd_trained, torch.randn(8, 16), "NN402") == []
+    # A hand-written loop through .data (pytorch/examples' regression): only the gradient is left.
+    by_hand = scaled_up_mlp()
+    by_hand(torch.randn(8, 16)).pow(2).mean().backward()
+    for parameter in by_hand.parameters():
+        parameter.data.add_(-0.1 * parameter.grad)
+    assert findings(by_hand, torch.randn(8, 16), "NN402") == []
 
 
 def test_console_scripts_are_never_the_users_code():
