@@ -445,15 +445,16 @@ def dropout_never_applied(graph: ModelGraph, context: RuleContext) -> Iterator[H
     """
     for info in graph.modules_of_type(nn.RNNBase):
         module = info.module
-        if module.num_layers == 1 and float(module.dropout) > 0 and graph.runs(info.path):
+        dropout = float(getattr(module, "dropout", 0.0))
+        if getattr(module, "num_layers", 1) == 1 and dropout > 0 and graph.runs(info.path):
             yield Hit(
                 message=(
-                    f"{info.type_name} `{info.path}` has dropout={module.dropout:g} and num_layers=1: its dropout is applied "
+                    f"{info.type_name} `{info.path}` has dropout={dropout:g} and num_layers=1: its dropout is applied "
                     "only between stacked layers, so with one layer no dropout is applied at all"
                 ),
                 fix="apply nn.Dropout to its output in forward (or stack num_layers >= 2) and remove dropout= here",
                 module=info.path,
-                evidence={"dropout": float(module.dropout), "num_layers": 1},
+                evidence={"dropout": dropout, "num_layers": 1},
             )
     seen: set[object] = set()
     for node, kind in _channel_dropouts(graph):

@@ -139,7 +139,7 @@ def _selects_one_step(graph: ModelGraph, getitem: torch.fx.Node) -> bool:
     """`out[:, -1]`, `out[-1]` or `h_n` (element 1 of a recurrent module's output tuple): one step, not the sequence."""
     source, index = getitem.args[0], getitem.args[1] if len(getitem.args) > 1 else None
     if isinstance(source, torch.fx.Node) and graph.op(source) in RECURRENT:
-        return index != 0  # (output, h_n): h_n is the last step's state
+        return bool(index != 0)  # (output, h_n): h_n is the last step's state
     indices = index if isinstance(index, tuple) else (index,)
     return any(isinstance(i, int) and not isinstance(i, bool) for i in indices)
 
@@ -620,8 +620,8 @@ def batchnorm_momentum_convention(graph: ModelGraph, context: RuleContext) -> It
     """
     limit = context.threshold("max-momentum")
     for info in graph.modules_of_type(nn.modules.batchnorm._BatchNorm):
-        momentum = info.module.momentum
-        if momentum is None or not info.module.track_running_stats or momentum < limit:
+        momentum = getattr(info.module, "momentum", None)
+        if not isinstance(momentum, (int, float)) or not info.module.track_running_stats or momentum < limit:
             continue
         yield Hit(
             message=(
@@ -671,8 +671,8 @@ def batchnorm_eps_suspicious(graph: ModelGraph, context: RuleContext) -> Iterato
     """
     limit = context.threshold("max-eps")
     for info in graph.modules_of_type(nn.modules.batchnorm._BatchNorm):
-        eps = info.module.eps
-        if eps < limit:
+        eps = getattr(info.module, "eps", 0.0)
+        if not isinstance(eps, (int, float)) or eps < limit:
             continue
         yield Hit(
             message=(
@@ -749,7 +749,7 @@ def _frozen_yet_training(graph: ModelGraph, info: ModuleInfo) -> bool:
     module = info.module
     affine = [module_tensor(module, "weight"), module_tensor(module, "bias")]
     parameters = [p for p in affine if p is not None]
-    return (
+    return bool(
         graph.runs(info.path)
         and module.training
         and module.track_running_stats

@@ -12,7 +12,7 @@ import functools
 import inspect
 import math
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -635,8 +635,8 @@ _REGISTERING_CONTAINER = {
 
 def _contained(value: object, depth: int = 2) -> Iterator[object]:
     """The items of a container, and of containers inside it down to `depth` levels."""
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple, set)) else ()
-    for item in items:  # type: ignore[union-attr]
+    items: Iterable[object] = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple, set)) else ()
+    for item in items:
         if isinstance(item, (list, tuple, dict, set)) and depth > 1:
             yield from _contained(item, depth - 1)
         else:
