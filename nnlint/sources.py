@@ -35,6 +35,8 @@ _INTERNAL_DIRS = tuple(
         os.path.dirname(__file__),  # nnlint itself
         sysconfig.get_paths()["stdlib"],
         sysconfig.get_paths()["platstdlib"],
+        # Console scripts (the `nnlint` entry point in the environment's bin/): never the user's code.
+        sysconfig.get_paths()["scripts"],
     }
 )
 
@@ -238,3 +240,23 @@ def user_definition_line(obj: object) -> Location | None:
     """Where a class or function is defined, when that is the user's code (not torch's or nnlint's)."""
     location = definition_line(obj)
     return location if location is not None and not _is_internal_file(location.file) else None
+
+
+def attribute_assignments(filename: str, attribute: str) -> list[tuple[int, str]]:
+    """Every `<owner>.<attribute> = …` statement in a file, as (line, owner written as code), in order."""
+    tree = _parsed_file(filename)
+    if tree is None:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        else:
+            continue
+        for target in targets:
+            for element in target.elts if isinstance(target, ast.Tuple) else [target]:
+                if isinstance(element, ast.Attribute) and element.attr == attribute:
+                    found.append((node.lineno, ast.unparse(element.value)))
+    return sorted(found)

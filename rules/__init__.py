@@ -7,23 +7,42 @@ from nnlint.registry import Rule
 from .activations import (
     activation_on_logits,
     missing_nonlinearity,
+    nll_loss_on_raw_scores,
     redundant_activation,
     saturating_activation_stack,
     sigmoid_and_bce_mismatch,
     softmax_before_cross_entropy,
 )
-from .dropout import dropout_always_on, dropout_before_batchnorm, dropout_on_output, dropout_rate_suspicious, no_regularization
+from .dropout import (
+    dropout_always_on,
+    dropout_before_batchnorm,
+    dropout_never_applied,
+    dropout_on_output,
+    dropout_rate_suspicious,
+    no_regularization,
+)
 from .normalization import (
     batch_too_large,
     batch_too_small_for_batchnorm,
     batchnorm_after_activation,
     batchnorm_called_repeatedly,
+    batchnorm_eps_suspicious,
     batchnorm_in_recurrent_path,
+    batchnorm_momentum_convention,
     batchnorm_without_running_stats,
+    batchnorm_wrong_axis,
     bias_before_batchnorm,
+    frozen_batchnorm_in_train_mode,
 )
 from .optimizer import adam_with_l2_weight_decay, learning_rate_out_of_range, parameters_not_in_optimizer, weight_decay_on_norm_or_bias
-from .parameters import initialization_scale, no_trainable_parameters, symmetric_initialization, unused_module
+from .parameters import (
+    initialization_scale,
+    no_trainable_parameters,
+    requires_grad_set_on_module,
+    symmetric_initialization,
+    unregistered_submodules,
+    unused_module,
+)
 from .probe_gradients import (
     activation_scale_drift,
     dead_relu,
@@ -39,6 +58,7 @@ from .probe_training import (
     cannot_overfit_one_batch,
     eval_mode_not_deterministic,
     loss_at_initialization,
+    output_cannot_reach_targets,
     train_eval_mismatch,
     update_to_weight_ratio,
 )
@@ -55,21 +75,29 @@ ALL_RULES: tuple[Rule, ...] = (
     batch_too_small_for_batchnorm,  # NN105
     batch_too_large,  # NN106
     batchnorm_without_running_stats,  # NN107
+    batchnorm_momentum_convention,  # NN108
+    batchnorm_eps_suspicious,  # NN109
+    frozen_batchnorm_in_train_mode,  # NN110
+    batchnorm_wrong_axis,  # NN111
     dropout_before_batchnorm,  # NN201
     dropout_always_on,  # NN202
     dropout_rate_suspicious,  # NN203
     dropout_on_output,  # NN204
     no_regularization,  # NN205
+    dropout_never_applied,  # NN206
     saturating_activation_stack,  # NN301
     softmax_before_cross_entropy,  # NN302
     sigmoid_and_bce_mismatch,  # NN303
     redundant_activation,  # NN304
     missing_nonlinearity,  # NN305
     activation_on_logits,  # NN306
+    nll_loss_on_raw_scores,  # NN307
     symmetric_initialization,  # NN401
     initialization_scale,  # NN402
     unused_module,  # NN403
     no_trainable_parameters,  # NN404
+    unregistered_submodules,  # NN405
+    requires_grad_set_on_module,  # NN406
     adam_with_l2_weight_decay,  # NN501
     weight_decay_on_norm_or_bias,  # NN502
     learning_rate_out_of_range,  # NN503
@@ -90,4 +118,5 @@ ALL_RULES: tuple[Rule, ...] = (
     cannot_overfit_one_batch,  # NN904
     update_to_weight_ratio,  # NN905
     batch_samples_mixed,  # NN906
+    output_cannot_reach_targets,  # NN907
 )

@@ -45,8 +45,15 @@ _LOSS_KINDS: tuple[tuple[type[nn.Module], object, str], ...] = (
     (nn.NLLLoss, F.nll_loss, "nll"),
     (nn.BCEWithLogitsLoss, F.binary_cross_entropy_with_logits, "bce_with_logits"),
     (nn.BCELoss, F.binary_cross_entropy, "bce"),
+    (nn.MultiLabelSoftMarginLoss, F.multilabel_soft_margin_loss, "multilabel_soft_margin"),
 )
-_LOSS_NAMES = {"cross_entropy": "CrossEntropyLoss", "nll": "NLLLoss", "bce_with_logits": "BCEWithLogitsLoss", "bce": "BCELoss"}
+_LOSS_NAMES = {
+    "cross_entropy": "CrossEntropyLoss",
+    "nll": "NLLLoss",
+    "bce_with_logits": "BCEWithLogitsLoss",
+    "bce": "BCELoss",
+    "multilabel_soft_margin": "MultiLabelSoftMarginLoss",
+}
 
 
 def loss_kind(loss_fn: object) -> str | None:
@@ -192,6 +199,8 @@ def softmax_before_cross_entropy(graph: ModelGraph, context: RuleContext) -> Ite
     at `loss_fn`, and flags:
     - softmax output with `CrossEntropyLoss` (warning);
     - softmax output with `NLLLoss`, which expects log-probabilities (warning);
+    - softmax output with a loss that squashes scores itself: `BCEWithLogitsLoss`,
+      `MultiLabelSoftMarginLoss` (warning; a multi-label head ported with a softmax);
     - log-softmax output with `CrossEntropyLoss` (information: redundant, but log-softmax of
       log-probabilities leaves them unchanged, so the loss is right).
     `torch.log(F.softmax(x))` counts as log-softmax. The functional losses count too.
@@ -251,6 +260,18 @@ _PROBABILITY_MISMATCHES: dict[tuple[str, str], tuple[str, str, Severity | None]]
         "use log_softmax instead of softmax, or return logits and use CrossEntropyLoss",
         None,
     ),
+    ("softmax", "bce_with_logits"): (
+        "which applies a sigmoid itself: softmax probabilities squashed again land in (0.5, 0.73), so the loss cannot "
+        "approach 0 and its gradients shrink",
+        "return the logits (remove the softmax); BCEWithLogitsLoss turns them into probabilities itself",
+        None,
+    ),
+    ("softmax", "multilabel_soft_margin"): (
+        "which applies a log-sigmoid itself: softmax probabilities squashed again land in (0.5, 0.73), so the loss cannot "
+        "approach 0 and its gradients shrink",
+        "return the logits (remove the softmax); MultiLabelSoftMarginLoss turns them into probabilities itself",
+        None,
+    ),
     ("log_softmax", "cross_entropy"): (
         "which applies log-softmax again: harmless (log-softmax leaves log-probabilities unchanged) but redundant",
         "use NLLLoss with log-softmax outputs, or return logits with CrossEntropyLoss",
@@ -259,15 +280,19 @@ _PROBABILITY_MISMATCHES: dict[tuple[str, str], tuple[str, str, Severity | None]]
 }
 
 
-@rule("NN303", "sigmoid-and-bce-mismatch", Severity.WARNING, requires=("loss_fn",))
+@rule("NN303", "sigmoid-and-bce-mismatch", Severity.WARNING)
 def sigmoid_and_bce_mismatch(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
-    """Sigmoid output with BCEWithLogitsLoss (sigmoid applied twice), or raw scores with BCELoss.
+    """Sigmoid output with BCEWithLogitsLoss (sigmoid applied twice), raw scores with BCELoss, or a softmax over one class.
 
     ## What it does
     Looks at the op that produces the model's output (through reshapes and dropout) and at
     `loss_fn`, and flags a sigmoid (or hardsigmoid) output with `BCEWithLogitsLoss`, and an
     output that comes straight from a linear layer, a matrix product or a non-squashing
     activation with `BCELoss`. Other outputs (softmax, clamping, custom ops) are left alone.
+    Without a loss it still flags a softmax or log-softmax anywhere in the model over a
+    dimension of size 1 — the binary classifier ported from Keras' `Dense(1,
+    activation='softmax')` —, which is a constant (1, or 0 for log-softmax): the output never
+    changes and every gradient through it is exactly zero.
 
     ## Why is this bad?
     `BCEWithLogitsLoss` applies the sigmoid itself (fused with the log for numerical
@@ -295,6 +320,7 @@ def sigmoid_and_bce_mismatch(graph: ModelGraph, context: RuleContext) -> Iterato
     - PyTorch, `torch.nn.BCEWithLogitsLoss` ("more numerically stable than using a plain Sigmoid followed by a BCELoss"): https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html
     - PyTorch, `torch.nn.BCELoss`: https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html
     """
+    yield from _softmax_over_one_class(graph)
     kind = loss_kind(context.target.loss_fn)
     head = head_of(graph)
     if head is None:
@@ -318,6 +344,45 @@ def sigmoid_and_bce_mismatch(graph: ModelGraph, context: RuleContext) -> Iterato
             "use BCEWithLogitsLoss on the raw outputs (more stable), or end the model with a sigmoid",
             loss="BCELoss",
         )
+
+
+def softmax_over_one_class(graph: ModelGraph) -> Iterator[tuple[torch.fx.Node, int, tuple[int, ...]]]:
+    """Softmax or log-softmax calls over a dimension of size 1, with that dimension and the input shape."""
+    for node in graph.nodes_with_op(("softmax", "log_softmax")):
+        inputs = graph.tensor_inputs(node)
+        shape = graph.shape(inputs[0]) if inputs else None
+        dim = _softmax_dim(graph, node)
+        if shape is not None and dim is not None and -len(shape) <= dim < len(shape) and shape[dim] == 1:
+            yield node, dim, shape
+
+
+def _softmax_over_one_class(graph: ModelGraph) -> Iterator[Hit]:
+    """Softmax or log-softmax over a dimension of size 1: a constant output, zero gradients."""
+    seen: set[object] = set()
+    for node, dim, shape in softmax_over_one_class(graph):
+        if graph.site(node) in seen:
+            continue
+        seen.add(graph.site(node))
+        constant = "1" if graph.op(node) == "softmax" else "0"
+        yield Hit(
+            message=(
+                f"{graph.describe(node)} normalizes over dimension {dim}, of size 1 (shape {tuple(shape)}): its output is always "
+                f"{constant} whatever the input, so every gradient through it is exactly zero and the model cannot learn"
+            ),
+            fix="for one output unit use a sigmoid (or return the logit with BCEWithLogitsLoss); for C classes output C units",
+            module=graph.enclosing_module(node),
+            location=graph.location(node),
+            evidence={"op": graph.op(node), "dim": dim, "shape": list(shape)},
+        )
+
+
+def _softmax_dim(graph: ModelGraph, node: torch.fx.Node) -> int | None:
+    module = graph.module(node)
+    if module is not None:
+        dim = getattr(module, "dim", None)
+        return -3 if isinstance(module, nn.Softmax2d) else dim if isinstance(dim, int) else None
+    dim = call_argument(node, 1, "dim")
+    return dim if isinstance(dim, int) and not isinstance(dim, bool) else None
 
 
 # -- NN304, NN305 ---------------------------------------------------------------------------------
@@ -481,7 +546,9 @@ def activation_on_logits(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     With `CrossEntropyLoss` or `BCEWithLogitsLoss` as `loss_fn` (module or functional), flags a
     model whose output comes from an activation bounded on at least one side — ReLU, ReLU6,
     ELU, GELU, SiLU, softplus, tanh, hardtanh, sigmoid (with cross-entropy), … — seen through
-    reshapes and dropout. Sigmoid with `BCEWithLogitsLoss` is NN303's case.
+    reshapes and dropout. Sigmoid with `BCEWithLogitsLoss` is NN303's case. With `NLLLoss` (or
+    `CrossEntropyLoss`) after a final `log_softmax`, flags such an activation right before the
+    log_softmax: ReLU → log_softmax → NLLLoss, as in the 2017 pytorch/examples MNIST net.
 
     ## Why is this bad?
     These losses expect logits: unbounded real scores whose sign and size carry the model's
@@ -510,16 +577,80 @@ def activation_on_logits(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     """
     kind = loss_kind(context.target.loss_fn)
     head = head_of(graph)
-    if kind not in ("cross_entropy", "bce_with_logits") or head is None or head.op not in CLIPPING_ACTIVATIONS:
+    clipped = _clipped_logits(graph, head, kind) if head is not None and kind is not None else None
+    if clipped is None or kind is None:
         return
-    if kind == "bce_with_logits" and head.op in _SQUASH_TO_UNIT:
-        return  # NN303 reports a sigmoid before BCEWithLogitsLoss
     loss = _LOSS_NAMES[kind]
     yield _head_hit(
         graph,
-        head,
-        f"the logits {loss} reads come from {graph.describe(head.node)}, which bounds them: the loss expects unbounded "
+        clipped,
+        f"the logits {loss} reads come from {graph.describe(clipped.node)}, which bounds them: the loss expects unbounded "
         "scores, so the model cannot express the confidence it needs, and no gradient flows where the activation is flat",
-        f"remove the final {head.op} so the model ends with its last linear layer",
+        f"remove the final {clipped.op} so the logits come straight from the last linear layer",
         loss=loss,
+    )
+
+
+def _clipped_logits(graph: ModelGraph, head: Head, kind: str) -> Head | None:
+    """The clipping activation the loss's logits come from: the output itself (before
+    CrossEntropyLoss/BCEWithLogitsLoss), or what a final log_softmax reads (before NLLLoss or
+    CrossEntropyLoss: the 2017 pytorch/examples MNIST net's `F.log_softmax(F.relu(self.fc2(x)))`)."""
+    if kind in ("cross_entropy", "bce_with_logits") and head.op in CLIPPING_ACTIVATIONS:
+        if kind == "bce_with_logits" and head.op in _SQUASH_TO_UNIT:
+            return None  # NN303 reports a sigmoid before BCEWithLogitsLoss
+        return head
+    if kind in ("cross_entropy", "nll") and head.op == "log_softmax":
+        inner = graph.source(head.node, through=_HEAD_PASS_THROUGH)
+        if inner is not None and graph.op(inner) in CLIPPING_ACTIVATIONS:
+            return Head(inner, graph.op(inner))
+    return None
+
+
+# -- NN307 ----------------------------------------------------------------------------------------
+@rule("NN307", "nll-loss-on-raw-scores", Severity.WARNING, requires=("loss_fn",))
+def nll_loss_on_raw_scores(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """`NLLLoss`/`F.nll_loss` on outputs that are not log-probabilities: the loss is unbounded below.
+
+    ## What it does
+    With `NLLLoss` (module or `F.nll_loss`) as `loss_fn`, flags a model whose output comes
+    straight from a linear layer, a matrix product or an activation other than a log-softmax
+    (seen through reshapes and dropout). Softmax outputs are NN302's case; outputs of ops
+    nnlint does not know are left alone.
+
+    ## Why is this bad?
+    `NLLLoss` does no normalization: it returns minus the input at the target index. It is
+    correct only on log-probabilities (≤ 0, log-softmax). On raw scores the model lowers the
+    loss by making the target's score large without bound — the loss goes to −∞, the other
+    classes are never pushed down, and a falling loss says nothing about accuracy. The usual
+    cause is a `log_softmax` dropped from the end of `forward` (or moved into a prediction
+    helper) while the training script kept `NLLLoss`.
+
+    ## Example
+    ```python
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+    loss_fn = nn.NLLLoss()
+    ```
+    Use instead:
+    ```python
+    loss_fn = nn.CrossEntropyLoss()         # log-softmax + NLL in one
+    ```
+
+    ## Fix
+    Use `CrossEntropyLoss` on the raw scores, or end `forward` with `F.log_softmax(x, dim=1)`.
+
+    ## References
+    - PyTorch, `torch.nn.NLLLoss` ("The input given through a forward call is expected to contain log-probabilities of each class"): https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html
+    - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): output layer and loss
+    """
+    head = head_of(graph)
+    if loss_kind(context.target.loss_fn) != "nll" or head is None or head.op not in _RAW_SCORES | _SQUASH_TO_UNIT:
+        return
+    yield _head_hit(
+        graph,
+        head,
+        f"the model's output comes from {graph.describe(head.node)} and the loss is NLLLoss, which expects log-probabilities: "
+        "on raw scores it returns minus the target's score, so the loss falls without bound and other classes are never pushed down",
+        "use CrossEntropyLoss on the raw outputs, or end forward with F.log_softmax(x, dim=1)",
+        loss="NLLLoss",
     )

@@ -396,3 +396,107 @@ def no_regularization(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
         location=context.location_of("optimizer"),
         evidence={"dropout": False, "normalization": False, "weight_decay": 0.0},
     )
+
+
+# Channel-wise dropout modules and functions, with the input rank each is written for (with a batch).
+_CHANNEL_DROPOUT_RANK = {"dropout2d": 4, "dropout3d": 5}
+
+
+@rule("NN206", "dropout-never-applied", Severity.WARNING)
+def dropout_never_applied(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """Dropout that does not do what it says: `nn.LSTM/GRU(dropout=p)` with one layer, `Dropout2d/3d` on the wrong rank.
+
+    ## What it does
+    Flags two configurations whose dropout is silently not the one written:
+    - `nn.RNN`/`nn.LSTM`/`nn.GRU` with `dropout > 0` and `num_layers=1`;
+    - `nn.Dropout2d`/`F.dropout2d` on an input that is not 4-D (N, C, H, W), and
+      `nn.Dropout3d`/`F.dropout3d` on an input that is not 5-D (N, C, D, H, W).
+
+    ## Why is this bad?
+    A recurrent module's `dropout` is applied between stacked layers only ("on the outputs of
+    each layer except the last"): with one layer there is no such place and no dropout at all —
+    PyTorch only warns at construction. The channel-wise dropouts read a tensor's dimension 1 as
+    channels and zero whole channels: `Dropout2d` on a (N, T, F) sequence zeroes whole time
+    steps, on (N, F) it is plain element-wise dropout; `Dropout3d` on a 4-D image batch takes
+    it for one unbatched (C, D, H, W) volume and zeroes *whole samples*. The regularization the
+    code names is not the one that runs.
+
+    ## Example
+    ```python
+    self.rnn = nn.LSTM(embed_dim, hidden, num_layers=1, dropout=0.3)   # no dropout at all
+    self.drop = nn.Dropout3d(0.2)                                        # on (N, C, H, W) images
+    ```
+    Use instead:
+    ```python
+    self.rnn = nn.LSTM(embed_dim, hidden, num_layers=1)
+    self.drop = nn.Dropout(0.3)                  # applied to the LSTM's output in forward
+    self.drop2d = nn.Dropout2d(0.2)              # channel dropout for 4-D images
+    ```
+
+    ## Fix
+    For a one-layer recurrent module apply `nn.Dropout` to its output (or stack layers); use
+    the dropout whose rank matches the input (`Dropout1d` for (N, C, L), `Dropout2d` for
+    (N, C, H, W)).
+
+    ## References
+    - PyTorch, `torch.nn.LSTM` ("a Dropout layer on the outputs of each LSTM layer except the last layer"):
+      https://pytorch.org/docs/stable/generated/torch.nn.LSTM.html
+    - PyTorch, `torch.nn.Dropout2d`, `torch.nn.Dropout3d` (input shapes): https://pytorch.org/docs/stable/generated/torch.nn.Dropout2d.html
+    - Srivastava et al. (2014), "Dropout", JMLR 15 (dropout between layers, not after the last)
+    """
+    for info in graph.modules_of_type(nn.RNNBase):
+        module = info.module
+        dropout = float(getattr(module, "dropout", 0.0))
+        if getattr(module, "num_layers", 1) == 1 and dropout > 0 and graph.runs(info.path):
+            yield Hit(
+                message=(
+                    f"{info.type_name} `{info.path}` has dropout={dropout:g} and num_layers=1: its dropout is applied "
+                    "only between stacked layers, so with one layer no dropout is applied at all"
+                ),
+                fix="apply nn.Dropout to its output in forward (or stack num_layers >= 2) and remove dropout= here",
+                module=info.path,
+                evidence={"dropout": dropout, "num_layers": 1},
+            )
+    seen: set[object] = set()
+    for node, kind in _channel_dropouts(graph):
+        inputs = graph.tensor_inputs(node)
+        shape = graph.shape(inputs[0]) if inputs else None
+        wanted = _CHANNEL_DROPOUT_RANK[kind]
+        if shape is None or len(shape) == wanted or graph.site(node) in seen:
+            continue
+        seen.add(graph.site(node))
+        yield Hit(
+            message=f"{graph.describe(node)} ({kind}) gets a {len(shape)}-D input {tuple(shape)}: {_wrong_rank_effect(kind, len(shape))}",
+            fix=f"use the dropout for a {len(shape)}-D input ({_right_dropout(len(shape))}), or reshape to {wanted}-D first",
+            module=graph.enclosing_module(node),
+            location=graph.location(node),
+            evidence={"dropout": kind, "input_shape": list(shape), "expected_rank": wanted},
+        )
+
+
+def _channel_dropouts(graph: ModelGraph) -> Iterator[tuple[torch.fx.Node, str]]:
+    """Dropout2d/Dropout3d calls, modules and functional alike (the op vocabulary calls them all "dropout")."""
+    for node in graph.nodes_with_op("dropout"):
+        module = graph.module(node)
+        if isinstance(module, nn.Dropout3d):
+            yield node, "dropout3d"
+        elif isinstance(module, nn.Dropout2d):
+            yield node, "dropout2d"
+        elif module is None and node.op == "call_function":
+            name = getattr(node.target, "__name__", "")
+            if name in _CHANNEL_DROPOUT_RANK:
+                yield node, name
+
+
+def _wrong_rank_effect(kind: str, rank: int) -> str:
+    if kind == "dropout3d" and rank == 4:
+        return "Dropout3d reads it as one unbatched (C, D, H, W) volume and zeroes whole samples, not channels"
+    if kind == "dropout2d" and rank == 3:
+        return "Dropout2d reads it as (N, C, L) and zeroes whole rows of dimension 1 (time steps of a (N, T, F) sequence)"
+    if rank == 2:
+        return f"{kind} on (N, F) drops single features, not channels: plain dropout under a misleading name"
+    return f"{kind} expects a {_CHANNEL_DROPOUT_RANK[kind]}-D input, so it does not drop the channels it is meant to"
+
+
+def _right_dropout(rank: int) -> str:
+    return {2: "nn.Dropout", 3: "nn.Dropout1d", 4: "nn.Dropout2d", 5: "nn.Dropout3d"}.get(rank, "nn.Dropout")

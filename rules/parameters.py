@@ -7,11 +7,12 @@ tensors on the meta device have no values and are skipped.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import inspect
 import math
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ import torch.fx
 from torch import nn
 
 from nnlint.context import RuleContext
-from nnlint.findings import Severity
+from nnlint.findings import Location, Severity
 from nnlint.graph import ModelGraph
 from nnlint.graph.ir import call_argument, module_tensor
 from nnlint.graph.ops import (
@@ -37,6 +38,7 @@ from nnlint.graph.ops import (
     SHAPE_OPS,
 )
 from nnlint.registry import Hit, rule
+from nnlint.sources import attribute_assignments
 
 # Layers whose weights multiply their input: the ones whose units can be symmetric.
 _WEIGHTED_OPS = LINEAR_MAPS | RECURRENT | RECURRENT_CELLS | {"multi_head_attention"}
@@ -300,7 +302,12 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     normalization: a small last layer (Karpathy's "init well" recipe), a residual branch
     scaled down on purpose (GPT-2's 1/√(2·layers), Fixup, SkipInit, ConvNeXt's layer scale) or an
     attention projection is a choice, not a vanishing signal. PyTorch's default
-    initialization (std = 1/√(3·fan_in)) is within a factor √6 ≈ 2.4 of these scales.
+    initialization (std = 1/√(3·fan_in)) is within a factor √6 ≈ 2.4 of these scales. Weights
+    that were already trained are not judged either — they hold a gradient, the optimizer holds
+    state for them, or their version counter shows more in-place writes (16) than an
+    initialization makes —: a
+    file that trains at import, or fine-tunes a loaded checkpoint, has weights whose scale the
+    data chose.
 
     ## Why is this bad?
     Each layer multiplies the variance of its input by fan_in·Var(W) (×½ after a ReLU). He et
@@ -331,6 +338,8 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     """
     max_ratio = context.threshold("max-ratio")
     for weight in layer_weights(graph, _SCALED_OPS | {"matmul", "mm"}):
+        if _already_trained(weight.tensor, context.target.optimizer):
+            continue  # initialization rules judge untrained weights: these moved with the data
         consumers = graph.consumers(weight.node, through=SHAPE_OPS | DROPOUTS | POOLING)
         if weight.tensor.numel() < 2 or any(graph.op(user) in NORMALIZATIONS for user in consumers):
             continue  # one value has no spread (and std() would warn on the user's terminal)
@@ -369,6 +378,24 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
                 "max_ratio": max_ratio,
             },
         )
+
+
+# In-place writes a weight gets from its initialization: PyTorch's reset_parameters makes one,
+# custom schemes a few (normal_, then mul_ or clamp_). An optimizer writes one per step; a weight
+# written this many times has been trained (the file trained at import, or loaded a checkpoint
+# and fine-tuned it).
+_TRAINED_WRITES = 16
+
+
+def _already_trained(tensor: torch.Tensor, optimizer: object) -> bool:
+    """Whether a weight was already trained: it has a gradient (backward ran on it: initialization
+    never does that; a hand-written loop `param.data.add_(-lr * param.grad)` leaves no other trace),
+    the optimizer holds state for it (Adam's moments, SGD's momentum buffer), or its version counter
+    shows more in-place writes than any initialization makes."""
+    state = getattr(optimizer, "state", None)
+    if tensor.grad is not None or (isinstance(state, dict) and state.get(tensor)):
+        return True
+    return getattr(tensor, "_version", 0) >= _TRAINED_WRITES  # torch's per-tensor in-place write counter
 
 
 # -- NN403 ----------------------------------------------------------------------------------------
@@ -518,3 +545,186 @@ def no_trainable_parameters(graph: ModelGraph, context: RuleContext) -> Iterator
         fix="set requires_grad=True on the parameters you mean to train (e.g. the new head after freezing the backbone)",
         evidence={"parameters": count, "trainable": 0},
     )
+
+
+# -- NN405, NN406 ---------------------------------------------------------------------------------
+# What every nn.Module keeps in its __dict__ itself (hooks, registries, the training flag).
+_MODULE_INTERNALS = frozenset(vars(nn.Module()))
+
+
+@rule("NN405", "unregistered-submodules", Severity.WARNING)
+def unregistered_submodules(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """Modules or parameters held in a plain list, tuple or dict attribute: invisible to PyTorch.
+
+    ## What it does
+    Looks at every submodule's plain attributes and flags a `list`, `tuple`, `dict` or `set`
+    (also nested one level) holding `nn.Module`s or `nn.Parameter`s that are not registered
+    anywhere in the model. Containers that only refer to registered modules (a list of
+    references for hooks) are fine, and so is a private attribute (`self._teacher =
+    [teacher]`), the known idiom for keeping a module out of `parameters()` on purpose.
+
+    ## Why is this bad?
+    PyTorch registers submodules and parameters only when they are assigned directly or held
+    in `nn.ModuleList`/`nn.ModuleDict`/`nn.ParameterList`/`nn.ParameterDict`. Layers in a
+    plain Python list still run in forward, but they are not in `model.parameters()` — the
+    optimizer never updates them, so they keep their random initialization —, not in
+    `state_dict()` (checkpoints lose them), not moved by `model.to(device)` (a device-mismatch
+    error on the GPU), and not switched by `model.train()`/`model.eval()` (their dropout and
+    BatchNorm stay in whatever mode they were built in).
+
+    ## Example
+    ```python
+    self.blocks = [Block(width) for _ in range(depth)]
+    ```
+    Use instead:
+    ```python
+    self.blocks = nn.ModuleList([Block(width) for _ in range(depth)])
+    ```
+
+    ## Fix
+    Wrap the container: `nn.ModuleList`, `nn.ModuleDict`, `nn.ParameterList`,
+    `nn.ParameterDict` (or `nn.Sequential`).
+
+    ## References
+    - PyTorch, `torch.nn.ModuleList` ("Holds submodules in a list … properly registered, and will be visible by all Module methods"): https://pytorch.org/docs/stable/generated/torch.nn.ModuleList.html
+    - PyTorch forum, "When should I use nn.ModuleList and when should I use nn.Sequential?" (modules in a Python list are not registered)
+    """
+    registered_modules = {id(m) for m in graph.root.modules()}
+    registered_parameters = {id(p) for p in graph.root.parameters()}
+    for path, info in graph.modules.items():
+        for name, value in vars(info.module).items():
+            if name in _MODULE_INTERNALS or name.startswith("_") or not isinstance(value, (list, tuple, dict, set)):
+                continue
+            hidden = [
+                item
+                for item in _contained(value)
+                if (isinstance(item, nn.Module) and id(item) not in registered_modules)
+                or (isinstance(item, nn.Parameter) and id(item) not in registered_parameters)
+            ]
+            if not hidden:
+                continue
+            parameters = sum(p.numel() for item in hidden for p in ([item] if isinstance(item, nn.Parameter) else item.parameters()))
+            kind = type(value).__name__
+            what = "parameter" if isinstance(hidden[0], nn.Parameter) else "module"
+            wrapper = _REGISTERING_CONTAINER[kind, isinstance(hidden[0], nn.Parameter)]
+            attribute = f"{path}.{name}" if path else name
+            yield Hit(
+                message=(
+                    f"`{attribute}` is a plain {kind} holding {len(hidden)} {what}(s) "
+                    f"({parameters:,} parameters) that PyTorch does not register: they are not in model.parameters() (the optimizer "
+                    "never trains them), not in state_dict(), not moved by .to() and not switched by train()/eval()"
+                ),
+                fix=f"wrap it: self.{name} = {wrapper}(...)",
+                module=path or None,
+                location=_assignment_location(info.module, name) or info.location,
+                evidence={"attribute": attribute, "container": kind, "unregistered": len(hidden), "parameters": parameters},
+            )
+
+
+_REGISTERING_CONTAINER = {
+    ("list", False): "nn.ModuleList",
+    ("tuple", False): "nn.ModuleList",
+    ("set", False): "nn.ModuleList",
+    ("dict", False): "nn.ModuleDict",
+    ("list", True): "nn.ParameterList",
+    ("tuple", True): "nn.ParameterList",
+    ("set", True): "nn.ParameterList",
+    ("dict", True): "nn.ParameterDict",
+}
+
+
+def _contained(value: object, depth: int = 2) -> Iterator[object]:
+    """The items of a container, and of containers inside it down to `depth` levels."""
+    items: Iterable[object] = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple, set)) else ()
+    for item in items:
+        if isinstance(item, (list, tuple, dict, set)) and depth > 1:
+            yield from _contained(item, depth - 1)
+        else:
+            yield item
+
+
+def _assignment_location(module: nn.Module, name: str) -> Location | None:
+    """Where a user class assigns `self.<name> = …` (its __init__, usually)."""
+    for klass in type(module).__mro__:
+        if not issubclass(klass, nn.Module) or klass.__module__.startswith("torch."):
+            continue
+        try:
+            filename = inspect.getsourcefile(klass)
+            _, first = inspect.getsourcelines(klass)
+        except (OSError, TypeError):
+            continue
+        if filename is None:
+            continue
+        end = first + len(inspect.getsourcelines(klass)[0])
+        for line, owner in attribute_assignments(filename, name):
+            if owner == "self" and first <= line < end:
+                return Location(filename, line)
+    return None
+
+
+@rule("NN406", "requires-grad-set-on-module", Severity.WARNING)
+def requires_grad_set_on_module(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """`module.requires_grad = False` sets a plain attribute and freezes nothing.
+
+    ## What it does
+    Flags a module that has an attribute `requires_grad` set to False (assigned on the module,
+    not on its parameters) while its parameters still require gradients. Points at the
+    assignment when it is in the model's file or class, else at the module.
+
+    ## Why is this bad?
+    `requires_grad` is a property of tensors. `nn.Module` has no such attribute, so
+    `model.encoder.requires_grad = False` just stores a new Python attribute on the module:
+    no error, no warning, and every parameter of the encoder keeps `requires_grad=True` and
+    keeps training. The "frozen" pretrained part is fine-tuned (and possibly destroyed by a
+    learning rate chosen for the new head), and it costs the memory and time of its gradients.
+
+    ## Example
+    ```python
+    model.encoder.requires_grad = False
+    ```
+    Use instead:
+    ```python
+    model.encoder.requires_grad_(False)       # the method, with the underscore
+    ```
+
+    ## Fix
+    Call `module.requires_grad_(False)`, or set `p.requires_grad = False` for each parameter in
+    `module.parameters()`.
+
+    ## References
+    - PyTorch, `torch.nn.Module.requires_grad_` ("Change if autograd should record operations on parameters in this module"): https://pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.requires_grad_
+    - PyTorch, "Autograd mechanics — Setting requires_grad": https://pytorch.org/docs/stable/notes/autograd.html
+    """
+    for path, info in graph.modules.items():
+        if vars(info.module).get("requires_grad", True) is not False:
+            continue
+        trainable = [p for p in info.module.parameters() if p.requires_grad]
+        if not trainable:
+            continue
+        count = sum(p.numel() for p in trainable)
+        yield Hit(
+            message=(
+                f"{graph.describe_module(path)} has an attribute requires_grad=False, which nn.Module does not read: "
+                f"its {len(trainable)} parameter tensors ({count:,} values) still require gradients and keep training"
+            ),
+            fix=f"call {path.rpartition('.')[2] or 'model'}.requires_grad_(False) (the method), or set requires_grad on each parameter",
+            module=path or None,
+            location=_requires_grad_assignment(graph, context, path) or info.location,
+            evidence={"trainable_parameters": count},
+        )
+
+
+def _requires_grad_assignment(graph: ModelGraph, context: RuleContext, path: str) -> Location | None:
+    """The `<x>.requires_grad = …` line that names this module: in the target's file, or `self.<name>` in its owner's class."""
+    name = path.rpartition(".")[2]
+    files = [context.target_location.file] if context.target_location else []
+    owner = graph.modules.get(path.rpartition(".")[0]) if path else None
+    if owner is not None:
+        with contextlib.suppress(TypeError):
+            files.append(inspect.getsourcefile(type(owner.module)) or "")
+    for filename in files:
+        for line, written in attribute_assignments(filename, "requires_grad"):
+            last = written.rpartition(".")[2]
+            if (name and (last == name or written.endswith(f"[{name!r}]"))) or (not name and written.isidentifier()):
+                return Location(filename, line)
+    return None

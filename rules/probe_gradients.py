@@ -15,6 +15,8 @@ from nnlint.graph.ops import LINEAR_MAPS
 from nnlint.probe.result import ActivationSite, LayerGradient, ProbeResult
 from nnlint.registry import Hit, rule
 
+from .activations import softmax_over_one_class
+
 
 def _probe(context: RuleContext) -> ProbeResult:
     assert context.probe is not None  # guaranteed by phase=Phase.PROBE
@@ -51,6 +53,63 @@ def _vanishing_chart_lines(thresholds: Mapping[str, float], last_grad_norm: floa
     return {"vanishing_below": last_grad_norm * thresholds["max-first-to-last-ratio"], "vanishing_floor": thresholds["max-first-norm"]}
 
 
+# A collapse through depth: the norm grows toward the output in at least this share of consecutive layers.
+_STEADY_COLLAPSE = 0.75
+
+
+def _loss_scale(probe: ProbeResult) -> float:
+    """The size of the loss the gradients come from (its first value): gradients scale with it, so
+    an absolute floor on them means something only relative to it."""
+    first = abs(probe.losses[0]) if probe.losses else 1.0
+    return first if math.isfinite(first) and first > 0 else 1.0
+
+
+# Ops whose derivative is zero wherever it is defined: a loss reached only through them has no gradient.
+_ZERO_GRADIENT_OPS = frozenset({
+    "round", "floor", "ceil", "trunc", "sign", "argmax", "argmin", "gt", "lt", "ge", "le", "eq", "ne", "heaviside",
+})  # fmt: skip
+
+
+def _all_gradients_zero(graph: ModelGraph, layers: tuple[LayerGradient, ...]) -> Hit:
+    """Every weight gradient exactly zero: no learning rate helps; name what blocks them."""
+    cause, fix, location = (
+        "nothing between the weights and the loss passes a gradient",
+        "check the path from the weights to the loss for .detach(), torch.no_grad(), integer casts or comparisons",
+        None,
+    )
+    constant = next(softmax_over_one_class(graph), None)
+    blocking = next((n for n in graph.nodes if graph.op(n) in _ZERO_GRADIENT_OPS or str(n.target) == "detach"), None)
+    zero_weight = next(
+        (
+            name
+            for name, p in graph.root.named_parameters()
+            if p.requires_grad and p.dim() >= 2 and not p.is_meta and not bool(p.detach().any())
+        ),
+        None,
+    )
+    if constant is not None:
+        node, dim, shape = constant
+        cause = f"{graph.describe(node)} normalizes over dimension {dim}, of size 1 ({tuple(shape)}): its output is constant"
+        fix = "for one output unit use a sigmoid (or return the logit with BCEWithLogitsLoss); for C classes output C units"
+        location = graph.location(node)
+    elif zero_weight is not None:
+        cause = f"`{zero_weight}` is all zeros, so the layers around it pass no signal and no gradient"
+        fix = "initialize it randomly (PyTorch's default; nn.init.kaiming_normal_ before a ReLU)"
+    elif blocking is not None:
+        cause = f"{graph.describe(blocking)} ({graph.op(blocking)}) has a zero or no derivative, and the loss is reached through it"
+        fix = "compute the loss from the values before it (e.g. logits instead of argmax/round), or use a differentiable surrogate"
+        location = graph.location(blocking)
+    return Hit(
+        message=(
+            f"every weight gradient is exactly zero (over {len(layers)} layer(s)): {cause}; no step changes the model — "
+            "raising the learning rate cannot help"
+        ),
+        fix=fix,
+        location=location,
+        evidence={"layers": len(layers), "cause": cause},
+    )
+
+
 def _exploding_chart_lines(thresholds: Mapping[str, float], last_grad_norm: float) -> dict[str, float]:
     """Where the report's gradient-flow chart draws NN802's limit: a first layer over it is exploding."""
     return {"exploding_above": last_grad_norm * thresholds["max-first-to-last-ratio"]}
@@ -71,8 +130,19 @@ def vanishing_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     Measures each layer's weight-gradient norm (matrices and kernels; biases and normalization
     scales left out) over the probe's training steps, from the input to the output, and flags
     the model when the first layer's norm is below `max-first-to-last-ratio` (1e-3) times the
-    last layer's **and** below `max-first-norm` (1e-4) in absolute terms — AUTOTRAINER's rule
-    (β₁ = 1e-3, β₂ = 1e-4). It names where the norm falls fastest. The text report draws the
+    last layer's **and** either below `max-first-norm` (1e-4) times the loss — AUTOTRAINER's
+    rule (β₁ = 1e-3, β₂ = 1e-4), with the floor scaled by the loss the gradients come from — or
+    collapsing steadily through depth (the norm grows toward the output in at least 3 of 4
+    consecutive layers). It names where the norm falls fastest. When every weight gradient is
+    exactly zero it says so and names the cause it finds in the graph (a softmax over one class,
+    an argmax/round/comparison, a detach) instead of any learning-rate advice.
+
+    What changed: the absolute floor alone missed real vanishing gradients. Gradients scale
+    with the loss, so a fixed 1e-4 means different things for a loss of 0.01 and of 1000; and a
+    plain 5-layer sigmoid MLP whose first-layer gradient is 2,000–6,000× smaller than the last
+    layer's, shrinking at every layer, is vanishing even when that gradient is above 1e-4. A
+    model whose first layer is merely small (a sparse embedding gradient) without a steady fall
+    through depth still needs the loss-scaled floor. The text report draws the
     whole profile as a chart. A first-layer gradient of exactly zero behind a layer whose
     weights are all zero is not reported: zero-initialized layers (LoRA's B matrix, DiT's
     adaLN-Zero, a zero-initialized head) block the first step on purpose and open after it.
@@ -108,7 +178,11 @@ def vanishing_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     - Glorot & Bengio (2010), "Understanding the difficulty of training deep feedforward neural networks"
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020)
     """
-    layers = _probe(context).layers
+    probe = _probe(context)
+    layers = probe.layers
+    if layers and all(layer.finite and layer.grad_norm == 0 for layer in layers):
+        yield _all_gradients_zero(graph, layers)
+        return
     if len(layers) < context.threshold("min-layers"):
         return
     first, last = layers[0], layers[-1]
@@ -117,7 +191,9 @@ def vanishing_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     if first.grad_norm == 0 and any(layer.weight_norm == 0 for layer in layers):
         return  # a zero-initialized layer (LoRA's B, adaLN-Zero, a zero head) blocks the first step by design
     ratio = first.grad_norm / last.grad_norm
-    if ratio >= context.threshold("max-first-to-last-ratio") or first.grad_norm >= context.threshold("max-first-norm"):
+    floor = context.threshold("max-first-norm") * _loss_scale(probe)
+    collapsing = steady_share([layer.grad_norm for layer in layers], growing=True) >= _STEADY_COLLAPSE
+    if ratio >= context.threshold("max-first-to-last-ratio") or (first.grad_norm >= floor and not collapsing):
         return
     steepest = _steepest_step(layers, falling=True)
     where = f"; it falls fastest from `{steepest[1].module}` to `{steepest[0].module}` (×{number(steepest[2])})" if steepest else ""

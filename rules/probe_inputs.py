@@ -172,6 +172,18 @@ def features_on_different_scales(graph: ModelGraph, context: RuleContext) -> Ite
     )
 
 
+# Multi-hot and bag-of-words inputs: whole non-negative counts, each feature present in under this
+# share of the samples on average. Most of their columns are zero in any one batch.
+_SPARSE_MEAN = 0.5
+
+
+def _sparse_counts(stats: InputStats) -> bool:
+    """Whether the input looks like multi-hot or bag-of-words features (word counts, tags): in a
+    batch of 64 documents most words of a vocabulary never occur, and a column of zeros is a rare
+    word, not a broken pipeline."""
+    return stats.integer_valued and min(stats.minimum, default=-1) >= 0 and sum(stats.mean) / max(len(stats.mean), 1) < _SPARSE_MEAN
+
+
 @rule(
     "NN703",
     "constant-features",
@@ -186,7 +198,10 @@ def constant_features(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     ## What it does
     Flags input features (channels for images) whose every value is the same across all
     samples of `example_batch` — when it holds at least `min-samples` (16) samples, so that a
-    rare category's one-hot column is unlikely to be all zeros by chance.
+    rare category's one-hot column is unlikely to be all zeros by chance. Multi-hot and
+    bag-of-words inputs (whole non-negative counts, each feature present in under half the
+    samples on average) are sparse by nature: their all-zero columns are rare words or tags,
+    normal in a batch of 64, and are not reported; a column constant at another value still is.
 
     ## Why is this bad?
     A constant feature carries no information, costs a weight per unit of the first layer, and
@@ -210,7 +225,10 @@ def constant_features(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     stats = _inputs(context, 2)
     if stats is None or stats.samples < context.threshold("min-samples"):
         return
-    constant = [i for i, (low, high) in enumerate(zip(stats.minimum, stats.maximum, strict=True)) if low == high]
+    sparse = _sparse_counts(stats)
+    constant = [
+        i for i, (low, high) in enumerate(zip(stats.minimum, stats.maximum, strict=True)) if low == high and not (sparse and low == 0)
+    ]
     if not constant:
         return
     kind = _features(stats)

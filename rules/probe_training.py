@@ -4,9 +4,13 @@ and backward: evaluation mode, the loss at initialization, the first optimizer s
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+import torch.nn.functional as F
+from torch import nn
 
 from nnlint.context import RuleContext
 from nnlint.findings import Location, Phase, Severity
@@ -14,8 +18,10 @@ from nnlint.formatting import number
 from nnlint.graph import ModelGraph
 from nnlint.graph.ops import DROPOUT_LIKE
 from nnlint.measures import Measure
-from nnlint.probe.result import ProbeResult
+from nnlint.probe.result import ProbeResult, TargetRange
 from nnlint.registry import Hit, rule
+
+from .activations import head_of
 
 
 def _probe(context: RuleContext) -> ProbeResult:
@@ -210,6 +216,8 @@ def loss_at_initialization(graph: ModelGraph, context: RuleContext) -> Iterator[
     if found is None or not math.isfinite(found.loss) or found.loss <= context.threshold("max-ratio") * found.baseline:
         return
     layers = _probe(context).layers
+    if layers and all(layer.finite and layer.grad_norm == 0 for layer in layers):
+        return  # a constant model: NN801 names why no gradient flows; initialization is not the cause
     head = layers[-1].module if layers else None
     baseline = f"log({found.classes}) = {number(found.baseline)}"
     yield Hit(
@@ -319,7 +327,9 @@ def update_to_weight_ratio(graph: ModelGraph, context: RuleContext) -> Iterator[
     - Karpathy, CS231n "Neural Networks Part 3": "ratio of the update magnitudes to the value magnitudes … around 1e-3"
     - Smith (2017), "Cyclical Learning Rates for Training Neural Networks" (learning-rate range test)
     """
-    ratios = sorted(_probe(context).update_ratios, key=lambda r: r.ratio)
+    # An update of exactly zero comes from a gradient of exactly zero: no learning rate moves it
+    # (NN801 reports every gradient being zero, with its cause).
+    ratios = sorted((r for r in _probe(context).update_ratios if r.update_norm > 0), key=lambda r: r.ratio)
     if not ratios:
         return
     median = statistics.median(r.ratio for r in ratios)
@@ -410,4 +420,98 @@ def batch_samples_mixed(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
         module=mixing.module,
         location=None if mixing.module else context.target_location,
         evidence={"dependence": mixing.dependence, "module": mixing.module, "samples": mixing.samples},
+    )
+
+
+# Bounded outputs: the op, the interval it maps into, and which share of the targets lies outside it.
+_OUTPUT_RANGES: dict[str, tuple[str, Callable[[TargetRange], float]]] = {
+    "sigmoid": ("(0, 1)", lambda t: t.outside_unit),
+    "hardsigmoid": ("[0, 1]", lambda t: t.outside_unit),
+    "softmax": ("[0, 1]", lambda t: t.outside_unit),
+    "tanh": ("(-1, 1)", lambda t: t.outside_symmetric),
+    "hardtanh": ("[-1, 1]", lambda t: t.outside_symmetric),
+    "softsign": ("(-1, 1)", lambda t: t.outside_symmetric),
+    "relu": ("[0, ∞)", lambda t: t.below_zero),
+    "softplus": ("(0, ∞)", lambda t: t.below_zero),
+}
+# Losses that compare the output with the targets value for value (regression).
+_REGRESSION_LOSSES: tuple[tuple[type, object], ...] = (
+    (nn.MSELoss, F.mse_loss),
+    (nn.L1Loss, F.l1_loss),
+    (nn.SmoothL1Loss, F.smooth_l1_loss),
+    (nn.HuberLoss, F.huber_loss),
+)
+
+
+def _is_regression_loss(loss_fn: object) -> bool:
+    while isinstance(loss_fn, functools.partial):
+        loss_fn = loss_fn.func
+    return any(
+        loss_fn is function or isinstance(loss_fn, cls) or (isinstance(loss_fn, type) and issubclass(loss_fn, cls))
+        for cls, function in _REGRESSION_LOSSES
+    )
+
+
+@rule(
+    "NN907",
+    "output-cannot-reach-targets",
+    Severity.WARNING,
+    phase=Phase.PROBE,
+    thresholds={"max-outside-share": 0.01},
+    requires=("loss_fn", "example_batch"),
+)
+def output_cannot_reach_targets(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
+    """A bounded output (sigmoid, tanh, softmax, ReLU) trained on targets outside its range.
+
+    ## What it does
+    With a regression loss (`MSELoss`, `L1Loss`, `SmoothL1Loss`, `HuberLoss`, module or
+    functional) and real targets (`example_batch`), looks at the op that produces the model's
+    output (through reshapes and dropout) and flags it when more than `max-outside-share` (1%)
+    of the target values lie outside the range that op can produce: (0, 1) for a sigmoid or
+    softmax, (-1, 1) for tanh, [0, ∞) for ReLU. An output scaled after the activation
+    (`torch.sigmoid(x) * 1080`) is not bounded and not flagged.
+
+    ## Why is this bad?
+    The model can never produce the values it is asked for: a sigmoid output trained on box
+    coordinates of 10–1080 pixels is at best 1 everywhere, so the loss stays near the targets'
+    size, and pushing the pre-activation toward +∞ saturates the sigmoid, whose gradient then
+    vanishes — training stalls with the output stuck at its bound. Real reports: bounding-box
+    regressors and age/price regressors ending in a sigmoid on unnormalized targets.
+
+    ## Example
+    ```python
+    head = nn.Sequential(nn.Linear(256, 4), nn.Sigmoid())     # targets: pixel boxes 10..1080
+    loss_fn = nn.MSELoss()
+    ```
+
+    ## Fix
+    Scale the targets into the output's range (divide boxes by the image size, standardize
+    regression targets), or remove the final activation (or scale its output) so the model can
+    produce the targets' range.
+
+    ## References
+    - Goodfellow, Bengio & Courville (2016), "Deep Learning", section 6.2.2 (output units must match the target distribution)
+    - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): output layer and loss; Feature Scaling
+    """
+    found = _probe(context).target_range
+    if found is None or not _is_regression_loss(context.target.loss_fn):
+        return
+    head = head_of(graph)
+    bounded = _OUTPUT_RANGES.get(head.op) if head is not None else None
+    if head is None or bounded is None:
+        return
+    interval, outside_share = bounded
+    share = outside_share(found)
+    if share <= context.threshold("max-outside-share"):
+        return
+    yield Hit(
+        message=(
+            f"the model's output comes from {graph.describe(head.node)}, which can only produce values in {interval}, but "
+            f"{share:.0%} of the {found.values} target values lie outside it (targets {number(found.minimum)} to "
+            f"{number(found.maximum)}): the loss cannot reach its minimum and the saturated {head.op} stops passing gradient"
+        ),
+        fix=f"scale the targets into {interval} (or standardize them), or remove or rescale the final {head.op}",
+        module=graph.enclosing_module(head.node),
+        location=graph.location(head.node),
+        evidence={"output_op": head.op, "range": interval, "outside_share": share, "minimum": found.minimum, "maximum": found.maximum},
     )

@@ -23,7 +23,8 @@ def test_all_keys_parse():
             "batch-size": 64,
         }
     )
-    assert config.enabled_codes == {"NN002", "NN003", "NN101", "NN102", "NN103", "NN104", "NN105", "NN107"}
+    normalization = {"NN101", "NN102", "NN103", "NN104", "NN105", "NN107", "NN108", "NN109", "NN110", "NN111"}
+    assert config.enabled_codes == {"NN002", "NN003"} | normalization
     assert config.fail_on is Severity.ERROR
     assert config.ignored_for_module("NN103", "encoder.layers.0") and not config.ignored_for_module("NN103", "decoder.0")
     assert config.thresholds == {"NN105": {"min-batch-size": 8.0}, "NN106": {"max-batch-size": 128.0}}

@@ -31,19 +31,47 @@ def _judge(code: str, model: nn.Module, probe: ProbeResult, example_input: torch
     return list(rule.check(graph, context))  # type: ignore[misc]
 
 
-def _profile(*norms: float) -> ProbeResult:
+def _profile(*norms: float, loss: float = 1.0) -> ProbeResult:
     layers = tuple(LayerGradient(str(2 * i), (f"{2 * i}.weight",), norm, 1.0, math.isfinite(norm)) for i, norm in enumerate(norms))
-    return ProbeResult("cpu", 3, 8, "synthetic", (1.0,), None, (), (), layers, math.sqrt(sum(n * n for n in norms)), (), None)
+    return ProbeResult("cpu", 3, 8, "synthetic", (loss,), None, (), (), layers, math.sqrt(sum(n * n for n in norms)), (), None)
 
 
 _CHAIN = nn.Sequential(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 4))
 
 
 @pytest.mark.parametrize("first", [5e-5, 2e-4, 5e-3])
-def test_vanishing_needs_both_autotrainer_conditions(first):
-    # The last layer's norm is 1: every first norm here is under 1e-3 of it; only 5e-5 is also under the floor 1e-4.
-    hits = _judge("NN801", _CHAIN, _profile(first, 0.1, 1.0), torch.randn(8, 4))
+def test_vanishing_without_a_steady_collapse_needs_both_autotrainer_conditions(first):
+    # The last layer's norm is 1: every first norm here is under 1e-3 of it; only 5e-5 is also under
+    # the floor 1e-4. The middle layer's 2.0 breaks the fall through depth.
+    hits = _judge("NN801", _CHAIN, _profile(first, 2.0, 1.0), torch.randn(8, 4))
     assert bool(hits) is (first < 1e-4)
+
+
+def test_a_steady_collapse_through_depth_vanishes_even_above_the_absolute_floor():
+    # A 5-layer sigmoid MLP's profile: 5,000x from first to last, shrinking at every layer, first norm 2e-4.
+    hits = _judge("NN801", _CHAIN, _profile(2e-4, 0.1, 1.0), torch.randn(8, 4))
+    assert hits and "2.00e-04 times the last layer's" in hits[0].message and hits[0].evidence["ratio"] == pytest.approx(2e-4)
+    assert not _judge("NN801", _CHAIN, _profile(2e-3, 0.1, 1.0), torch.randn(8, 4))  # 500x: not vanishing
+
+
+def test_the_absolute_floor_scales_with_the_loss():
+    # Gradients scale with the loss: 5e-4 is under 1e-4 x a loss of 10, not under 1e-4 x a loss of 1.
+    assert _judge("NN801", _CHAIN, _profile(5e-4, 2.0, 1.0, loss=10.0), torch.randn(8, 4))
+    assert not _judge("NN801", _CHAIN, _profile(5e-4, 2.0, 1.0, loss=1.0), torch.randn(8, 4))
+
+
+def test_all_zero_gradients_are_named_with_their_cause_not_a_learning_rate():
+    class ConstantHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.out = nn.Linear(4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.out(torch.relu(self.fc(x))), dim=1)
+
+    (hit,) = _judge("NN801", ConstantHead(), _profile(0.0, 0.0), torch.randn(8, 4))
+    assert "exactly zero" in hit.message and "dimension 1, of size 1" in hit.message and "learning rate" not in hit.fix
 
 
 def test_vanishing_and_exploding_boundaries():

@@ -20,7 +20,7 @@ import torch.fx
 from torch import nn
 
 from nnlint.findings import GraphMethod, Location
-from nnlint.graph.ops import METADATA_QUERIES, SHAPE_OPS, node_op
+from nnlint.graph.ops import METADATA_QUERIES, SHAPE_OPS, node_op, written_out_activation
 from nnlint.runtime.torch_compat import stored_tensors
 
 
@@ -52,6 +52,9 @@ class ModelGraph:
     def __post_init__(self) -> None:
         by_path = {path: info.module for path, info in self.modules.items()}
         self._ops = {node: node_op(node, by_path) for node in self.fx_graph.nodes}
+        # A sigmoid or tanh written as arithmetic is that activation (its last step carries the name).
+        written_out = {node: written_out_activation(node, self._ops) for node in self.fx_graph.nodes}
+        self._ops.update({node: op for node, op in written_out.items() if op is not None})
         self._called_paths = frozenset(str(node.target) for node in self.fx_graph.nodes if node.op == "call_module")
 
     # -- nodes -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ rules ask about ops and op families, never about spellings.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 
 import torch.fx
 from torch import nn
@@ -100,6 +101,7 @@ _NAME_ALIASES = {
     "rmatmul": "matmul",
     "truediv": "div",
     "rtruediv": "div",
+    "rdiv": "div",
     "itruediv": "div",
     "conv_tbc": "conv1d",
     "dropout1d": "dropout",
@@ -210,3 +212,90 @@ def node_op(node: torch.fx.Node, modules: dict[str, nn.Module]) -> str:
         raw = _OPERATOR_NAMES.get(target) or getattr(target, "__name__", str(target))
         return canonical_name(str(raw))
     return node.op
+
+
+# -- activations written out as arithmetic ---------------------------------------------------
+# `1 / (1 + torch.exp(-x))` is a sigmoid and `(e^x - e^-x) / (e^x + e^-x)` a tanh, whoever
+# spelled them: ported TensorFlow code and tutorials write them by hand. Rules (and the probe)
+# ask for "sigmoid"/"tanh" and should find these too. The recognition reads values through a
+# `Producer`: what op computed a value and from which operands (as written), so the same code
+# serves the graph's nodes and the probe's eager tensors.
+Producer = Callable[[object], "tuple[str, tuple[object, ...]] | None"]
+
+# The ops a written-out sigmoid or tanh is made of (what the probe keeps track of while it runs).
+ARITHMETIC_OF_ACTIVATIONS = frozenset({"neg", "exp", "add", "sub", "mul", "div", "reciprocal"})
+
+
+def written_out_activation(node: torch.fx.Node, op_of: dict[torch.fx.Node, str]) -> str | None:
+    """ "sigmoid" or "tanh" when graph node `node` is the last step of one written as arithmetic, else None."""
+
+    def producer(value: object) -> tuple[str, tuple[object, ...]] | None:
+        if isinstance(value, torch.fx.Node) and value in op_of:
+            return op_of[value], written_operands(value.op == "call_method" and str(value.target), value.args)
+        return None
+
+    found = producer(node)
+    return activation_computed_by(*found, producer) if found is not None else None
+
+
+def written_operands(method: str | bool, args: tuple[object, ...]) -> tuple[object, ...]:
+    """A call's operands in the order the source wrote them: the reflected method `__rtruediv__(y, 1)`
+    (for `1 / y`) is swapped back."""
+    if isinstance(method, str) and method.startswith("__r") and len(args) >= 2:
+        return (args[1], args[0], *args[2:])
+    return tuple(args)
+
+
+def activation_computed_by(op: str, operands: tuple[object, ...], producer: Producer) -> str | None:
+    """ "sigmoid" or "tanh" when `op(*operands)` completes one written as arithmetic, else None."""
+    if op == "reciprocal" and operands:
+        return "sigmoid" if _one_plus_exp_of_negative(operands[0], producer) else None
+    if op != "div" or len(operands) < 2:
+        return None
+    numerator, denominator = operands[0], operands[1]
+    if _is_number(numerator, 1) and _one_plus_exp_of_negative(denominator, producer):
+        return "sigmoid"
+    if _exp_combination(numerator, producer, "sub") and _exp_combination(denominator, producer, "add"):
+        return "tanh"
+    return None
+
+
+def _is_number(value: object, number: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == number
+
+
+def _is_negation(value: object, producer: Producer) -> bool:
+    """`-x`, `x.neg()`, `-1 * x`."""
+    made = producer(value)
+    if made is None:
+        return False
+    op, operands = made
+    return op == "neg" or (op == "mul" and any(_is_number(operand, -1) for operand in operands[:2]))
+
+
+def _exp_of(value: object, producer: Producer) -> object | None:
+    """What `exp` is applied to, when `value` is an `exp`."""
+    made = producer(value)
+    return made[1][0] if made is not None and made[0] == "exp" and made[1] else None
+
+
+def _one_plus_exp_of_negative(value: object, producer: Producer) -> bool:
+    """`1 + exp(-x)` (either order)."""
+    made = producer(value)
+    if made is None or made[0] != "add" or len(made[1]) < 2:
+        return False
+    left, right = made[1][0], made[1][1]
+    for one, other in ((left, right), (right, left)):
+        exponent = _exp_of(other, producer)
+        if _is_number(one, 1) and exponent is not None and _is_negation(exponent, producer):
+            return True
+    return False
+
+
+def _exp_combination(value: object, producer: Producer, combine: str) -> bool:
+    """`exp(x) ± exp(-x)`: two exps combined by `combine`, one of them of a negation."""
+    made = producer(value)
+    if made is None or made[0] != combine or len(made[1]) < 2:
+        return False
+    exponents = [_exp_of(operand, producer) for operand in made[1][:2]]
+    return all(e is not None for e in exponents) and any(_is_negation(e, producer) for e in exponents)

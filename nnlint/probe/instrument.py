@@ -15,6 +15,7 @@ the comparisons.
 from __future__ import annotations
 
 import math
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,18 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from nnlint.findings import Location
-from nnlint.graph.ops import CONVOLUTIONS, DROPOUT_TRAINING_ARGUMENT, LINEAR_MAPS, NORMALIZATIONS, RECURRENT, canonical_name, module_op
+from nnlint.graph.ops import (
+    ARITHMETIC_OF_ACTIVATIONS,
+    CONVOLUTIONS,
+    DROPOUT_TRAINING_ARGUMENT,
+    LINEAR_MAPS,
+    NORMALIZATIONS,
+    RECURRENT,
+    activation_computed_by,
+    canonical_name,
+    module_op,
+    written_operands,
+)
 from nnlint.probe.result import ActivationSite, BatchNormSpread, InputStats, ModuleStats
 from nnlint.runtime.module_calls import ModuleCallTracker, ModuleFrame
 from nnlint.runtime.torch_compat import BatchNormBase, DisableTorchFunction, children_of, tree_flatten
@@ -55,6 +67,8 @@ _RANDOM_OPS = frozenset({
 _CHANNELS_FIRST = CONVOLUTIONS | {"batch_norm", "instance_norm", "group_norm", "max_pool", "avg_pool"}
 STATISTICS_SAMPLE = 4096
 _FIRST_LAYER_OPS = LINEAR_MAPS | RECURRENT | NORMALIZATIONS | {"embedding", "embedding_bag"}
+# Functional calls that are a first layer: data first, a trainable weight second.
+_FUNCTIONAL_FIRST_LAYERS = CONVOLUTIONS | {"linear", "matmul", "mm"}
 
 
 @dataclass
@@ -127,6 +141,9 @@ class Instrument(ModuleCallTracker, TorchFunctionMode):
         self.failure: Exception | None = None  # an error in nnlint's own measuring code
         self._mode_active = False
         self._sample_positions: dict[tuple[int, torch.device], torch.Tensor] = {}
+        # Which arithmetic op made a tensor, this forward (by identity, checked through a weak
+        # reference): how a sigmoid written as `1 / (1 + torch.exp(-x))` is recognised as one.
+        self._arithmetic: dict[int, tuple[weakref.ref[torch.Tensor], str, tuple[object, ...]]] = {}
 
     # -- activation -----------------------------------------------------------------------------
     def __enter__(self) -> Instrument:
@@ -155,6 +172,7 @@ class Instrument(ModuleCallTracker, TorchFunctionMode):
         self.reset_stack()
         self._calls.clear()
         self._last_layer_op = ""
+        self._arithmetic.clear()
 
     # -- module calls -----------------------------------------------------------------------------
     def _new_frame(self, module: nn.Module, path: str, leaf: bool, outermost_leaf: bool) -> _Frame:
@@ -263,7 +281,9 @@ class Instrument(ModuleCallTracker, TorchFunctionMode):
         self._busy = True
         try:
             if self.statistics:
-                op = _activation_op(func, args, kwargs)
+                if not self.first_layer_seen and not self._inside_torch_layer():
+                    self._measure_functional_first_layer(func, args)
+                op = self._written_out_activation(func, args, output) or _activation_op(func, args, kwargs)
                 if op in _WATCHED_ACTIVATIONS and isinstance(output, torch.Tensor) and output.is_floating_point():
                     self._record_activation(op, output, args, kwargs)
             if self.find_non_finite and self.first_non_finite is None:
@@ -273,6 +293,42 @@ class Instrument(ModuleCallTracker, TorchFunctionMode):
         finally:
             self._busy = False
         return output
+
+    def _inside_torch_layer(self) -> bool:
+        """Whether a `torch.nn` layer is running (its own functional calls are that layer's, measured
+        by its hooks); a hand-written module without children counts as a leaf but not as one."""
+        return any(frame.leaf and type(self.model.get_submodule(frame.path)).__module__.startswith("torch.") for frame in self._stack)
+
+    def _measure_functional_first_layer(self, func: Any, args: tuple[Any, ...]) -> None:
+        """A model written functionally (weights as parameters through `F.conv2d`/`F.linear`, as
+        ported TensorFlow code does): its first weighted call is the first layer the data reaches."""
+        op = _op_name(func)
+        if op not in _FUNCTIONAL_FIRST_LAYERS or len(args) < 2:
+            return
+        data, weight = args[0], args[1]
+        if not isinstance(data, torch.Tensor) or not isinstance(weight, torch.Tensor) or not weight.requires_grad:
+            return
+        self.first_layer_seen = True
+        if data.is_floating_point() and not data.requires_grad and data.dim() >= 2:
+            with torch._C.DisableTorchFunction():
+                axis = 1 if op in CONVOLUTIONS else data.dim() - 1
+                self.input_stats = _input_stats(self.running_module() or "", data, axis)
+
+    def _written_out_activation(self, func: Any, args: tuple[Any, ...], output: Any) -> str | None:
+        """ "sigmoid"/"tanh" when this call completes one written as arithmetic; remembers the
+        arithmetic it sees so that the last step can be recognised."""
+        op = _op_name(func)
+        if op not in ARITHMETIC_OF_ACTIVATIONS or not isinstance(output, torch.Tensor):
+            return None
+        operands = written_operands(getattr(func, "__name__", ""), args)
+        self._arithmetic[id(output)] = (weakref.ref(output), op, operands)
+        return activation_computed_by(op, operands, self._made_by)
+
+    def _made_by(self, value: object) -> tuple[str, tuple[object, ...]] | None:
+        entry = self._arithmetic.get(id(value))
+        if entry is None or entry[0]() is not value:
+            return None
+        return entry[1], entry[2]
 
     def _record_activation(self, op: str, output: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if output.dim() < 2 or output.shape[0] < 1:

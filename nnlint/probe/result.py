@@ -25,6 +25,18 @@ class InputStats:
 
 
 @dataclass(frozen=True)
+class TargetRange:
+    """The values of `example_batch`'s float targets (class indices are not in the output's space)."""
+
+    values: int
+    minimum: float
+    maximum: float
+    outside_unit: float  # share of values outside [0, 1]
+    outside_symmetric: float  # share of values outside [-1, 1]
+    below_zero: float  # share of negative values
+
+
+@dataclass(frozen=True)
 class ModuleStats:
     """One leaf module's output on one of its calls (averaged over the probe's steps)."""
 
@@ -181,4 +193,5 @@ class ProbeResult:
     mixing: SampleMixing | None = None
     targets_source: str | None = None  # "example_batch", "random" or None (synthetic loss)
     input_source: str = "example_input"  # "example_input", "example_batch" or "random"
+    target_range: TargetRange | None = None  # example_batch's float targets
     notes: tuple[str | MeasureNote, ...] = ()

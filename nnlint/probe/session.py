@@ -33,7 +33,7 @@ from nnlint.measures import Measure
 from nnlint.probe import checks
 from nnlint.probe.instrument import Instrument, is_leaf
 from nnlint.probe.loss import LossError, ProbeLoss, build_loss, main_output, synthetic_loss, to_device
-from nnlint.probe.result import InitialLoss, LayerGradient, MeasureNote, ModuleStats, NonFinite, ProbeResult
+from nnlint.probe.result import InitialLoss, LayerGradient, MeasureNote, ModuleStats, NonFinite, ProbeResult, TargetRange
 from nnlint.probe.settings import ProbeSettings
 from nnlint.runtime.execution import call_arguments
 from nnlint.runtime.randomness import seed_cpu_generators
@@ -209,6 +209,7 @@ class Session:
                 initial_loss=_initial_loss(steps.loss, losses),
                 targets_source=steps.loss.targets,
                 input_source=self.settings.input_source,
+                target_range=target_range(labels),
             )
             result = dataclasses.replace(result, **self._extra_measurements(steps, samples, chunk, labels))
         notes = list(self.notes) + (["loss_fn returned a non-scalar tensor; the probe averaged it"] if steps.loss.non_scalar else [])
@@ -452,6 +453,24 @@ class Session:
 
 
 protect(Session._seeded)
+
+
+def target_range(targets: Any) -> TargetRange | None:
+    """The range of real float targets: what a bounded output (sigmoid, tanh) would have to reach."""
+    if not isinstance(targets, torch.Tensor) or not targets.is_floating_point() or targets.numel() == 0:
+        return None
+    with torch.no_grad():
+        values = targets.detach().float()
+        if not bool(torch.isfinite(values).all()):
+            return None
+        return TargetRange(
+            values=values.numel(),
+            minimum=float(values.min()),
+            maximum=float(values.max()),
+            outside_unit=float(((values < 0) | (values > 1)).float().mean()),
+            outside_symmetric=float((values.abs() > 1).float().mean()),
+            below_zero=float((values < 0).float().mean()),
+        )
 
 
 def _leading_dimension(value: Any) -> int | None:
