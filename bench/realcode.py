@@ -83,6 +83,7 @@ class Outcome:
     user_stdout_bytes: int = 0
     files_written: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    unusable: list[str] = field(default_factory=list)  # the NN002 messages: why a target could not be linted
 
 
 def load_cases(manifest: Path) -> list[Case]:
@@ -191,6 +192,11 @@ def read_report(text: str, outcome: Outcome) -> None:
     for target in targets:
         target_codes = [finding["code"] for finding in target.get("findings", [])]
         codes.update(target_codes)
+        outcome.unusable += [
+            f"{target.get('name')}: {finding.get('message', '')}"[:300]
+            for finding in target.get("findings", [])
+            if finding["code"] == "NN002"
+        ]
         if target.get("graph"):
             outcome.targets_with_graph += 1
             if "NN002" not in target_codes:
@@ -209,6 +215,8 @@ def table(outcomes: list[Outcome]) -> str:
         exit_text = "T/O" if outcome.timed_out else ("-" if outcome.exit_code is None else str(outcome.exit_code))
         codes = " ".join(f"{code}x{count}" if count > 1 else code for code, count in outcome.codes.items())
         detail = codes or outcome.first_stderr_line or "; ".join(outcome.errors)
+        if outcome.unusable:
+            detail += f"  ({outcome.unusable[0][:160]})"
         if outcome.files_written:
             detail += f"  [wrote {', '.join(outcome.files_written)}]"
         lines.append(
