@@ -17,6 +17,7 @@ Everything here reads source with `ast`: no script beside the file is ever run.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import inspect
 from collections.abc import Iterator, Mapping
@@ -116,7 +117,9 @@ class ScriptCall:
     sources: tuple[str, ...]  # each argument as written: "3", "upscale_factor=opt.upscale_factor"
     values: tuple[tuple[str | None, Any], ...]  # (keyword or None, value), when all resolved
     missing: tuple[str, ...]  # arguments the script computes at run time
-    stand_ins: tuple[str, ...] = ()  # data sizes given DATA_SIZE_STAND_IN: "ntokens = len(corpus.dictionary)"
+    # where a value did not come from the code: "ntokens = len(corpus.dictionary)" (DATA_SIZE_STAND_IN),
+    # "--upscale_factor 3 from the README's example command"
+    stand_ins: tuple[str, ...] = ()
 
 
 @dataclass
@@ -127,10 +130,14 @@ class _Scope:
     defaults: dict[str, Any]
     parsed: set[str]
     assigned: dict[str, ast.expr]
+    documented: set[str]  # options whose value comes from the README's example command
 
 
-def _scope_of(tree: ast.Module, folder: Path) -> _Scope:
-    scope = _Scope(_argparse_defaults(tree), _parse_args_results(tree), _assignments(tree))
+def _scope_of(tree: ast.Module, script: Path) -> _Scope:
+    folder = script.parent
+    defaults, required = _argparse_defaults(tree)
+    documented = _documented_values(script, required) if required else {}
+    scope = _Scope({**documented, **defaults}, _parse_args_results(tree), _assignments(tree), set(documented))
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and (folder / f"{node.module}.py").is_file():
             try:
@@ -156,7 +163,7 @@ def script_calls(cls_name: str, model_file: Path, package_root: Path | None) -> 
             tree = ast.parse(script.read_text(encoding="utf-8", errors="replace"))
         except (SyntaxError, ValueError, OSError):
             continue
-        scope = _scope_of(tree, script.parent)
+        scope = _scope_of(tree, script)
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _callee_name(node.func) == cls_name:
                 yield _resolve_call(script, node, scope)
@@ -171,8 +178,12 @@ def script_recipe(cls: type, model_file: Path, package_root: Path | None) -> tup
             kwargs = {keyword: value for keyword, value in call.values if keyword is not None}
             shown = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
             origin = f"as {call.script.name} line {call.line} does"
-            if call.stand_ins:
-                origin += f"; {DATA_SIZE_STAND_IN} stands in for {', '.join(call.stand_ins)}, known only when it runs"
+            sizes = [s for s in call.stand_ins if not s.startswith("--")]
+            documented = [s for s in call.stand_ins if s.startswith("--")]
+            if sizes:
+                origin += f"; {DATA_SIZE_STAND_IN} stands in for {', '.join(sizes)}, known only when it runs"
+            if documented:
+                origin += f"; {', '.join(documented)}"
             return Recipe(f"{cls.__name__}({shown})", args, kwargs, origin), call
         first = first or call
     return None, first
@@ -219,6 +230,8 @@ def _value_of(node: ast.expr, scope: _Scope, stand_ins: list[str], depth: int = 
         pass
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in scope.parsed:
         if node.attr in scope.defaults:
+            if node.attr in scope.documented:
+                stand_ins.append(f"--{node.attr} {scope.defaults[node.attr]} from the README's example command")
             return scope.defaults[node.attr]
     elif isinstance(node, ast.Name) and node.id in scope.assigned:
         value = scope.assigned[node.id]
@@ -259,9 +272,11 @@ def _parse_args_results(tree: ast.Module) -> set[str]:
     return names
 
 
-def _argparse_defaults(tree: ast.Module) -> dict[str, Any]:
-    """`parser.add_argument("--classes", "-c", type=int, default=2)` -> {"classes": 2}."""
+def _argparse_defaults(tree: ast.Module) -> tuple[dict[str, Any], dict[str, tuple[str, str | None]]]:
+    """`parser.add_argument("--classes", "-c", type=int, default=2)` -> {"classes": 2}, and the
+    options with no default (`--upscale_factor`: its dest and type name)."""
     defaults: dict[str, Any] = {}
+    required: dict[str, tuple[str, str | None]] = {}
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and _callee_name(node.func) == "add_argument" and node.args):
             continue
@@ -285,7 +300,31 @@ def _argparse_defaults(tree: ast.Module) -> dict[str, Any]:
             defaults[dest] = default
         elif action in ("store_true", "store_false"):
             defaults[dest] = action == "store_false"
-    return defaults
+        elif long_flags := [f for f in flags if f.startswith("--")]:
+            required[long_flags[0]] = (dest, _type_name(options.get("type")))
+    return defaults, required
+
+
+def _documented_values(script: Path, required: dict[str, tuple[str, str | None]]) -> dict[str, Any]:
+    """Values for required options without a default, from the command the project's README shows
+    (pytorch/examples super_resolution: `python main.py --upscale_factor 3 --batchSize 4 ...`)."""
+    found: dict[str, Any] = {}
+    for readme in sorted(script.parent.glob("README*"))[:2]:
+        try:
+            text = readme.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            words = line.replace("=", " ").split()
+            if script.name not in words:
+                continue
+            for flag, (dest, type_name) in required.items():
+                if flag in words[:-1] and dest not in found:
+                    value = words[words.index(flag) + 1]
+                    converter = {"int": int, "float": float}.get(type_name or "", str)
+                    with contextlib.suppress(ValueError):
+                        found[dest] = converter(value)
+    return found
 
 
 def _dest_of(flags: list[str]) -> str | None:
@@ -308,11 +347,11 @@ def _type_name(node: ast.expr | None) -> str | None:
 
 
 # -- the file's own structure --------------------------------------------------------------------
-def building_blocks(source: str) -> set[str]:
-    """Names used inside another class's body or a factory's body: building blocks, not roots.
+def building_blocks(source: str, model_classes: set[str]) -> set[str]:
+    """Names used inside the body of another of the file's model classes: building blocks, not roots.
 
-    `self.act = NewGELU()` in minGPT's MLP, `Block(config)` in GPT, `BasicBlock` passed to
-    `ResNet(BasicBlock, [2, 2, 2, 2])` in a factory: none of them is a model on its own.
+    `self.act = NewGELU()` in minGPT's MLP, `Block(config)` in GPT: neither is a model on its own.
+    A class that only a plain class uses (`self.model = Net()` in a `Trainer`) is still a model.
     """
     try:
         tree = ast.parse(source)
@@ -320,7 +359,7 @@ def building_blocks(source: str) -> set[str]:
         return set()
     used: set[str] = set()
     for node in tree.body:
-        if isinstance(node, ast.ClassDef):
+        if isinstance(node, ast.ClassDef) and node.name in model_classes:
             used.update(_names_loaded(node) - {node.name})
     return used
 

@@ -383,7 +383,7 @@ def _is_model_class(value: Any) -> bool:
 
 def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_root: Path | None, source: str) -> LoadedFile:
     factories = _factories(namespace, source)
-    blocks = building_blocks(source)
+    blocks = building_blocks(source, {cls.__name__ for cls in _model_classes(namespace)})
     used_by = {name: names_in_function(source, name) - {name} for name in factories}
     called_by_factories = {used for names in used_by.values() for used in names}
     roots = {name: f for name, f in factories.items() if not name.startswith("_") and name not in blocks | called_by_factories}

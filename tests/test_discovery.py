@@ -544,3 +544,41 @@ def test_a_discovered_factory_that_returns_no_module_is_skipped_with_a_note(tmp_
     with loaded_model_file(path) as loaded:
         assert [t.name for t in loaded.targets] == ["Net"]
         assert loaded.notes == ["skipped `trainable_parameters()`: it returned generator, not an nn.Module"]
+
+
+def test_a_class_a_plain_helper_class_builds_is_still_a_model(tmp_path):
+    """Training code often wraps the model in a plain class (`self.model = Net()` in a Trainer);
+    that does not make Net a building block, as MLP's `NewGELU()` is."""
+    path = write(
+        tmp_path,
+        "m.py",
+        """
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 2)
+
+            def forward(self, x):
+                return self.fc(x)
+
+
+        class Trainer:
+            def __init__(self):
+                self.model = Net()
+        """,
+    )
+    assert list(targets_of(path)) == ["Net"]
+
+
+def test_a_required_option_takes_the_value_the_projects_readme_runs_the_script_with(tmp_path):
+    """pytorch/examples super_resolution: `--upscale_factor` is required; its README trains with
+    `python main.py --upscale_factor 3 --batchSize 4 ...`."""
+    write(tmp_path, "main.py", SUPER_RESOLUTION_MAIN.replace("{option}", "required=True"))
+    write(tmp_path, "README.md", "## Example Usage\n\n```bash\npython main.py --upscale_factor 4 --batchSize 4 --lr 0.001\n```\n")
+    path = write(tmp_path, "model.py", SUPER_RESOLUTION_MODEL)
+    net = targets_of(path)["Net"]
+    assert net.notes == ["built `Net(upscale_factor=4)` (as main.py line 8 does; --upscale_factor 4 from the README's example command)"]
+    assert net.target.model.pixel_shuffle.upscale_factor == 4
