@@ -567,11 +567,14 @@ def _what_it_defines(namespace: Mapping[str, Any]) -> str:
     ]
     instances = [name for name, value in namespace.items() if _is_candidate_module(name, value) and not name.startswith("_")]
     parts = [
-        f"{label} {', '.join(names)}"
+        f"{label} {', '.join(names[:_NAMES_LISTED])}{', …' if len(names) > _NAMES_LISTED else ''}"
         for label, names in (("model classes", classes), ("functions", functions), ("modules", instances))
         if names
     ]
     return "; ".join(parts) if parts else "no model class, function or module"
+
+
+_NAMES_LISTED = 12  # per kind, in the one-line error for a `::` name that does not exist
 
 
 def _first_line(error: BaseException) -> str:
