@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import fnmatch
 import sys
@@ -40,6 +41,7 @@ class Config:
     probe_timeout: float = 60.0  # seconds; building the graph or probing longer stops with NN002
     probe_steps: int = 3  # instrumented training steps
     deep: bool = False  # opt-in probe checks that cost more (NN904)
+    targets: tuple[str, ...] = ()  # `file.py::expression` entries, files relative to the config file
     source: Path | None = None  # the file the settings were read from
 
     def __post_init__(self) -> None:
@@ -89,6 +91,7 @@ _KEYS = {
     "probe-timeout": "probe_timeout",
     "probe-steps": "probe_steps",
     "deep": "deep",
+    "targets": "targets",
 }
 
 
@@ -199,6 +202,21 @@ def _parse_bool(value: Any) -> bool:
     return value
 
 
+def parse_targets(value: Any) -> tuple[str, ...]:
+    """`["model.py::GPT(GPTConfig(n_layer=2))", "resnet.py::ResNet18"]`: each a file and a Python expression."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(entry, str) for entry in value):
+        raise TypeError(f'expected a list of "file.py::expression" strings, got {value!r}')
+    for entry in value:
+        file, separator, expression = entry.partition("::")
+        if not separator or not file.endswith(".py") or not expression.strip():
+            raise ValueError(f'expected "file.py::expression" (e.g. "model.py::GPT(GPTConfig())"), got {entry!r}')
+        try:
+            ast.parse(expression.strip(), mode="eval")
+        except SyntaxError as error:
+            raise ValueError(f"{entry!r}: not a Python expression ({error.msg})") from None
+    return tuple(value)
+
+
 def _parse_device(value: Any) -> str:
     text = str(value)
     if text not in ("auto", "cpu") and not text.startswith("cuda"):
@@ -246,4 +264,5 @@ _PARSERS = {
     "probe-timeout": parse_timeout,
     "probe-steps": _parse_positive_int,
     "deep": _parse_bool,
+    "targets": parse_targets,
 }

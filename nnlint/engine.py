@@ -15,7 +15,7 @@ from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Finding, Location, Phase
 from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
 from nnlint.inputs import InputError, example_input_for, training_batch_size
-from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file
+from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file, split_target_argument
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
 from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
 from nnlint.runtime.state import preserved_user_state, uninitialized_module
@@ -52,7 +52,7 @@ class Linter:
 
     # -- one target ----------------------------------------------------------------------------
     def lint(self, loaded: LoadedTarget, notes: Iterable[str] = ()) -> TargetReport:
-        findings, skipped, graph, notes, probe = self._lint_target(loaded, list(notes))
+        findings, skipped, graph, notes, probe = self._lint_target(loaded, [*loaded.notes, *notes])
         report = TargetReport(
             name=loaded.name,
             file=str(loaded.file) if loaded.file else None,
@@ -351,12 +351,13 @@ def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool 
     `skip_non_model_files`: named files without a model are skipped quietly, as in a folder.
     """
     linter = Linter(config)
+    paths, chosen = _chosen_targets(paths, config)
     files, errors = collect_model_files(paths, named_as_found=skip_non_model_files)
     linter.problems += [Problem(error.path, error.message) for error in errors]
     linted_from: dict[Path, int] = defaultdict(int)
     for path, explicit in files:
         try:
-            with loaded_model_file(path) as loaded_file:
+            with loaded_model_file(path, chosen.get(path.resolve(), ())) as loaded_file:
                 notes = loaded_file.notes
                 for loaded in loaded_file.targets:
                     linter.lint(loaded, notes)
@@ -374,3 +375,24 @@ def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool 
         ):
             linter.problems.append(Problem(str(folder), "no model found in any of its Python files"))
     return linter.report()
+
+
+def _chosen_targets(arguments: list[Path], config: Config) -> tuple[list[Path], dict[Path, list[str]]]:
+    """The paths to lint and, per file, the targets named with `file.py::expression` (on the command
+    line, else in the config's `targets`, relative to the config file)."""
+    paths: list[Path] = []
+    chosen: dict[Path, list[str]] = defaultdict(list)
+    for argument in arguments:
+        path, expression = split_target_argument(argument)
+        if path not in paths:
+            paths.append(path)
+        if expression is not None:
+            chosen[path.resolve()].append(expression)
+    base = config.source.parent if config.source is not None else Path.cwd()
+    for entry in config.targets:
+        path, expression = split_target_argument(entry)
+        resolved = (base / path).resolve()
+        if expression is not None and resolved not in chosen:
+            configured = chosen.setdefault(resolved, [])
+            configured.append(expression)
+    return paths, dict(chosen)

@@ -1,19 +1,27 @@
-"""Example inputs: the one the user gave, one built from `--input-shape`, or one inferred.
+"""Example inputs: an ordered list of candidate sources and one verifier.
 
-With no input given, nnlint looks at the first layers that fix an input's shape (Conv, Linear,
-Embedding, RNN, BatchNorm, ...) and tries a few plausible shapes on the meta device — which
-costs no compute — keeping the first one the forward accepts. Hugging Face models say what
-they take in their config; those candidates come first (`nnlint.hf`). A forward that cannot
+The sources, most trusted first (`input_sources`): what the file gives (`example_input`,
+`example_batch`, `--input-shape`), the batch a training script's model received at its first step
+(filled by script mode), then made-up candidates: what a Hugging Face config says (`nnlint.hf`),
+the image size a model or its constructor arguments declare (`image_size`, `patch_size`), and
+plausible shapes for its first layers (Conv, Linear, Embedding, RNN, BatchNorm, ...). A candidate
+is passed the way the forward takes its required arguments: once for each (a Siamese
+`forward(input1, input2)`), a recurrent state from the model's own `init_hidden`.
+
+Given inputs are used as they are. Made-up ones go through the verifier (`verified_input`): the
+first the forward accepts on the meta device — which costs no compute — wins. A forward that cannot
 run on meta (it reads values: `.item()`, `x in tensor`, data-dependent kernels) gets a second
-chance on one real sample, as the recorder does.
+chance on one real sample, as the recorder does. When none is accepted, the error says what was
+tried and why the first was rejected.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -41,58 +49,97 @@ class InputError(ValueError):
     """No input could be found or built for a target."""
 
 
+@dataclass(frozen=True)
+class InputSource:
+    """One candidate input and where it came from. A given one is used as it is; a made-up one
+    (`checked`) is used only if the forward accepts it."""
+
+    value: Any
+    origin: str
+    checked: bool = True
+
+
 def example_input_for(loaded: LoadedTarget, input_shape: tuple[int, ...] | None, trains: bool = True) -> tuple[Any, bool]:
     """The input to trace and probe with, and whether nnlint had to make it up (`trains`: one the
-    forward also takes in training mode, for the probe)."""
+    forward also takes in training mode, for the probe).
+
+    The candidates come from an ordered list of sources (`input_sources`); the first given one
+    wins, else the first made-up one the forward accepts (`verified_input`)."""
+    made_up_ones: list[InputSource] = []
+    for source in input_sources(loaded, input_shape):
+        if not source.checked:
+            return source.value, False
+        made_up_ones.append(source)
+        if len(made_up_ones) >= _CANDIDATES_TRIED:
+            break
+    return verified_input(loaded.target.model, made_up_ones, trains), True
+
+
+def input_sources(loaded: LoadedTarget, input_shape: tuple[int, ...] | None) -> Iterator[InputSource]:
+    """Where an input can come from, most trusted first: given by the file (`example_input`,
+    `example_batch`, `--input-shape`), captured from the script's own first step, then made up from
+    what the model declares (a Hugging Face config, an image size) and from its first layers."""
     target = loaded.target
     if target.example_input is not None:
-        return target.example_input, False
+        yield InputSource(target.example_input, "example_input", checked=False)
     if target.labeled_batch is not None:
-        return target.labeled_batch[0], False
+        yield InputSource(target.labeled_batch[0], "example_batch", checked=False)
     if input_shape is not None:
-        return _tensor_of_shape(target.model, input_shape), False
-    return infer_input(target.model, trains), True
+        yield InputSource(_tensor_of_shape(target.model, input_shape), "--input-shape", checked=False)
+    if loaded.captured_input is not None:  # script mode: the batch the model received at the first step
+        yield InputSource(loaded.captured_input, "the script's first step", checked=False)
+    yield from made_up_sources(target.model, loaded.construction)
 
 
-def infer_input(model: nn.Module, trains: bool = True) -> Any:
+def infer_input(model: nn.Module, trains: bool = True, construction: Mapping[str, Any] | None = None) -> Any:
+    """A made-up input the forward accepts (see `verified_input`)."""
+    return verified_input(model, list(islice(made_up_sources(model, construction or {}), _CANDIDATES_TRIED)), trains)
+
+
+def verified_input(model: nn.Module, candidates: list[InputSource], trains: bool = True) -> Any:
     """The first candidate input the forward accepts in evaluation mode and, when `trains` (the
     probe will train on it), in training mode too, where a branch may need more (Inception's
-    auxiliary head rejects 224×224 images only in training mode)."""
-    candidates = list(islice(_candidates(model), _CANDIDATES_TRIED))
+    auxiliary head rejects 224×224 images only in training mode). When none is accepted, the
+    error says what was tried and why the first was rejected."""
     real_tries = _REAL_TRIES if not is_on_meta(model) else 0
     tried_real: list[int] = []
     evaluation_only = None  # the first input only evaluation mode accepts: used when none suits both modes
+    first_reason: str | None = None
     for index, candidate in enumerate(candidates):
-        verdict = _verdict_on_meta(model, candidate)
+        verdict, reason = _verdict_on_meta(model, candidate.value)
+        first_reason = first_reason or reason
         if verdict is True:
-            if not trains or _verdict_on_meta(model, candidate, training=True) is not False:
-                return candidate
-            evaluation_only = candidate if evaluation_only is None else evaluation_only
+            if not trains or _verdict_on_meta(model, candidate.value, training=True)[0] is not False:
+                return candidate.value
+            evaluation_only = candidate.value if evaluation_only is None else evaluation_only
             continue
         if verdict is None and len(tried_real) < real_tries:  # meta could not tell: values were needed
             tried_real.append(index)
-            if accepts(model, candidate, on_meta=False):
-                return candidate
+            if accepts(model, candidate.value, on_meta=False):
+                return candidate.value
     if evaluation_only is not None:
         return evaluation_only
     # A meta kernel can be stricter than the real one; give the first candidates a real try.
     for index in [i for i in range(len(candidates)) if i not in tried_real][: real_tries - len(tried_real)]:
-        if accepts(model, candidates[index], on_meta=False):
-            return candidates[index]
-    tried = [_describe(candidate) for candidate in candidates]
-    first = _first_shaping_layer(model)
-    if first is None:
-        if tried:
-            raise InputError(f"cannot infer an input: the forward rejected {', '.join(tried[:6])}")
-        raise InputError("cannot infer an input: the model has no Conv/Linear/Embedding/RNN/Norm layer to read a shape from")
+        if accepts(model, candidates[index].value, on_meta=False):
+            return candidates[index].value
+    raise InputError(_no_input_message(model, candidates, first_reason))
+
+
+def _no_input_message(model: nn.Module, candidates: list[InputSource], first_reason: str | None) -> str:
+    if not candidates:
+        return "cannot infer an input: the model has no Conv/Linear/Embedding/RNN/Norm layer to read a shape from"
+    tried = [_describe(c.value) for c in candidates]
     shapes = ", ".join(tried[:6]) + (", …" if len(tried) > 6 else "")
-    raise InputError(f"cannot infer an input from {type(first).__name__} `{_path_of(model, first)}`: the forward rejected {shapes}")
+    origins = ", ".join(dict.fromkeys(c.origin for c in candidates))
+    because = f" (first: {first_reason})" if first_reason else ""
+    return f"cannot infer an input: the forward rejected {shapes} (from {origins}){because}"
 
 
 def accepts(model: nn.Module, example_input: Any, on_meta: bool = True) -> bool:
     """Whether the forward runs on this input: on meta (no compute, no memory), else on its first sample."""
     if on_meta:
-        return _verdict_on_meta(model, example_input) is True
+        return _verdict_on_meta(model, example_input)[0] is True
     args, kwargs = call_arguments(example_input)
     device = model_device(model)
     try:
@@ -104,22 +151,38 @@ def accepts(model: nn.Module, example_input: Any, on_meta: bool = True) -> bool:
     return True
 
 
-def _verdict_on_meta(model: nn.Module, example_input: Any, training: bool = False) -> bool | None:
+def _verdict_on_meta(model: nn.Module, example_input: Any, training: bool = False) -> tuple[bool | None, str | None]:
     """True: the forward ran on meta (in training mode when `training`); False: it rejected the
-    input; None: it needed real values."""
+    input; None: it needed real values. With the reason, in one line, when it did not run."""
     args, kwargs = call_arguments(example_input)
     try:
         with evaluation_run(model), training_flags(model, True) if training else nullcontext():
             run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
     except Exception as error:
-        return None if needs_real_values(error) else False
-    return True
+        return (None if needs_real_values(error) else False), _one_line(error)
+    return True, None
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _shaping_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     for path, module in model.named_modules():
         if _shapes_for(module, 1):
             yield path, module
+
+
+def _first_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The first shaping layers, and the first Embedding wherever it is: tokens enter there even
+    when it was registered after a whole encoder (word_language_model's TransformerModel)."""
+    layers = list(islice(_shaping_layers(model), _LAYERS_TRIED))
+    if not any(isinstance(layer, nn.Embedding) for _, layer in layers):
+        embedding = next(((p, m) for p, m in model.named_modules() if isinstance(m, nn.Embedding)), None)
+        layers += [embedding] if embedding is not None else []
+    return layers
 
 
 def _first_shaping_layer(model: nn.Module) -> nn.Module | None:
@@ -130,18 +193,82 @@ def _path_of(model: nn.Module, module: nn.Module) -> str:
     return next(path for path, m in model.named_modules() if m is module)
 
 
-def _candidates(model: nn.Module) -> Iterator[Any]:
+def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterator[InputSource]:
+    """Made-up candidates: from a Hugging Face config, then shapes for the first layers, with the
+    image sizes and patch size the model or its constructor arguments declare tried first; each
+    passed the way the forward takes its required arguments (two images for a Siamese forward)."""
     dtype = model_float_dtype(model)
     if hf.is_transformers_model(model):
-        yield from hf.example_inputs(model, INFERRED_BATCH, dtype)
-    passed_as = _keyword_for_one_tensor(model)
-    declared_shapes, declared_sides = _declared_image_sizes(model)
-    shapes: list[tuple[tuple[int, ...], int | None]] = [(shape, None) for shape in declared_shapes]
-    for _, layer in islice(_shaping_layers(model), _LAYERS_TRIED):
-        shapes += _shapes_for(layer, INFERRED_BATCH, declared_sides)
-    for shape, integer_high in dict.fromkeys(shapes):
-        tensor = _make(shape, dtype, integer_high)
-        yield {passed_as: tensor} if passed_as else tensor
+        for value in hf.example_inputs(model, INFERRED_BATCH, dtype):
+            yield InputSource(value, "the Hugging Face config")
+    declared_shapes, declared_sides = _declared_image_sizes(model, construction)
+    sides = _with_patch_multiples(declared_sides, _declared_patch_size(model, construction))
+    shapes: list[tuple[tuple[int, ...], int | None, str]] = [(shape, None, "the declared input size") for shape in declared_shapes]
+    # Images of the declared size, even when no Conv2d reads them (vit-pytorch patchifies with a Linear).
+    channels = _declared_channels(model, construction)
+    shapes += [((INFERRED_BATCH, channels, h, w), None, "the declared image size") for h, w in declared_sides]
+    time_major = any(isinstance(m, nn.modules.rnn.RNNBase) and not m.batch_first for m in model.modules())
+    for path, layer in _first_layers(model):
+        origin = f"{type(layer).__name__} `{path}`"
+        for shape, integer_high in _shapes_for(layer, INFERRED_BATCH, sides):
+            shapes.append((shape, integer_high, origin))
+            if integer_high is not None and time_major:  # tokens for a sequence-first RNN: (time, batch)
+                shapes.append((shape[::-1], integer_high, origin))
+    required = _required_forward_parameters(model)
+    seen: set[tuple[tuple[int, ...], int | None]] = set()
+    for shape, integer_high, origin in shapes:
+        if (shape, integer_high) in seen:
+            continue
+        seen.add((shape, integer_high))
+        yield InputSource(_as_forward_arguments(model, _make(shape, dtype, integer_high), required), origin)
+
+
+# Forward parameters that take the recurrent state the model's own `init_hidden(batch)` makes
+# (pytorch/examples word_language_model: `output, hidden = model(data, hidden)`).
+_STATE_PARAMETERS = ("hidden", "hx", "h", "state", "hidden_state", "h0")
+
+
+def _required_forward_parameters(model: nn.Module) -> list[inspect.Parameter]:
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p for p in parameters if p.kind in kinds and p.default is p.empty]
+
+
+def _as_forward_arguments(model: nn.Module, tensor: torch.Tensor, required: list[inspect.Parameter]) -> Any:
+    """The tensor as forward takes it: alone, by keyword (`forward(self, *, x)`), or once for each
+    required argument (`forward(input1, input2)`), a recurrent state from `init_hidden`."""
+    if len(required) <= 1:
+        if required and required[0].kind is inspect.Parameter.KEYWORD_ONLY:
+            return {required[0].name: tensor}
+        return tensor
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for index, parameter in enumerate(required):
+        value = tensor if index == 0 else _companion_argument(model, tensor, parameter.name)
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            kwargs[parameter.name] = value
+        else:
+            args.append(value)
+    return tuple(args) if not kwargs else _positional_and_keywords(required, args, kwargs)
+
+
+def _positional_and_keywords(required: list[inspect.Parameter], args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Every argument by name: an example input is a tuple (positional) or a dict (keywords), not both."""
+    positional = [p.name for p in required if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    return {**dict(zip(positional, args, strict=False)), **kwargs}
+
+
+def _companion_argument(model: nn.Module, tensor: torch.Tensor, name: str) -> Any:
+    init_hidden = getattr(model, "init_hidden", None)
+    if name in _STATE_PARAMETERS and callable(init_hidden):
+        try:
+            return init_hidden(INFERRED_BATCH)
+        except Exception:  # the user's helper: when it cannot run, a tensor like the input is the guess
+            pass
+    return tensor.clone()
 
 
 # Where models say what image size they were built for: timm's `pretrained_cfg["input_size"]`
@@ -150,12 +277,12 @@ _INPUT_CONFIGS = ("pretrained_cfg", "default_cfg")
 _IMAGE_SIZE_ATTRIBUTES = ("img_size", "image_size", "input_size", "input_resolution")
 
 
-def _declared_image_sizes(model: nn.Module) -> tuple[list[tuple[int, ...]], list[tuple[int, int]]]:
-    """Full input shapes (batch, C, H, W) and image sides (H, W) that the model's modules declare."""
+def _declared_image_sizes(model: nn.Module, construction: Mapping[str, Any]) -> tuple[list[tuple[int, ...]], list[tuple[int, int]]]:
+    """Full input shapes (batch, C, H, W) and image sides (H, W) that the model's modules, or the
+    arguments it was built with (`ViT(image_size=256, ...)`, a config object), declare."""
     shapes: list[tuple[int, ...]] = []
     sides: list[tuple[int, int]] = []
-    for module in model.modules():
-        attributes = vars(module)
+    for attributes in [*_declared_values(construction), *(vars(module) for module in model.modules())]:
         for name in _INPUT_CONFIGS:
             size = attributes.get(name, {}).get("input_size") if isinstance(attributes.get(name), dict) else None
             if isinstance(size, (tuple, list)) and len(size) == 3 and all(isinstance(n, int) and n > 0 for n in size):
@@ -167,6 +294,46 @@ def _declared_image_sizes(model: nn.Module) -> tuple[list[tuple[int, ...]], list
     return list(dict.fromkeys(shapes)), list(dict.fromkeys(sides))
 
 
+def _declared_values(construction: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The constructor's arguments, and the fields of any config object among them."""
+    found = [dict(construction)]
+    for value in construction.values():
+        fields = getattr(value, "__dict__", None)
+        if isinstance(fields, dict) and not isinstance(value, (nn.Module, torch.Tensor, type)):
+            found.append(fields)
+    return found
+
+
+_CHANNEL_NAMES = ("channels", "in_channels", "in_chans", "num_channels", "n_channels")
+
+
+def _declared_channels(model: nn.Module, construction: Mapping[str, Any]) -> int:
+    """Image channels: a constructor argument (`ViT(channels=1)`), else the first Conv2d's, else 3."""
+    for attributes in _declared_values(construction):
+        for name in _CHANNEL_NAMES:
+            value = attributes.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return int(conv.in_channels) if conv is not None else 3
+
+
+def _declared_patch_size(model: nn.Module, construction: Mapping[str, Any]) -> int | None:
+    for attributes in [*_declared_values(construction), *(vars(module) for module in model.modules())]:
+        side = _side(attributes.get("patch_size"))
+        if side is not None and side[0] == side[1]:
+            return side[0]
+    return None
+
+
+def _with_patch_multiples(declared: list[tuple[int, int]], patch: int | None) -> list[tuple[int, int]]:
+    """Declared sides first; with a patch size, the usual sides it divides, then small multiples of it."""
+    if patch is None:
+        return declared
+    usual = [(n, n) for n in _IMAGE_SIDES if n % patch == 0] + [(patch * k, patch * k) for k in (4, 8, 2, 1)]
+    return list(dict.fromkeys([*declared, *usual]))
+
+
 def _side(value: Any) -> tuple[int, int] | None:
     if isinstance(value, int) and not isinstance(value, bool) and value > 1:
         return value, value
@@ -175,25 +342,16 @@ def _side(value: Any) -> tuple[int, int] | None:
     return None
 
 
-def _keyword_for_one_tensor(model: nn.Module) -> str | None:
-    """The keyword to pass a lone tensor by when forward takes no positional argument (`forward(self, *, x)`)."""
-    try:
-        parameters = list(inspect.signature(model.forward).parameters.values())
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters):
-        return None
-    return next((p.name for p in parameters if p.kind is p.KEYWORD_ONLY), None)
-
-
 def _shapes_for(layer: nn.Module, batch: int, declared_sides: Sequence[tuple[int, int]] = ()) -> list[tuple[tuple[int, ...], int | None]]:
     """Plausible input shapes for a first layer, with the index range when it takes integers."""
     image_sides = [*declared_sides, *((n, n) for n in _IMAGE_SIDES if (n, n) not in declared_sides)]
-    if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):
-        return [((batch, _SEQUENCE_LENGTH), layer.num_embeddings)]
+    if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):  # a sequence, then one token per sample (char-rnn)
+        return [((batch, _SEQUENCE_LENGTH), layer.num_embeddings), ((batch,), layer.num_embeddings)]
     if isinstance(layer, (nn.Conv1d, nn.ConvTranspose1d)):
         return [((batch, layer.in_channels, n), None) for n in _SIGNAL_LENGTHS]
-    if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+    if isinstance(layer, nn.ConvTranspose2d):  # a generator's first layer takes a 1×1 latent (DCGAN)
+        return [((batch, layer.in_channels, h, w), None) for h, w in [(1, 1), *image_sides]]
+    if isinstance(layer, nn.Conv2d):
         return [((batch, layer.in_channels, h, w), None) for h, w in image_sides]
     if isinstance(layer, (nn.Conv3d, nn.ConvTranspose3d)):
         return [((batch, layer.in_channels, *sides), None) for sides in _VOLUME_SIDES]

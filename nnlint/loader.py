@@ -1,14 +1,21 @@
-"""Import a model file and discover what to lint in it (README, "What nnlint lints in a file").
+"""Import a model file and discover what to lint in it.
 
-In the user's file, the first of these that finds anything wins:
+`nnlint model.py::GPT` or `nnlint "model.py::GPT(GPTConfig(n_layer=2))"` names the targets.
+Otherwise, in the user's file, the first of these that finds anything wins:
 1. functions decorated with `@nnlint.target`;
 2. module-level `nn.Module` instances (not losses, not reserved names, not submodules of another);
-3. `nn.Module` subclasses defined in the file whose constructor needs no arguments and that no
-   other such class uses as a submodule.
+3. `nn.Module` subclasses defined in the file, built the way the project builds them (`nnlint.building`:
+   defaults, a config class, the arguments a script beside the file passes), and module-level
+   factory functions with no required arguments (`ResNet18()`); a class another class or a
+   factory uses (`NewGELU`, `Block`, `BasicBlock`) is a building block, never a target.
+
+The file's loss, optimizer(s) and DataLoader are then found by name or type (`nnlint.companions`).
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 import contextlib
 import importlib.util
 import inspect
@@ -16,7 +23,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -24,12 +31,25 @@ from typing import Any
 
 from torch import nn
 
+from nnlint.building import (
+    Recipe,
+    ScriptCall,
+    building_blocks,
+    config_recipe,
+    factory_names,
+    names_in_function,
+    required_arguments,
+    script_recipe,
+)
+from nnlint.companions import CompanionError, fill_from_file
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
 from nnlint.runtime.randomness import seeded
 from nnlint.runtime.torch_compat import LossBase
 from nnlint.sources import assignment_line, definition_line, recording_construction_sites
 from nnlint.targets import RESERVED_NAMES, TARGET_MARK, Target
+
+TARGET_SEPARATOR = "::"
 
 _SKIPPED_FOLDERS = {"__pycache__", "node_modules", "site-packages", "build", "dist"}
 # A folder's files are imported only if they could define a model: importing `train.py` would run it.
@@ -45,6 +65,9 @@ class LoadedTarget:
     # Where the file set each optional name (`batch_size = 4` on line 30), for findings about it.
     context_locations: dict[str, Location] = field(default_factory=dict)
     problem: str | None = None  # the target could not be built: reported as NN002
+    notes: list[str] = field(default_factory=list)  # how nnlint built it ("built GPT(GPTConfig())")
+    construction: dict[str, Any] = field(default_factory=dict)  # the constructor's keyword arguments, if known
+    captured_input: Any = None  # script mode: the input the model received at the script's first step
 
 
 @dataclass
@@ -93,32 +116,81 @@ def _looks_like_model_code(path: Path) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def loaded_model_file(path: Path) -> Iterator[LoadedFile]:
-    """Import `path` and discover its targets; on exit, forget the file and its sibling modules.
+def split_target_argument(argument: Path | str) -> tuple[Path, str | None]:
+    """`model.py::GPT(GPTConfig())` -> (model.py, "GPT(GPTConfig())"); a plain path -> (path, None)."""
+    text = str(argument)
+    file, separator, expression = text.partition(TARGET_SEPARATOR)
+    if not separator or not file.endswith(".py"):
+        return Path(text), None
+    return Path(file), expression.strip()
 
-    While the file runs, its folder is first on `sys.path`, whatever it prints goes to stderr,
-    so that a report on stdout stays parseable, and the random generators are seeded, so that
-    its models start from the same weights — and the probe measures the same — in every run.
+
+@contextlib.contextmanager
+def loaded_model_file(path: Path, chosen: Sequence[str] = ()) -> Iterator[LoadedFile]:
+    """Import `path` and discover its targets (or build the `chosen` expressions); on exit, forget
+    the file and its sibling modules.
+
+    While the file runs, its folder is first on `sys.path` (and, for a file inside a package, the
+    package's parent, so that it imports as `package.module` and its relative imports work),
+    `sys.argv` is `[path]` (a module-level `parse_args()` sees its defaults, not nnlint's options),
+    whatever it prints goes to stderr, so that a report on stdout stays parseable, and the random
+    generators are seeded, so that its models start from the same weights — and the probe measures
+    the same — in every run.
     """
     path = path.resolve()
-    folder = str(path.parent)
+    package_root = _package_root(path)
+    # The package's parent first: `import neural_style` must find the package, not neural_style/neural_style.py.
+    folders = ([str(package_root)] if package_root is not None else []) + [str(path.parent)]
     modules_before = set(sys.modules)
-    sys.path.insert(0, folder)
+    for folder in reversed(folders):
+        sys.path.insert(0, folder)
     try:
         with recording_construction_sites(), contextlib.redirect_stdout(sys.stderr), seeded(0):
-            module = _import_file(path)
-            yield _discover_targets(module, path)
+            with _argv_of(path):
+                module = _import_file(path, package_root)
+                loaded = discover_targets(vars(module), path, chosen=chosen, package_root=package_root)
+            yield loaded
     finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(folder)
+        for folder in folders:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(folder)
         for name in set(sys.modules) - modules_before:
             module_file = getattr(sys.modules[name], "__file__", None) or ""
-            if name.startswith("_nnlint_model_") or os.path.realpath(module_file).startswith(os.path.join(folder, "")):
+            if name.startswith("_nnlint_model_") or any(os.path.realpath(module_file).startswith(os.path.join(f, "")) for f in folders):
                 del sys.modules[name]
 
 
-def _import_file(path: Path) -> ModuleType:
+@contextlib.contextmanager
+def _argv_of(path: Path) -> Iterator[None]:
+    saved = sys.argv
+    sys.argv = [str(path)]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _package_root(path: Path) -> Path | None:
+    """The folder above the outermost package holding `path` (mingpt/model.py -> the repository), or None."""
+    folder = path.parent
+    if not (folder / "__init__.py").is_file():
+        return None
+    while (folder.parent / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder.parent
+
+
+def _dotted_name(path: Path, package_root: Path) -> str | None:
+    parts = path.relative_to(package_root).with_suffix("").parts
+    parts = parts[:-1] if parts[-1] == "__init__" else parts
+    return ".".join(parts) if all(part.isidentifier() for part in parts) else None
+
+
+def _import_file(path: Path, package_root: Path | None = None) -> ModuleType:
+    dotted = _dotted_name(path, package_root) if package_root is not None else None
+    top = dotted.split(".")[0] if dotted else None
+    if dotted and package_root is not None and top not in sys.modules:  # a package of that name already imported is not this one
+        return _imported_as_package_member(path, dotted, package_root)
     # The file's own name, as `python file.py` siblings would import it, unless that name is taken.
     name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules else f"_nnlint_model_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -126,15 +198,44 @@ def _import_file(path: Path) -> ModuleType:
         raise LoadError(str(path), "cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    loader = spec.loader
+    _imported(path, lambda: loader.exec_module(module))
+    return module
+
+
+def _imported_as_package_member(path: Path, dotted: str, package_root: Path) -> ModuleType:
+    """`package.module`, so that its relative imports work. When the package's `__init__.py` fails
+    (vit-pytorch's imports every model, one of which needs a library that is not installed), the
+    file is imported again under stand-in packages that do not run their `__init__.py`."""
+    modules_before = set(sys.modules)
     try:
-        spec.loader.exec_module(module)
+        return _imported(path, lambda: importlib.import_module(dotted))
+    except LoadError as first_error:
+        for name in set(sys.modules) - modules_before:
+            del sys.modules[name]
+        packages = dotted.split(".")[:-1] if path.name != "__init__.py" else []
+        for depth in range(1, len(packages) + 1):
+            name = ".".join(packages[:depth])
+            folder = package_root.joinpath(*packages[:depth])
+            stand_in = ModuleType(name)
+            stand_in.__path__ = [str(folder)]
+            stand_in.__file__ = str(folder / "__init__.py")
+            sys.modules[name] = stand_in
+        try:
+            return _imported(path, lambda: importlib.import_module(dotted))
+        except LoadError:  # the file itself fails: its first error says why
+            raise first_error from None
+
+
+def _imported(path: Path, run: Any) -> Any:
+    try:
+        return run()
     except SyntaxError as error:
         raise LoadError(str(path), f"syntax error at line {error.lineno}: {error.msg}") from error
     except SystemExit as error:
         raise LoadError(str(path), f"called sys.exit({error.code!r}) while being imported") from error
     except Exception as error:
         raise LoadError(str(path), f"raised {_error_with_line(error, path)} while being imported") from error
-    return module
 
 
 def _error_with_line(error: BaseException, path: Path) -> str:
@@ -145,41 +246,60 @@ def _error_with_line(error: BaseException, path: Path) -> str:
     return f"{type(error).__name__}: {message[0] if message else ''}{where}".replace(": (", " (")
 
 
-def _discover_targets(module: ModuleType, path: Path) -> LoadedFile:
-    context = {name: getattr(module, name) for name in RESERVED_NAMES if hasattr(module, name)}
-    context_locations = {name: Location(str(path), line) for name in context if (line := assignment_line(str(path), name)) is not None}
-    for discover in (_decorated_targets, _module_instances, _zero_argument_classes):
-        loaded = discover(module, path)
+def discover_targets(
+    namespace: Mapping[str, Any], path: Path, *, chosen: Sequence[str] = (), package_root: Path | None = None
+) -> LoadedFile:
+    """The targets in a module's namespace (an imported model file, or a script's definitions), each
+    with the file's loss, optimizer and batch size; `chosen` expressions (`GPT`, `GPT(GPTConfig())`)
+    replace discovery. Raises NoModelError when there is nothing to lint, LoadError for bad input."""
+    source = _source_of(path)
+    if chosen:
+        loaded = LoadedFile(path, [_picked(expression, namespace, path, package_root) for expression in chosen])
+    else:
+        loaded = _discovered(namespace, path, package_root, source)
+    try:
+        loaded.notes += fill_from_file([(t.name, t.target) for t in loaded.targets if t.problem is None], namespace, source)
+    except CompanionError as error:
+        raise LoadError(str(path), str(error)) from None
+    context_locations = {name: location for name in RESERVED_NAMES if name in namespace and (location := _line_of(path, name))}
+    for item in loaded.targets:
+        item.context_locations = context_locations
+    return loaded
+
+
+def _source_of(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _discovered(namespace: Mapping[str, Any], path: Path, package_root: Path | None, source: str) -> LoadedFile:
+    notes: list[str] = []
+    for discover in (_decorated_targets, _module_instances, _classes_and_factories):
+        loaded = discover(namespace, path, package_root, source)
         if loaded.targets:
-            for item in loaded.targets:
-                item.target = _with_file_context(item.target, context)
-                item.context_locations = context_locations
+            loaded.notes = notes + loaded.notes
             return loaded
-        if loaded.notes:
-            raise NoModelError(str(path), "no model to lint: " + "; ".join(loaded.notes))
+        notes += loaded.notes
+    if notes:
+        raise NoModelError(str(path), "no model to lint: " + "; ".join(notes))
     raise NoModelError(
         str(path),
         "no model found: define a module-level instance (`model = Net()`), an nn.Module subclass whose "
-        "constructor needs no arguments, or an @nnlint.target function",
+        "constructor needs no arguments, or an @nnlint.target function; or name one: "
+        f'nnlint "{_shown_path(path)}::Net(...)"',
     )
 
 
-def _with_file_context(target: Target, context: dict[str, Any]) -> Target:
-    """Fill the target's unset optional fields from the file's module-level names."""
-    for name, value in context.items():
-        if getattr(target, name) is None:
-            setattr(target, name, value)
-    return target
+def _defined_here(obj: Any, namespace: Mapping[str, Any]) -> bool:
+    return getattr(obj, "__module__", None) == namespace.get("__name__")
 
 
-def _defined_here(obj: Any, module: ModuleType) -> bool:
-    return getattr(obj, "__module__", None) == module.__name__
-
-
-def _decorated_targets(module: ModuleType, path: Path) -> LoadedFile:
+def _decorated_targets(namespace: Mapping[str, Any], path: Path, package_root: Path | None, source: str) -> LoadedFile:
     targets = []
-    for name, function in vars(module).items():
-        if not (callable(function) and getattr(function, TARGET_MARK, False) and _defined_here(function, module)):
+    for name, function in list(namespace.items()):
+        if not (callable(function) and _is_marked(function) and _defined_here(function, namespace)):
             continue
         location = definition_line(function)
         try:
@@ -197,6 +317,13 @@ def _decorated_targets(module: ModuleType, path: Path) -> LoadedFile:
     return LoadedFile(path, targets)
 
 
+def _is_marked(function: Any) -> bool:
+    try:  # an object whose __getattr__ raises something other than AttributeError is not a target
+        return getattr(function, TARGET_MARK, False) is True
+    except Exception:
+        return False
+
+
 def _unbuildable(name: str, path: Path, location: Location | None, problem: str) -> LoadedTarget:
     return LoadedTarget(Target(nn.Module()), name, path, location, problem=problem)
 
@@ -205,9 +332,9 @@ def _is_candidate_module(name: str, value: Any) -> bool:
     return isinstance(value, nn.Module) and not isinstance(value, LossBase) and name not in RESERVED_NAMES
 
 
-def _module_instances(module: ModuleType, path: Path) -> LoadedFile:
+def _module_instances(namespace: Mapping[str, Any], path: Path, package_root: Path | None, source: str) -> LoadedFile:
     instances: dict[int, tuple[str, nn.Module]] = {}
-    for name, value in vars(module).items():
+    for name, value in namespace.items():
         if _is_candidate_module(name, value) and id(value) not in instances:
             instances[id(value)] = (name, value)
     inside_another = {id(sub) for _, instance in instances.values() for sub in list(instance.modules())[1:]}
@@ -224,49 +351,233 @@ def _line_of(path: Path, name: str) -> Location | None:
     return Location(str(path), line) if line is not None else None
 
 
-def _zero_argument_classes(module: ModuleType, path: Path) -> LoadedFile:
-    classes = [
-        cls
-        for cls in vars(module).values()
-        if inspect.isclass(cls)
-        and issubclass(cls, nn.Module)
-        and not issubclass(cls, LossBase)
-        and _defined_here(cls, module)
-        and not inspect.isabstract(cls)
+def _model_classes(namespace: Mapping[str, Any]) -> list[type]:
+    return [
+        value
+        for value in namespace.values()
+        if inspect.isclass(value)
+        and issubclass(value, nn.Module)
+        and not issubclass(value, LossBase)
+        and _defined_here(value, namespace)
+        and not inspect.isabstract(value)
     ]
-    built: dict[type, nn.Module] = {}
-    failed: dict[type, str] = {}
-    needs_arguments: dict[type, list[str]] = {}
-    for cls in classes:
-        required = _required_arguments(cls)
-        if required:
-            needs_arguments[cls] = required
+
+
+def _factories(namespace: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Module-level functions defined here that return a model: a call of a model class or of
+    another such function (`def ResNet18(): return ResNet(BasicBlock, [2, 2, 2, 2])`)."""
+    returns = {name: callees for name, callees in factory_names(source).items() if inspect.isfunction(namespace.get(name))}
+    returning_model: set[str] = set()
+    changed = True
+    while changed:  # `def resnet18(): return _resnet(...)`, `def _resnet(...): return ResNet(...)`
+        changed = False
+        for name, callees in returns.items():
+            if name not in returning_model and any(_is_model_class(namespace.get(c)) or c in returning_model for c in callees):
+                returning_model.add(name)
+                changed = True
+    return {name: namespace[name] for name in returns if name in returning_model and _defined_here(namespace[name], namespace)}
+
+
+def _is_model_class(value: Any) -> bool:
+    return inspect.isclass(value) and issubclass(value, nn.Module) and not issubclass(value, LossBase)
+
+
+def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_root: Path | None, source: str) -> LoadedFile:
+    factories = _factories(namespace, source)
+    blocks = building_blocks(source, {cls.__name__ for cls in _model_classes(namespace)})
+    used_by = {name: names_in_function(source, name) - {name} for name in factories}
+    called_by_factories = {used for names in used_by.values() for used in names}
+    roots = {name: f for name, f in factories.items() if not name.startswith("_") and name not in blocks | called_by_factories}
+    built: dict[str, tuple[nn.Module, Location | None, list[str]]] = {}
+    failed: dict[str, tuple[str, Location | None]] = {}
+    construction: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    for name, factory in roots.items():
+        if required_arguments(factory):
             continue
         try:
-            built[cls] = cls()
+            result = factory()
         except Exception as error:
-            failed[cls] = f"`{cls.__name__}()` raised {_error_with_line(error, path)}"
-    # A class whose instances live inside another class's instance is a building block, not a model.
-    used_inside = {type(sub) for instance in built.values() for sub in list(instance.modules())[1:]}
+            failed[name] = (f"`{name}()` raised {_error_with_line(error, path)}", definition_line(factory))
+            continue
+        if isinstance(result, nn.Module):
+            built[name] = (result, definition_line(factory), [])
+        else:
+            notes.append(f"skipped `{name}()`: it returned {type(result).__name__}, not an nn.Module")
+    # What a factory builds is reached through it: ResNet and BasicBlock through ResNet18.
+    built_by_factories = {used for name in built for used in used_by[name]}
+    from_classes: dict[str, tuple[nn.Module, Location | None, list[str]]] = {}
+    for cls in _model_classes(namespace):
+        if cls.__name__ in blocks | built_by_factories:
+            continue
+        recipe, needs = _recipe(cls, namespace, path, package_root)
+        if recipe is None:
+            notes.append(needs)
+            continue
+        try:
+            instance = cls(*recipe.args, **recipe.kwargs)
+        except Exception as error:
+            failed[cls.__name__] = (f"`{recipe.expression}` raised {_error_with_line(error, path)}", definition_line(cls))
+            continue
+        made = [f"built `{recipe.expression}` ({recipe.origin})"] if recipe.origin else []  # how, so the user can check it
+        from_classes[cls.__name__] = (instance, definition_line(cls), made)
+        construction[cls.__name__] = _arguments_by_name(cls, recipe.args, recipe.kwargs)
+    built = {**from_classes, **built}  # classes first, then factories, each in file order
+    # A class whose instances live inside another built model is a building block, not a model.
+    used_inside = {type(sub) for instance, _, _ in built.values() for sub in list(instance.modules())[1:]}
     targets = [
-        LoadedTarget(Target(instance), cls.__name__, path, definition_line(cls))
-        for cls, instance in built.items()
-        if cls not in used_inside
+        LoadedTarget(Target(instance), name, path, location, notes=made, construction=construction.get(name, {}))
+        for name, (instance, location, made) in built.items()
+        if type(instance) not in used_inside or name in roots
     ]
-    targets += [
-        _unbuildable(cls.__name__, path, definition_line(cls), problem) for cls, problem in failed.items() if cls not in used_inside
-    ]
-    notes = [
-        f"skipped `{cls.__name__}`: its constructor needs arguments ({', '.join(required)})"
-        for cls, required in needs_arguments.items()
-        if cls not in used_inside
-    ]
+    targets += [_unbuildable(name, path, location, problem) for name, (problem, location) in failed.items()]
     return LoadedFile(path, targets, notes)
 
 
-def _required_arguments(cls: type) -> list[str]:
+def _arguments_by_name(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`ViT(image_size=256, ...)` -> {"image_size": 256, ...}: what input inference may read."""
     try:
-        parameters = inspect.signature(cls).parameters.values()
+        return dict(inspect.signature(function).bind_partial(*args, **kwargs).arguments)
     except (TypeError, ValueError):
-        return []
-    return [p.name for p in parameters if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        return dict(kwargs)
+
+
+def _recipe(cls: type, namespace: Mapping[str, Any], path: Path, package_root: Path | None) -> tuple[Recipe | None, str]:
+    """How to build `cls` (no arguments, a config class, a sibling script's call), else why not
+    and how the user can say it."""
+    required = required_arguments(cls)
+    if not required:
+        return Recipe(f"{cls.__name__}()", (), {}, ""), ""
+    recipe = config_recipe(cls, namespace, namespace.get("__name__"))
+    if recipe is not None:
+        return recipe, ""
+    recipe, seen = script_recipe(cls, path, package_root)
+    if recipe is not None:
+        return recipe, ""
+    return None, _needs_arguments(cls, required, path, seen)
+
+
+def _needs_arguments(cls: type, required: list[str], path: Path, seen: ScriptCall | None) -> str:
+    """`Net` needs arguments (upscale_factor): ... give them as nnlint "model.py::Net(upscale_factor=...)"."""
+    example = f"{cls.__name__}({', '.join(f'{name}=...' for name in required)})"
+    where = ""
+    if seen is not None:
+        where = (
+            f"; {seen.script.name} line {seen.line} builds it as {cls.__name__}({', '.join(seen.sources)}) "
+            f"from values known only when it runs ({', '.join(seen.missing)})"
+        )
+    return f"skipped `{cls.__name__}`: its constructor needs arguments ({', '.join(required)}){where}; " + (
+        f'name them: nnlint "{_shown_path(path)}::{example}"'
+    )
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+# -- targets named with `file.py::expression` ------------------------------------------------------
+def _picked(expression: str, namespace: Mapping[str, Any], path: Path, package_root: Path | None) -> LoadedTarget:
+    """The target `expression` names (`GPT`, `ResNet18`, `model`) or builds (`GPT(GPTConfig(n_layer=2))`)."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as error:
+        raise LoadError(str(path), f"`::{expression}` is not a Python expression ({error.msg})") from None
+    root = _root_name(tree.body)
+    if root is not None and root not in namespace and root not in dir(builtins):
+        raise LoadError(str(path), f"`::{expression}`: no `{root}` in {path.name}; it defines {_what_it_defines(namespace)}")
+    location = definition_line(namespace[root]) if root is not None and root in namespace else None
+    location = location if location is not None and Path(location.file) == path else _line_of(path, root or "")
+    notes: list[str] = []
+    construction: dict[str, Any] = {}
+    if isinstance(tree.body, ast.Name):
+        value, notes, construction = _built_from_name(root or expression, namespace[expression], namespace, path, package_root)
+    else:
+        try:
+            value = eval(compile(tree, f"{path.name}::", "eval"), dict(namespace))  # noqa: S307 - the user's own expression
+        except Exception as error:
+            raise LoadError(str(path), f"`::{expression}` raised {type(error).__name__}: {_first_line(error)}") from None
+    if isinstance(value, nn.Module):
+        value = Target(value)
+    if not isinstance(value, Target):
+        raise LoadError(str(path), f"`::{expression}` gave {type(value).__name__}, not an nn.Module")
+    return LoadedTarget(
+        value, value.name or expression, path, location, notes=notes, construction=construction or _literal_keywords(tree.body)
+    )
+
+
+def _built_from_name(
+    name: str, value: Any, namespace: Mapping[str, Any], path: Path, package_root: Path | None
+) -> tuple[Any, list[str], dict[str, Any]]:
+    """A class is built the way discovery would; a function is called; an instance is itself."""
+    if isinstance(value, (nn.Module, Target)):
+        return value, [], {}
+    if inspect.isclass(value) and issubclass(value, nn.Module):
+        recipe, needs = _recipe(value, namespace, path, package_root)
+        if recipe is None:
+            raise LoadError(str(path), needs.replace(f"skipped `{name}`: ", f"`::{name}`: ", 1))
+        try:
+            built = value(*recipe.args, **recipe.kwargs)
+        except Exception as error:
+            raise LoadError(str(path), f"`::{name}`: `{recipe.expression}` raised {_error_with_line(error, path)}") from None
+        made = [f"built `{recipe.expression}` ({recipe.origin})"] if recipe.origin else []
+        return built, made, _arguments_by_name(value, recipe.args, recipe.kwargs)
+    if callable(value):
+        required = required_arguments(value)
+        if required:
+            raise LoadError(str(path), f"`::{name}` needs arguments ({', '.join(required)}): name them, e.g. `::{name}({required[0]}=...)`")
+        try:
+            return value(), [], {}
+        except Exception as error:
+            raise LoadError(str(path), f"`::{name}()` raised {_error_with_line(error, path)}") from None
+    raise LoadError(str(path), f"`::{name}` is a {type(value).__name__}, not a model class, factory or instance")
+
+
+def _literal_keywords(node: ast.expr) -> dict[str, Any]:
+    """`ViT(image_size=256, patch_size=32, ...)` -> the keywords written as literals."""
+    if not isinstance(node, ast.Call):
+        return {}
+    found: dict[str, Any] = {}
+    for keyword in node.keywords:
+        with contextlib.suppress(ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            if keyword.arg is not None:
+                found[keyword.arg] = ast.literal_eval(keyword.value)
+    return found
+
+
+def _root_name(node: ast.expr) -> str | None:
+    """`GPT(GPTConfig())` -> GPT; `models.UNet(3)` -> models; `GPT` -> GPT."""
+    while True:
+        if isinstance(node, ast.Call):
+            node = node.func
+        elif isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        else:
+            return node.id if isinstance(node, ast.Name) else None
+
+
+def _what_it_defines(namespace: Mapping[str, Any]) -> str:
+    classes = [cls.__name__ for cls in _model_classes(namespace)]
+    functions = [
+        name
+        for name, value in namespace.items()
+        if inspect.isfunction(value) and _defined_here(value, namespace) and not name.startswith("_")
+    ]
+    instances = [name for name, value in namespace.items() if _is_candidate_module(name, value) and not name.startswith("_")]
+    parts = [
+        f"{label} {', '.join(names[:_NAMES_LISTED])}{', …' if len(names) > _NAMES_LISTED else ''}"
+        for label, names in (("model classes", classes), ("functions", functions), ("modules", instances))
+        if names
+    ]
+    return "; ".join(parts) if parts else "no model class, function or module"
+
+
+_NAMES_LISTED = 12  # per kind, in the one-line error for a `::` name that does not exist
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else ""

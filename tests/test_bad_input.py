@@ -124,7 +124,7 @@ def test_a_config_file_that_does_not_exist_is_one_line(tmp_path):
         ("import sys\nimport torch\nsys.exit(0)\n", "called sys.exit(0) while being imported"),
         (
             "from torch import nn\nclass Net(nn.Module):\n    def __init__(self, depth):\n        super().__init__()\n",
-            "no model to lint: skipped `Net`: its constructor needs arguments (depth)",
+            'no model to lint: skipped `Net`: its constructor needs arguments (depth); name them: nnlint "{path}::Net(depth=...)"',
         ),
     ],
     ids=["sys-exit-message", "sys-exit-0", "constructor-needs-arguments"],
@@ -135,6 +135,7 @@ def test_a_file_that_cannot_give_a_model_keeps_the_json_report_parseable(tmp_pat
     code, out, err = run("--format", "json", str(path))
     assert_one_clean_line(code, out, err)
     report = json.loads(out)
+    message = message.format(path=path)
     assert report["targets"] == [] and [e["message"] for e in report["errors"]] == [message]
     assert err.splitlines() == [f"nnlint: {path}: {message}"]
 

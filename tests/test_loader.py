@@ -110,7 +110,8 @@ def test_class_needing_arguments_is_skipped_with_a_note_when_others_exist(tmp_pa
     )
     with loaded_model_file(path) as loaded:
         assert [t.name for t in loaded.targets] == ["Ready"]
-        assert loaded.notes == ["skipped `Configurable`: its constructor needs arguments (depth)"]
+        hint = f'name them: nnlint "{path}::Configurable(depth=...)"'
+        assert loaded.notes == [f"skipped `Configurable`: its constructor needs arguments (depth); {hint}"]
 
 
 def test_only_classes_needing_arguments_is_an_error_naming_them(tmp_path):
