@@ -75,7 +75,8 @@ def test_raise_for_lists_every_finding_and_is_an_assertion_error():
 
 
 def test_an_error_finding_is_in_errors_and_fails_raise_for_error():
-    report = nnlint.audit(api_models.BiasedNet(), torch.randn(1, 3, 8, 8))  # batch of one: NN105 error
+    mlp = nn.Sequential(nn.Linear(8, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    report = nnlint.audit(mlp, torch.randn(1, 8))  # batch of one into BatchNorm1d on (N, C): NN105 error
     assert [f.code for f in report.errors] == ["NN105"]
     with pytest.raises(nnlint.LintError):
         report.raise_for("error")

@@ -204,3 +204,32 @@ class PooledLSTM(nn.Module):
 @pytest.mark.parametrize("method", ("auto", "recorded"))
 def test_batchnorm_on_a_sequence_pooled_over_time_is_not_in_the_recurrent_path(method):
     assert findings(PooledLSTM(), torch.randn(16, 10, 8), "NN101", graph=method) == []
+
+
+# -- functional-style models -------------------------------------------------------------------
+class FunctionalLearner(nn.Module):
+    """dragen1860/MAML-Pytorch's Learner style: weights in a ParameterList used through F.conv2d /
+    F.linear, and parameters() overridden without its `recurse` argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vars = nn.ParameterList([nn.Parameter(torch.zeros(8, 1, 3, 3)), nn.Parameter(torch.zeros(8))])
+        nn.init.kaiming_normal_(self.vars[0])
+        self.vars.append(nn.Parameter(torch.randn(5, 8 * 26 * 26) * 0.01))
+        self.vars.append(nn.Parameter(torch.zeros(5)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.relu(torch.nn.functional.conv2d(x, self.vars[0], self.vars[1]))
+        return torch.nn.functional.linear(x.flatten(1), self.vars[2], self.vars[3])
+
+    def parameters(self):  # type: ignore[override]
+        return self.vars
+
+
+def test_a_functional_model_whose_parameters_takes_no_recurse_is_linted_and_its_first_call_is_the_first_layer():
+    x = torch.rand(16, 1, 28, 28) * 255
+    linter = Linter(Config())
+    target = Target(FunctionalLearner(), example_batch=(x, torch.randint(0, 5, (16,))), loss_fn=nn.CrossEntropyLoss())
+    report = linter.lint(LoadedTarget(target, "model", None, None))  # type: ignore[arg-type]
+    assert linter.problems == []
+    assert "NN701" in {f.code for f in report.findings} and "NN002" not in {f.code for f in report.findings}

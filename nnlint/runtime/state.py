@@ -105,8 +105,9 @@ def uninitialized_module(model: nn.Module) -> str | None:
     """The path of the first lazy module whose tensors do not exist yet (`nn.LazyLinear` before its
     first forward): running it would materialize the user's parameters, and meta has nothing to copy."""
     for path, module in model.named_modules():
-        own = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
-        if any(torch.nn.parameter.is_lazy(tensor) for tensor in own):
+        # The registries themselves: a module may override parameters() without `recurse` (MAML's Learner).
+        own = [*module._parameters.values(), *module._buffers.values()]
+        if any(tensor is not None and torch.nn.parameter.is_lazy(tensor) for tensor in own):
             return path
     return None
 
