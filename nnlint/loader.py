@@ -26,6 +26,7 @@ from torch import nn
 
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
+from nnlint.runtime.escapes import UserExit, escapes_nnlint, user_code
 from nnlint.runtime.randomness import seeded
 from nnlint.sources import assignment_line, definition_line, recording_construction_sites
 from nnlint.targets import RESERVED_NAMES, TARGET_MARK, Target
@@ -130,18 +131,26 @@ def _import_file(path: Path) -> ModuleType:
     except SyntaxError as error:
         raise LoadError(str(path), f"syntax error at line {error.lineno}: {error.msg}") from error
     except SystemExit as error:
-        raise LoadError(str(path), f"called sys.exit({error.code!r}) while being imported") from error
+        raise LoadError(str(path), f"called sys.exit({error.code!r}) while being imported{_line_in(error, path)}") from error
     except Exception as error:
+        raise LoadError(str(path), f"raised {_error_with_line(error, path)} while being imported") from error
+    except BaseException as error:  # GeneratorExit and the like; Ctrl-C still stops nnlint
+        if escapes_nnlint(error):
+            raise
         raise LoadError(str(path), f"raised {_error_with_line(error, path)} while being imported") from error
     return module
 
 
 def _error_with_line(error: BaseException, path: Path) -> str:
     """`NameError: name 'x' is not defined (line 12)`: the deepest line in the user's file."""
-    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if Path(frame.filename) == path]
-    where = f" (line {lines[-1]})" if lines else ""
+    error = error.original if isinstance(error, UserExit) else error
     message = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {message[0] if message else ''}{where}".replace(": (", " (")
+    return f"{type(error).__name__}: {message[0] if message else ''}{_line_in(error, path)}".replace(": (", " (")
+
+
+def _line_in(error: BaseException, path: Path) -> str:
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if Path(frame.filename) == path]
+    return f" (line {lines[-1]})" if lines else ""
 
 
 def _discover_targets(module: ModuleType, path: Path) -> LoadedFile:
@@ -182,7 +191,8 @@ def _decorated_targets(module: ModuleType, path: Path) -> LoadedFile:
             continue
         location = definition_line(function)
         try:
-            result = function()
+            with user_code():
+                result = function()
         except Exception as error:
             targets.append(_unbuildable(name, path, location, f"@nnlint.target function `{name}` raised {_error_with_line(error, path)}"))
             continue
@@ -242,7 +252,8 @@ def _zero_argument_classes(module: ModuleType, path: Path) -> LoadedFile:
             needs_arguments[cls] = required
             continue
         try:
-            built[cls] = cls()
+            with user_code():
+                built[cls] = cls()
         except Exception as error:
             failed[cls] = f"`{cls.__name__}()` raised {_error_with_line(error, path)}"
     # A class whose instances live inside another class's instance is a building block, not a model.

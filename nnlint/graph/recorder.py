@@ -29,6 +29,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map_only
 
+from nnlint.runtime.escapes import user_code
 from nnlint.runtime.execution import to_meta
 from nnlint.sources import call_site
 
@@ -79,7 +80,7 @@ class GraphRecorder(TorchFunctionMode):
             nn.modules.module.register_module_forward_hook(self._after_module, with_kwargs=True),
         ]
         try:
-            with torch.no_grad(), self:
+            with torch.no_grad(), self, user_code():
                 output = model(*args, **kwargs)
         except Exception as error:
             raise RecordingError(error, self.running_module()) from error

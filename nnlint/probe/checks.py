@@ -17,6 +17,7 @@ from torch.utils._pytree import tree_flatten, tree_map_only
 from nnlint.graph import one_line
 from nnlint.probe.instrument import Instrument
 from nnlint.probe.result import EvalDeterminism, ModuleGap, OverfitRun, SampleMixing, TrainEvalGap, UpdateRatio
+from nnlint.runtime.execution import run_with_tensors
 from nnlint.runtime.randomness import rng_states
 from nnlint.runtime.state import training_flags
 
@@ -126,13 +127,14 @@ def evaluation_checks(
                 watcher = Instrument(session.model, watch_random=True)
                 session.forward(watcher, *_copied((session.args, session.kwargs)), "evaluation mode", tensors=tensors)
                 random_op = watcher.first_random
+        # Still in evaluation mode and on the copies: a checkpointed forward runs again in backward.
+        mixing = _mixing(session, output_a, batched, captured, tensors) if wants_mixing else None
     determinism = EvalDeterminism(
         difference if difference is not None else math.nan,
         random_op.op if random_op else None,
         random_op.module if random_op else None,
         random_op.location if random_op else None,
     )
-    mixing = _mixing(session, output_a, batched, captured) if wants_mixing else None
     return determinism, mixing
 
 
@@ -147,7 +149,9 @@ def _same(before: Any, after: Any) -> bool:
     return bool(before == after)
 
 
-def _mixing(session: Session, output: Any, inputs: list[torch.Tensor], captured: list[tuple[Key, torch.Tensor]]) -> SampleMixing | None:
+def _mixing(
+    session: Session, output: Any, inputs: list[torch.Tensor], captured: list[tuple[Key, torch.Tensor]], tensors: dict[str, torch.Tensor]
+) -> SampleMixing | None:
     """Backpropagate from the first and last samples' outputs; any gradient on the other samples'
     inputs (on the first layer's outputs, for token inputs) means they leaked in. Only then are
     the module outputs searched for the last one that still carries it: where samples mix."""
@@ -161,10 +165,14 @@ def _mixing(session: Session, output: Any, inputs: list[torch.Tensor], captured:
     generator = torch.Generator().manual_seed(session.settings.seed + 1)
     weights = [torch.randn(out[own].shape, generator=generator).to(out.device, out.dtype) for out in outputs]
     objective = sum((out[own] * weight).sum() for out, weight in zip(outputs, weights, strict=True))
-    dependence = max(_spread(grad, own) for grad in _gradients(objective, entry, retain=True))
+    try:
+        dependence = max(_spread(grad, own) for grad in _gradients(session, tensors, objective, entry, retain=True))
+    except RuntimeError as error:  # autograd.grad refuses some graphs (reentrant checkpointing)
+        session.notes.append(f"NN906 was not checked: {one_line(error)}")
+        return None
     module = None
     if dependence > MIXING_TOLERANCE and modules:
-        spread = [_spread(grad, own) for grad in _gradients(objective, modules, retain=False)]
+        spread = [_spread(grad, own) for grad in _gradients(session, tensors, objective, modules, retain=False)]
         leaking = [index for index, value in enumerate(spread) if value > MIXING_TOLERANCE]
         following = [path for path, _ in modules[leaking[-1] + 1 :]] if leaking else [path for path, _ in modules]
         module = following[0] if following else None
@@ -177,8 +185,15 @@ def _pairwise(tensor: torch.Tensor, batch: int) -> bool:
     return tensor.dim() >= 2 and tensor.shape[1] == batch
 
 
-def _gradients(objective: torch.Tensor, probes: list[tuple[str, torch.Tensor]], retain: bool) -> list[torch.Tensor | None]:
-    return list(torch.autograd.grad(objective, [t for _, t in probes], allow_unused=True, retain_graph=retain))
+def _gradients(
+    session: Session, tensors: dict[str, torch.Tensor], objective: torch.Tensor, probes: list[tuple[str, torch.Tensor]], retain: bool
+) -> list[torch.Tensor | None]:
+    """Gradients of `objective`, computed while the model holds `tensors` (see Session.backward)."""
+
+    def gradients() -> tuple[torch.Tensor | None, ...]:
+        return torch.autograd.grad(objective, [t for _, t in probes], allow_unused=True, retain_graph=retain)
+
+    return list(run_with_tensors(session.model, tensors, gradients, (), {}, on_meta=False))
 
 
 def _spread(grad: torch.Tensor | None, own: list[int]) -> float:
@@ -365,7 +380,7 @@ def overfit(session: Session, targets: Any) -> OverfitRun | None:
         history.append(float(value.detach()))
         if not value.requires_grad or not math.isfinite(history[-1]):
             break
-        value.backward()
+        session.backward(value, tensors)
         optimizer.step()
     if len(history) < 2:
         return None

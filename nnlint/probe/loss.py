@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map_only
 
+from nnlint.runtime.escapes import user_code
+
 _CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
 _BINARY_LOSSES = (nn.BCEWithLogitsLoss, nn.BCELoss)
 _REGRESSION_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
@@ -75,7 +77,8 @@ def _user_loss(loss_fn: Any, targets: Any, origin: str, output: Any) -> ProbeLos
 
 def _call_user_loss(loss_fn: Any, output: Any, targets: Any, loss: ProbeLoss) -> torch.Tensor:
     try:
-        value = loss_fn(output, targets)
+        with user_code():
+            value = loss_fn(output, targets)
     except Exception as error:
         raise LossError(f"loss_fn raised {type(error).__name__}: {error}") from error
     if not isinstance(value, torch.Tensor):
