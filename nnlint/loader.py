@@ -28,6 +28,7 @@ from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
 from nnlint.runtime.escapes import UserExit, escapes_nnlint, user_code
 from nnlint.runtime.randomness import seeded
+from nnlint.runtime.state import preserved_process_state
 from nnlint.sources import assignment_line, definition_line, recording_construction_sites
 from nnlint.targets import RESERVED_NAMES, TARGET_MARK, Target
 
@@ -100,13 +101,15 @@ def loaded_model_file(path: Path) -> Iterator[LoadedFile]:
     While the file runs, its folder is first on `sys.path`, whatever it prints goes to stderr,
     so that a report on stdout stays parseable, and the random generators are seeded, so that
     its models start from the same weights — and the probe measures the same — in every run.
+    Process-wide state the file sets (default dtype or device, working directory, cuDNN flags)
+    holds while its targets are linted, and is put back when the block exits.
     """
     path = path.resolve()
     folder = str(path.parent)
     modules_before = set(sys.modules)
     sys.path.insert(0, folder)
     try:
-        with recording_construction_sites(), contextlib.redirect_stdout(sys.stderr), seeded(0):
+        with recording_construction_sites(), contextlib.redirect_stdout(sys.stderr), seeded(0), preserved_process_state():
             module = _import_file(path)
             yield _discover_targets(module, path)
     finally:
@@ -145,7 +148,7 @@ def _error_with_line(error: BaseException, path: Path) -> str:
     """`NameError: name 'x' is not defined (line 12)`: the deepest line in the user's file."""
     error = error.original if isinstance(error, UserExit) else error
     message = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {message[0] if message else ''}{_line_in(error, path)}".replace(": (", " (")
+    return f"{type(error).__name__}{': ' + message[0] if message else ''}{_line_in(error, path)}"
 
 
 def _line_in(error: BaseException, path: Path) -> str:

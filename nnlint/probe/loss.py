@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map_only
 
 from nnlint.runtime.escapes import user_code
+from nnlint.runtime.state import preserved_process_state
 
 _CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
 _BINARY_LOSSES = (nn.BCEWithLogitsLoss, nn.BCELoss)
@@ -77,7 +78,7 @@ def _user_loss(loss_fn: Any, targets: Any, origin: str, output: Any) -> ProbeLos
 
 def _call_user_loss(loss_fn: Any, output: Any, targets: Any, loss: ProbeLoss) -> torch.Tensor:
     try:
-        with user_code():
+        with user_code(), preserved_process_state(generators=False):
             value = loss_fn(output, targets)
     except Exception as error:
         raise LossError(f"loss_fn raised {type(error).__name__}: {error}") from error

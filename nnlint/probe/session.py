@@ -36,7 +36,7 @@ from nnlint.probe.result import InitialLoss, LayerGradient, ModuleStats, NonFini
 from nnlint.runtime.escapes import user_code
 from nnlint.runtime.execution import call_arguments, run_with_tensors
 from nnlint.runtime.randomness import seed_cpu_generators
-from nnlint.runtime.state import is_on_meta, model_device, preserved_user_state, training_flags
+from nnlint.runtime.state import is_on_meta, model_device, preserved_process_state, preserved_user_state, training_flags
 from nnlint.runtime.timeout import ProbeTimeout, deadline, protect
 from nnlint.targets import Target
 
@@ -283,7 +283,7 @@ class Session:
         # values in every step, and a leaf the mixing check made require grad is written as a copy.
         args, kwargs = tree_map_only(torch.Tensor, torch.clone, (args, kwargs))
         try:
-            with instrument, device, user_code():
+            with instrument, device, user_code(), preserved_process_state(generators=False):
                 output = functional_call(self.model, self.tensors if tensors is None else tensors, args, kwargs, tie_weights=False)
         except torch.cuda.OutOfMemoryError:
             raise

@@ -14,6 +14,7 @@ from torch.utils._pytree import tree_flatten, tree_map_only
 
 from nnlint.runtime.escapes import user_code
 from nnlint.runtime.lazy_dynamo import dynamo_import_deferred
+from nnlint.runtime.state import preserved_process_state
 
 
 def call_arguments(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -148,7 +149,7 @@ def run_with_tensors(
     GeneratorExit from the forward comes out as `UserExit` (see nnlint.runtime.escapes).
     """
     runner = _Runner(model, body)
-    with user_code():
+    with user_code(), preserved_process_state(generators=False):
         if tensors is None:
             return runner(*args, **kwargs)
         prefixed = {f"model.{name}": tensor for name, tensor in _one_name_per_slot(model, tensors).items()}

@@ -154,8 +154,12 @@ def preserved_user_state(model: nn.Module, *related: Any) -> Iterator[None]:
 
 # -- the process -------------------------------------------------------------------------------
 @contextmanager
-def preserved_process_state() -> Iterator[None]:
-    """Every piece of process-wide state a forward may change, each put back on its own."""
+def preserved_process_state(generators: bool = True) -> Iterator[None]:
+    """Every piece of process-wide state a forward may change, each put back on its own.
+
+    Around each run of the user's code (`generators=False`: the probe seeds the random generators
+    and compares them across a forward), so that nnlint's own work after it — the loss, gradient
+    norms, the rules — never runs on a default device or dtype the forward left behind."""
     with (
         preserved_function_modes(),
         preserved_global_hooks(),
@@ -167,7 +171,7 @@ def preserved_process_state() -> Iterator[None]:
         preserved_anomaly_mode(),
         preserved_recursion_limit(),
         preserved_cwd(),
-        preserved_generators(),
+        preserved_generators() if generators else contextlib.nullcontext(),
     ):
         yield
 
@@ -373,11 +377,22 @@ def preserved_reachable_state(roots: list[Any], skip: set[int] = frozenset()) ->
             budget -= size
             saved.append((tensor, tensor.detach().clone(), tensor._version))
     states = [(generator, generator.get_state()) for generator in generators]
+    # Parameters outside `parameters()` (layers kept in a plain list) get gradients too.
+    # Set aside while the block runs, as `detached_grads` does: backward accumulates into a fresh one.
+    grads = [(tensor, tensor.grad, tensor.requires_grad) for tensor in tensors if tensor.is_leaf]
     try:
+        for tensor, grad, _ in grads:
+            if grad is not None:
+                tensor.grad = None
         yield
     finally:
         for generator, state in states:
             generator.set_state(state)
+        for tensor, grad, requires_grad in grads:
+            if tensor.grad is not grad:
+                tensor.grad = grad
+            if tensor.requires_grad != requires_grad:
+                tensor.requires_grad_(requires_grad)
         _put_back(saved)
 
 
