@@ -240,6 +240,11 @@ def _filled(cell: Any) -> bool:
     return True
 
 
+def process_state() -> dict[str, Any]:
+    """The process-wide state alone (what a file's import may change)."""
+    return _process_state()
+
+
 def _process_state() -> dict[str, Any]:
     module_hooks = torch.nn.modules.module
     return {
