@@ -148,6 +148,28 @@ def test_a_loss_with_a_parameter_and_an_ema_buffer_is_left_as_it_was():
     assert torch.equal(loss_fn.center, torch.zeros(1, 4)) and loss_fn.log_temperature.grad is None
 
 
+class RunningLoss:
+    """A loss written as a plain class, keeping a step count and a running mean of its values in
+    attributes (the loss-balancing helpers of multi-task code are often plain objects)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.running = torch.zeros(())
+
+    def __call__(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        loss = F.mse_loss(output, targets)
+        self.steps += 1
+        self.running = 0.9 * self.running + 0.1 * loss.detach()
+        return loss
+
+
+def test_a_plain_object_loss_keeps_its_attributes():
+    model, loss_fn = nn.Sequential(nn.Linear(6, 2)), RunningLoss()
+    report = audited(model, example_batch=(torch.randn(8, 6), torch.randn(8, 2)), loss_fn=loss_fn)
+    assert_linted(report)
+    assert loss_fn.steps == 0 and float(loss_fn.running) == 0
+
+
 def test_a_loss_closing_over_the_model_never_accumulates_into_the_users_grad():
     """L2 regularization written into the loss (`loss + wd * sum(p.pow(2).sum() for p in
     model.parameters())`, common in tutorials), with `.grad` left from the user's last step."""

@@ -48,6 +48,25 @@ def preserved_module_attributes(model: nn.Module) -> Iterator[None]:
                     container.update(contents)
 
 
+@contextmanager
+def preserved_object_attributes(item: Any) -> Iterator[None]:
+    """A plain object's attributes, as they were: a loss written as a class that is not an
+    `nn.Module` (`self.step += 1`, `self.center = ...` in its `__call__`)."""
+    attributes = vars(item)
+    saved = dict(attributes)
+    try:
+        yield
+    finally:
+        attributes.clear()
+        attributes.update(saved)
+
+
+def _is_plain_object(item: Any) -> bool:
+    if isinstance(item, (nn.Module, torch.Tensor, type, types.ModuleType, types.FunctionType, types.MethodType, functools.partial)):
+        return False
+    return isinstance(getattr(item, "__dict__", None), dict)
+
+
 def _copy_container(container: Any) -> Any:
     if isinstance(container, list):
         return list(container)
@@ -147,6 +166,9 @@ def preserved_user_state(model: nn.Module, *related: Any) -> Iterator[None]:
         stack.enter_context(preserved_reachable_state([model, *related], skip=registered))
         for module in modules:
             stack.enter_context(preserved_module_attributes(module))
+        for item in related:
+            if _is_plain_object(item):
+                stack.enter_context(preserved_object_attributes(item))
         stack.enter_context(detached_grads(modules))
         stack.enter_context(preserved_process_state())
         yield
@@ -447,7 +469,13 @@ def _plain(tensor: torch.Tensor) -> bool:
     return (type(tensor) is torch.Tensor or isinstance(tensor, nn.Parameter)) and tensor.layout == torch.strided
 
 
+# What every nn.Module holds (hook dicts, flags): nothing a forward stores its tensors in.
+_MODULE_BOOKKEEPING = frozenset(vars(nn.Module())) - {"_parameters", "_buffers", "_modules"}
+
+
 def _children(value: Any) -> list[Any]:
+    if isinstance(value, nn.Module):
+        return [item for name, item in vars(value).items() if name not in _MODULE_BOOKKEEPING]
     if isinstance(value, dict):
         return list(value.values())
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -475,6 +503,7 @@ def _filled(cell: types.CellType) -> bool:
 protect(
     preserved_user_state,
     preserved_module_attributes,
+    preserved_object_attributes,
     training_flags,
     restore_rng,
     preserved_process_state,
