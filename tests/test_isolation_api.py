@@ -461,13 +461,19 @@ def test_a_model_nested_200_deep_is_linted():
     assert_linted(report)
 
 
-def test_a_float64_default_dtype_works():
-    """`torch.set_default_dtype(torch.float64)` at the top of a scientific-computing script."""
+@pytest.mark.parametrize("built", ["in float64", "in float32, before the switch"])
+def test_a_float64_default_dtype_works(built):
+    """`torch.set_default_dtype(torch.float64)` at the top of a scientific-computing script, or
+    after the model is built (the fuzz campaign's case: the probe's own buffers followed the
+    default dtype and met the model's float32 outputs)."""
     saved = torch.get_default_dtype()
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 2))
     torch.set_default_dtype(torch.float64)
     try:
-        model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 2))
-        report = audited(model, torch.randn(4, 6))
+        if built == "in float64":
+            model = model.double()
+        example = torch.randn(16, 6, dtype=model[0].weight.dtype)
+        report = audited(model, example, batch_size=4)  # batch 4 of 16: NN902 runs in chunks
         assert torch.get_default_dtype() is torch.float64
     finally:
         torch.set_default_dtype(saved)

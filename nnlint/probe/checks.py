@@ -66,7 +66,7 @@ class OutputSamples:
                 return
             low = first_row * row
             positions = ((indices >= low) & (indices < low + tensor.numel())).nonzero().squeeze(1)
-            values = store.setdefault(key, torch.full((len(indices),), math.nan, device=tensor.device))
+            values = store.setdefault(key, torch.full((len(indices),), math.nan, dtype=torch.float32, device=tensor.device))
             picked = _flat(tensor).index_select(0, (indices.index_select(0, positions) - low).to(tensor.device))
             values.index_copy_(0, positions.to(tensor.device), picked.float())
 

@@ -363,7 +363,7 @@ class Instrument(TorchFunctionMode):
         keys = sorted(self.sites, key=lambda key: (self._order(key[:2]), key[3]))
         if not keys:
             return []
-        nan = torch.tensor(math.nan)
+        nan = torch.tensor(math.nan, dtype=torch.float32)
         shares = []
         for key in keys:
             data = self.sites[key]
