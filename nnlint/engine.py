@@ -18,11 +18,14 @@ from nnlint.inputs import InputError, example_input_for, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file, split_target_argument
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
 from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
-from nnlint.runtime.state import preserved_user_state, uninitialized_module
+from nnlint.runtime.escapes import UserExit, escapes_nnlint
+from nnlint.runtime.execution import input_problem
+from nnlint.runtime.state import deep_recursion_allowed, preserved_user_state, uninitialized_module
 from nnlint.runtime.timeout import ProbeTimeout, deadline
 from nnlint.sources import ModuleLocator
 from nnlint.suppression import SuppressionLedger, suppressions_in
 from nnlint.targets import Target
+from nnlint.wrappers import TORCHSCRIPT_PROBLEM, is_torchscript, unwrapped
 
 if TYPE_CHECKING:
     from nnlint.probe import ProbeResult
@@ -52,7 +55,7 @@ class Linter:
 
     # -- one target ----------------------------------------------------------------------------
     def lint(self, loaded: LoadedTarget, notes: Iterable[str] = ()) -> TargetReport:
-        findings, skipped, graph, notes, probe = self._lint_target(loaded, [*loaded.notes, *notes])
+        findings, skipped, graph, notes, probe = self._guarded_check(loaded, [*loaded.notes, *notes])
         report = TargetReport(
             name=loaded.name,
             file=str(loaded.file) if loaded.file else None,
@@ -68,11 +71,39 @@ class Linter:
         self.reports.append(report)
         return report
 
+    def _guarded_check(
+        self, loaded: LoadedTarget, notes: list[str]
+    ) -> tuple[list[Finding], dict[str, list[str]], ModelGraph | None, list[str], ProbeResult | None]:
+        """`_lint_target` with everything the target's code can reach put back afterwards, wrappers
+        taken off, room for deeply nested models, and whatever escapes it reported, never raised:
+        a SystemExit or GeneratorExit from the user's code is NN002, a bug of nnlint's an internal
+        error. Ctrl-C still stops the run, after the state is put back."""
+        target = loaded.target
+        original = target.model
+        inner, unwrapped_notes = unwrapped(original)
+        if inner is not original:
+            loaded = dataclasses.replace(loaded, target=dataclasses.replace(target, model=inner))
+        related = (original, target.loss_fn, target.example_input, target.example_batch)
+        try:
+            with preserved_user_state(inner, *related), deep_recursion_allowed():
+                return self._lint_target(loaded, [*notes, *unwrapped_notes])
+        except Exception as error:
+            self._internal_error(loaded, "linting", error)
+        except BaseException as error:
+            if escapes_nnlint(error):
+                raise
+            self._keep_traceback(error)
+            reason = f"its code raised {one_line(UserExit(error))}"
+            return [self._unusable(loaded, reason)], {}, None, notes, None
+        return [], {}, None, notes, None
+
     def _lint_target(
         self, loaded: LoadedTarget, notes: list[str]
     ) -> tuple[list[Finding], dict[str, list[str]], ModelGraph | None, list[str], ProbeResult | None]:
         if loaded.problem is not None:
             return [self._unusable(loaded, loaded.problem)], {}, None, notes, None
+        if is_torchscript(loaded.target.model):
+            return [self._unusable(loaded, TORCHSCRIPT_PROBLEM)], {}, None, notes, None
         lazy = uninitialized_module(loaded.target.model)
         if lazy is not None:
             module = loaded.target.model.get_submodule(lazy)
@@ -83,6 +114,8 @@ class Linter:
             example_input, inferred = example_input_for(loaded, self.config.input_shape, trains=not self.config.static)
         except InputError as error:
             return [self._unusable(loaded, f"{error}; define `example_input` or pass --input-shape")], {}, None, notes, None
+        if (problem := input_problem(example_input)) is not None:
+            return [self._unusable(loaded, problem)], {}, None, notes, None
         if inferred:
             notes.append(f"no example input given: inferred {_describe_input(example_input)} from the first layer")
         graph: ModelGraph | None = None

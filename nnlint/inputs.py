@@ -31,7 +31,7 @@ from torch import nn
 from nnlint import hf
 from nnlint.context import BatchSize
 from nnlint.loader import LoadedTarget
-from nnlint.runtime.execution import buffer_copies, call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, run_with_tensors
+from nnlint.runtime.execution import call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, real_copies, run_with_tensors
 from nnlint.runtime.state import evaluation_run, is_on_meta, model_device, model_float_dtype, training_flags
 
 INFERRED_BATCH = 4
@@ -143,9 +143,9 @@ def accepts(model: nn.Module, example_input: Any, on_meta: bool = True) -> bool:
     args, kwargs = call_arguments(example_input)
     device = model_device(model)
     try:
-        with evaluation_run(model):  # on copies of the buffers: a forward may count its calls in one
+        with evaluation_run(model):  # on copies of the weights: a forward may count its calls in a buffer
             sample_args, sample_kwargs = one_sample((args, kwargs), device)
-            run_with_tensors(model, buffer_copies(model), model, sample_args, sample_kwargs, on_meta=False)
+            run_with_tensors(model, real_copies(model), model, sample_args, sample_kwargs, on_meta=False)
     except Exception:
         return False
     return True

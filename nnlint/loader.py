@@ -44,7 +44,9 @@ from nnlint.building import (
 from nnlint.companions import CompanionError, fill_from_file
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
+from nnlint.runtime.escapes import UserExit, escapes_nnlint, user_code
 from nnlint.runtime.randomness import seeded
+from nnlint.runtime.state import preserved_process_state
 from nnlint.runtime.torch_compat import LossBase
 from nnlint.sources import assignment_line, definition_line, recording_construction_sites
 from nnlint.targets import RESERVED_NAMES, TARGET_MARK, Target
@@ -135,7 +137,8 @@ def loaded_model_file(path: Path, chosen: Sequence[str] = ()) -> Iterator[Loaded
     `sys.argv` is `[path]` (a module-level `parse_args()` sees its defaults, not nnlint's options),
     whatever it prints goes to stderr, so that a report on stdout stays parseable, and the random
     generators are seeded, so that its models start from the same weights — and the probe measures
-    the same — in every run.
+    the same — in every run. Process-wide state the file sets (default dtype or device, working
+    directory, cuDNN flags) holds while its targets are linted, and is put back when the block exits.
     """
     path = path.resolve()
     package_root = _package_root(path)
@@ -145,7 +148,7 @@ def loaded_model_file(path: Path, chosen: Sequence[str] = ()) -> Iterator[Loaded
     for folder in reversed(folders):
         sys.path.insert(0, folder)
     try:
-        with recording_construction_sites(), contextlib.redirect_stdout(sys.stderr), seeded(0):
+        with recording_construction_sites(), contextlib.redirect_stdout(sys.stderr), seeded(0), preserved_process_state():
             with _argv_of(path):
                 module = _import_file(path, package_root)
                 loaded = discover_targets(vars(module), path, chosen=chosen, package_root=package_root)
@@ -233,17 +236,25 @@ def _imported(path: Path, run: Any) -> Any:
     except SyntaxError as error:
         raise LoadError(str(path), f"syntax error at line {error.lineno}: {error.msg}") from error
     except SystemExit as error:
-        raise LoadError(str(path), f"called sys.exit({error.code!r}) while being imported") from error
+        raise LoadError(str(path), f"called sys.exit({error.code!r}) while being imported{_line_in(error, path)}") from error
     except Exception as error:
+        raise LoadError(str(path), f"raised {_error_with_line(error, path)} while being imported") from error
+    except BaseException as error:  # GeneratorExit and the like; Ctrl-C still stops nnlint
+        if escapes_nnlint(error):
+            raise
         raise LoadError(str(path), f"raised {_error_with_line(error, path)} while being imported") from error
 
 
 def _error_with_line(error: BaseException, path: Path) -> str:
     """`NameError: name 'x' is not defined (line 12)`: the deepest line in the user's file."""
-    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if Path(frame.filename) == path]
-    where = f" (line {lines[-1]})" if lines else ""
+    error = error.original if isinstance(error, UserExit) else error
     message = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {message[0] if message else ''}{where}".replace(": (", " (")
+    return f"{type(error).__name__}{': ' + message[0] if message else ''}{_line_in(error, path)}"
+
+
+def _line_in(error: BaseException, path: Path) -> str:
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if Path(frame.filename) == path]
+    return f" (line {lines[-1]})" if lines else ""
 
 
 def discover_targets(
@@ -303,7 +314,8 @@ def _decorated_targets(namespace: Mapping[str, Any], path: Path, package_root: P
             continue
         location = definition_line(function)
         try:
-            result = function()
+            with user_code():
+                result = function()
         except Exception as error:
             targets.append(_unbuildable(name, path, location, f"@nnlint.target function `{name}` raised {_error_with_line(error, path)}"))
             continue
@@ -396,7 +408,8 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
         if required_arguments(factory):
             continue
         try:
-            result = factory()
+            with user_code():
+                result = factory()
         except Exception as error:
             failed[name] = (f"`{name}()` raised {_error_with_line(error, path)}", definition_line(factory))
             continue
@@ -415,7 +428,8 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
             notes.append(needs)
             continue
         try:
-            instance = cls(*recipe.args, **recipe.kwargs)
+            with user_code():
+                instance = cls(*recipe.args, **recipe.kwargs)
         except Exception as error:
             failed[cls.__name__] = (f"`{recipe.expression}` raised {_error_with_line(error, path)}", definition_line(cls))
             continue

@@ -8,7 +8,6 @@ import re
 import tokenize
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 from nnlint.findings import Finding, Location
 
@@ -59,9 +58,11 @@ class SuppressionLedger:
 
 @lru_cache(maxsize=256)
 def suppressions_in(file: str) -> tuple[Suppression, ...]:
-    """The suppression comments in a file (real comments only, not text inside strings)."""
+    """The suppression comments in a file (real comments only, not text inside strings), read in
+    the encoding the file declares (PEP 263: `# -*- coding: latin-1 -*-`), as Python reads it."""
     try:
-        source = Path(file).read_text(encoding="utf-8")
+        with tokenize.open(file) as stream:
+            source = stream.read()
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (OSError, UnicodeDecodeError, tokenize.TokenError, SyntaxError):
         return ()

@@ -3,13 +3,22 @@
 The model: every state_dict tensor (bit for bit, NaNs included, and the same tensor objects),
 each submodule's `training` flag and attribute names, each parameter's `requires_grad` and
 `.grad` (None stays None, and the same tensor object), and every kind of hook. Around it: the
-optimizer's state and hyperparameters, the torch CPU, Python and NumPy random generators, and the process-wide torch state that a
-tracer could leave behind (grad mode, default dtype, global module hooks, TorchFunctionModes).
+optimizer's state and hyperparameters; the loss function (its own model snapshot); every tensor
+and `torch.Generator` reachable from the model, the loss and the inputs (plain attributes, lists,
+dicts, closures, the inputs themselves) by value, object and version; and the process: the torch
+CPU, Python and NumPy random generators, grad mode, default dtype and device, the working
+directory, cuDNN/TF32/matmul-precision/deterministic flags, thread count, anomaly mode, recursion
+limit, global module hooks and TorchFunctionModes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import os
 import random
+import sys
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,9 +63,20 @@ class Snapshot:
     hooks: dict[str, tuple[int, ...]]
     optimizer: Any
     process: dict[str, Any]
+    loss: Snapshot | None = None
+    reachable: dict[str, Any] = dataclasses.field(default_factory=dict)  # path -> a tensor (see _reachable_state) or generator state
 
     @classmethod
-    def take(cls, model: nn.Module, optimizer: Any = None) -> Snapshot:
+    def take(cls, model: nn.Module, optimizer: Any = None, *, loss_fn: Any = None, inputs: tuple[Any, ...] = ()) -> Snapshot:
+        """`inputs`: example inputs and batches, compared by value, object and version."""
+        snapshot = cls._of_module(model, optimizer)
+        if isinstance(loss_fn, nn.Module):
+            snapshot.loss = cls._of_module(loss_fn, None)
+        snapshot.reachable = _reachable_state({"model": model, "loss_fn": loss_fn, "inputs": inputs})
+        return snapshot
+
+    @classmethod
+    def _of_module(cls, model: nn.Module, optimizer: Any) -> Snapshot:
         state = model.state_dict(keep_vars=True)
         parameters = dict(model.named_parameters(remove_duplicate=False))
         return cls(
@@ -108,11 +128,23 @@ class Snapshot:
             ]
         if not same_structure(self.optimizer, after.optimizer):
             found.append("the optimizer's state or hyperparameters changed")
-        found += [f"process state {key!r} changed" for key in self.process if not same_structure(self.process[key], after.process[key])]
+        found += [
+            f"process state {key!r} changed: {self.process[key]!r} -> {after.process[key]!r}"
+            for key in self.process
+            if not same_structure(self.process[key], after.process[key])
+        ]
+        if self.loss is not None and after.loss is not None:
+            found += [f"loss_fn: {change}" for change in self.loss.differences(after.loss) if not change.startswith("process state")]
+        for path, before in self.reachable.items():
+            now = after.reachable.get(path)
+            if now is None:
+                found.append(f"{path} is no longer reachable")
+            elif not same_structure(before, now):
+                found.append(f"{path} changed (values, object or version)")
         return found
 
-    def assert_unchanged(self, model: nn.Module, optimizer: Any = None) -> None:
-        changes = self.differences(Snapshot.take(model, optimizer))
+    def assert_unchanged(self, model: nn.Module, optimizer: Any = None, *, loss_fn: Any = None, inputs: tuple[Any, ...] = ()) -> None:
+        changes = self.differences(Snapshot.take(model, optimizer, loss_fn=loss_fn, inputs=inputs))
         assert not changes, f"the model or the process changed: {changes}"
 
 
@@ -155,6 +187,64 @@ def _copy(value: Any) -> Any:
     return value.detach().clone() if isinstance(value, torch.Tensor) else value
 
 
+def _reachable_state(roots: dict[str, Any], depth: int = 6) -> dict[str, Any]:
+    """Every tensor and generator reachable from `roots`, by path (`model.cache[0]`): a tensor as
+    (copy, id, version, requires_grad, its .grad as (copy, id)), a generator as its state. Registered parameters and buffers are included
+    too (non-persistent buffers are not in state_dict)."""
+    found: dict[str, Any] = {}
+    seen: set[int] = set()
+
+    def visit(value: Any, path: str, left: int) -> None:
+        if id(value) in seen or value is None or isinstance(value, (str, bytes, int, float, bool, type, types.ModuleType)):
+            return
+        seen.add(id(value))
+        if isinstance(value, torch.Tensor):
+            if not value.is_meta:
+                own = value.grad if value.is_leaf else None
+                grad = None if own is None else (own.detach().clone(), id(own))
+                found[path] = (value.detach().clone(), id(value), value._version, value.requires_grad, grad)
+            return
+        if isinstance(value, torch.Generator):
+            found[path] = value.get_state()
+            return
+        if left == 0:
+            return
+        for name, child in _named_children(value):
+            visit(child, f"{path}{name}", left - 1)
+
+    for name, root in roots.items():
+        visit(root, name, depth)
+    return found
+
+
+def _named_children(value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [(f"[{key!r}]", item) for key, item in value.items()]
+    if isinstance(value, (list, tuple)):
+        return [(f"[{index}]", item) for index, item in enumerate(value)]
+    if isinstance(value, types.MethodType):
+        return [(".__self__", value.__self__)]
+    if isinstance(value, types.FunctionType):
+        return [(f".<closure {index}>", cell.cell_contents) for index, cell in enumerate(value.__closure__ or ()) if _filled(cell)]
+    if isinstance(value, functools.partial):
+        return [(".func", value.func), *((f".args[{i}]", a) for i, a in enumerate(value.args)), *value.keywords.items()]
+    attributes = getattr(value, "__dict__", None)
+    return [(f".{name}", item) for name, item in attributes.items()] if isinstance(attributes, dict) else []
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:
+        return False
+    return True
+
+
+def process_state() -> dict[str, Any]:
+    """The process-wide state alone (what a file's import may change)."""
+    return _process_state()
+
+
 def _process_state() -> dict[str, Any]:
     module_hooks = torch.nn.modules.module
     return {
@@ -166,6 +256,15 @@ def _process_state() -> dict[str, Any]:
         "global_module_hooks": tuple(len(getattr(module_hooks, name, {})) for name in _GLOBAL_HOOKS),
         "module_init": nn.Module.__init__.__qualname__,
         "function_modes": torch._C._len_torch_function_stack(),
+        "default_device": str(torch.get_default_device()),
+        "cwd": os.getcwd(),
+        "cudnn": (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cudnn.enabled),
+        "tf32": (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32),
+        "matmul_precision": torch.get_float32_matmul_precision(),
+        "deterministic_algorithms": (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()),
+        "threads": torch.get_num_threads(),
+        "anomaly_mode": (torch.is_anomaly_enabled(), torch.is_anomaly_check_nan_enabled()),
+        "recursion_limit": sys.getrecursionlimit(),
     }
 
 

@@ -48,6 +48,7 @@ class Writer:
     embedding_width: int = 0
     discovery: str = "instance"  # how nnlint finds the model: instance, class or decorated
     batch: int = 1  # the example input's batch size
+    at_import: str | None = None  # a process-wide setting the file changes at the end of its import
     _ids: itertools.count = field(default_factory=itertools.count)
 
     # -- choices -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ asked for on purpose (a wrong input, a forward that raises or returns no tensor)
 from __future__ import annotations
 
 import itertools
+import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ from typing import Any
 from hypothesis import strategies as st
 from model_layers import Tensor, Writer, image_to_vector, linear, operation, sequence_to_vector
 
-FAULTS = ("wrong_shape", "wrong_dtype", "raises", "returns_none", "returns_number")
+FAULTS = ("wrong_shape", "wrong_dtype", "raises", "returns_none", "returns_number", "exits")
+# What hostile but working model files do (issue 13): nnlint must lint them and leave no trace.
+HAZARDS = ("input_written", "weights_clamped", "checkpointed", "state_in_forward", "state_at_import")
 MODEL_FILE = "fuzzed_model.py"
 
 
@@ -80,8 +83,10 @@ _FAMILIES = (
 
 
 @st.composite
-def model_programs(draw: Callable[[st.SearchStrategy[Any]], Any], faults: bool = True) -> ModelProgram:
-    """A complete model file; with `faults`, one in ten is broken on purpose (see FAULTS)."""
+def model_programs(draw: Callable[[st.SearchStrategy[Any]], Any], faults: bool = True, hazards: bool = True) -> ModelProgram:
+    """A complete model file; with `faults`, one in ten is broken on purpose (see FAULTS); with
+    `hazards`, some write their inputs or weights in place, checkpoint a layer, or change
+    process-wide state (see HAZARDS)."""
     w = Writer(draw)
     family = w.choose(_FAMILIES)
     fault = w.choose(FAULTS) if faults and w.chance(10) else None
@@ -107,7 +112,9 @@ def model_programs(draw: Callable[[st.SearchStrategy[Any]], Any], faults: bool =
         operation(w, current.rank)(w, current)
 
     output = _head(w, w.pool[-1], family)
-    if fault in ("raises", "returns_none", "returns_number"):
+    if hazards:
+        _hazards(w, family)
+    if fault in ("raises", "returns_none", "returns_number", "exits"):
         _break_forward(w, fault, output)
     else:
         output = _return(w, output)
@@ -208,10 +215,61 @@ def _break_forward(w: Writer, fault: str, output: Tensor) -> None:
             at -= 1
         w.forward.insert(at, 'if x.dim() > 0:\n    raise ValueError("fuzzed forward refuses this input")')
         w.forward.append(f"return {output.name}")
+    elif fault == "exits":  # sys.exit() where a script would stop, or a stray GeneratorExit
+        at = w.integer(0, max(len(w.forward) - 1, 0))
+        while at > 0 and w.forward[at].startswith((" ", "else")):
+            at -= 1
+        raised = w.choose(('sys.exit("fuzzed forward exits")', "sys.exit(0)", "raise SystemExit(3)", "raise GeneratorExit"))
+        w.forward.insert(at, f"if x.dim() > 0:\n    {raised}")
+        w.forward.append(f"return {output.name}")
     elif fault == "returns_none":
         w.forward.append(f"{output.name}.sum()  # the result is dropped: `return` is missing")
     else:
         w.forward.append(f"return {output.name}.size(0)")
+
+
+def _hazards(w: Writer, family: _Family) -> None:
+    """Working code with side effects nnlint must contain (each pattern's origin in its comment)."""
+    if family.integer_input is None and w.chance(10):  # YOLOv5's `im /= 255` on the input itself
+        w.forward.insert(0, "x /= 2")
+        w.features.add("hazard_input_written")
+    if w.with_parameters and w.chance(8):  # WGAN's weight clipping (martinarjovsky/WassersteinGAN)
+        w.forward.insert(0, "for p in self.parameters():\n    p.data.clamp_(-1.0, 1.0)")
+        w.features.add("hazard_weights_clamped")
+    calls = [
+        index
+        for index, line in enumerate(w.forward)
+        if re.fullmatch(r"v\d+ = self\.m\d+\((x|v\d+)\)", line) and "inplace=True" not in _called_constructor(w, line)
+    ]
+    if calls and w.chance(15):  # activation checkpointing (Hugging Face's gradient_checkpointing_enable)
+        index = w.choose(calls)
+        name, call = w.forward[index].split(" = ")
+        module, argument = call[:-1].split("(")
+        reentrant = w.choose((False, False, True))
+        w.forward[index] = f"{name} = checkpoint({module}, {argument}, use_reentrant={reentrant})"
+        w.features.add(f"hazard_checkpointed{'_reentrant' if reentrant else ''}")
+    if w.chance(8):  # set-up code that belongs in the training script, run by the forward
+        statement = w.choose(
+            ("torch.backends.cudnn.benchmark = True", 'torch.set_float32_matmul_precision("medium")', "os.chdir(tempfile.gettempdir())")
+        )
+        w.forward.insert(0, statement)
+        w.features.add("hazard_state_in_forward")
+    if w.chance(8):  # module-level set-up at import, after the model is built
+        w.at_import = w.choose(
+            (
+                "torch.set_default_dtype(torch.float64)",
+                "torch.backends.cudnn.deterministic = True",
+                "torch.set_num_threads(1)",
+                "os.chdir(os.path.dirname(os.path.abspath(__file__)))",
+                "torch.use_deterministic_algorithms(True, warn_only=True)",
+            )
+        )
+        w.features.add("hazard_state_at_import")
+
+
+def _called_constructor(w: Writer, line: str) -> str:
+    """The constructor of the module a `v3 = self.m2(v1)` line calls."""
+    return _constructor(w, line.split(" = ")[1].split("(")[0])
 
 
 def _structure_extras(w: Writer) -> None:
@@ -246,9 +304,14 @@ def _constructor(w: Writer, attribute: str) -> str:
 
 # -- the file ------------------------------------------------------------------------------------
 _PROLOGUE = """\
+import os
+import sys
+import tempfile
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 import nnlint
 """
@@ -306,6 +369,8 @@ def _file(
             if any(line.startswith(f"{name} = ") for line in module_level)
         )
         module_level += ["", "", "@nnlint.target", "def fuzzed():", f'    return nnlint.Target(model{extras}, name="fuzzed")']
+    if w.at_import:
+        module_level += ["", w.at_import]
     parts.append("\n".join(module_level) + "\n")
     return "\n\n".join(part.rstrip("\n") + "\n" for part in parts)
 

@@ -120,8 +120,8 @@ def test_a_config_file_that_does_not_exist_is_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("import sys\nimport torch\nsys.exit('needs a GPU')\n", "called sys.exit('needs a GPU') while being imported"),
-        ("import sys\nimport torch\nsys.exit(0)\n", "called sys.exit(0) while being imported"),
+        ("import sys\nimport torch\nsys.exit('needs a GPU')\n", "called sys.exit('needs a GPU') while being imported (line 3)"),
+        ("import sys\nimport torch\nsys.exit(0)\n", "called sys.exit(0) while being imported (line 3)"),
         (
             "from torch import nn\nclass Net(nn.Module):\n    def __init__(self, depth):\n        super().__init__()\n",
             'no model to lint: skipped `Net`: its constructor needs arguments (depth); name them: nnlint "{path}::Net(depth=...)"',

@@ -6,6 +6,9 @@ import textwrap
 
 from expectations import lint
 
+from nnlint.config import Config
+from nnlint.engine import lint_paths
+
 MODEL = """
 import torch
 from torch import nn
@@ -56,3 +59,16 @@ def test_suppressions_of_unselected_rules_are_not_judged(tmp_path):
 
 def test_text_inside_strings_is_not_a_suppression(tmp_path):
     assert codes(tmp_path, '; note = "# nnlint: ignore[NN104]"') == [("NN104", 9)]
+
+
+def test_a_latin1_file_is_read_in_its_declared_encoding(tmp_path):
+    """PEP 263: `# -*- coding: latin-1 -*-` heads files of older European codebases; their
+    comments (`# réglé`) are not UTF-8, and the suppression on that line must still count."""
+    path = tmp_path / "model.py"
+    source = "# -*- coding: latin-1 -*-\n# Modèle de référence\n" + textwrap.dedent(
+        MODEL.format(conv_comment="  # nnlint: ignore[NN104]  (réglé)")
+    )
+    path.write_bytes(source.encode("latin-1"))
+    report = lint_paths([path], Config())
+    assert not report.problems, report.problems
+    assert [f.code for f in report.findings] == []  # NN104 silenced; the suppression used, so no NN003

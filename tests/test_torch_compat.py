@@ -141,3 +141,32 @@ def test_a_global_forward_hook_with_kwargs_is_removed_completely():
     handle = nn.modules.module.register_module_forward_hook(lambda module, args, kwargs, output: None, with_kwargs=True)
     torch_compat.remove_global_module_hook(handle)
     assert {name: dict(table) for name, table in torch_compat.global_module_hooks().items()} == before
+
+
+def test_default_device_context_follows_set_default_device():
+    assert torch_compat.default_device_context() is None
+    torch.set_default_device("meta")
+    try:
+        context = torch_compat.default_device_context()
+        assert context is not None and torch.empty(1).is_meta
+    finally:
+        torch.set_default_device(None)
+    assert torch_compat.default_device_context() is None
+
+
+def test_set_version_counters_gives_back_a_version():
+    tensor = torch.zeros(3)
+    before = tensor._version
+    tensor.add_(1)
+    assert tensor._version != before
+    torch_compat.set_version_counters([tensor], [before])
+    if hasattr(torch._C._autograd, "_unsafe_set_version_counter"):
+        assert tensor._version == before
+
+
+def test_compiled_module_class_is_dynamos_wrapper_once_imported():
+    compiled = torch_compat.compiled_module_class()
+    if "torch._dynamo.eval_frame" in sys.modules:
+        assert compiled is sys.modules["torch._dynamo.eval_frame"].OptimizedModule
+    else:
+        assert compiled is None

@@ -13,7 +13,16 @@ from nnlint.findings import GraphMethod
 from nnlint.graph.fx_trace import propagate_shapes, symbolic_trace
 from nnlint.graph.ir import ModelGraph, ModuleInfo
 from nnlint.graph.recorder import GraphRecorder, RecordingError
-from nnlint.runtime.execution import buffer_copies, call_arguments, meta_stand_ins, on_device, one_sample, run_with_tensors
+from nnlint.runtime.escapes import UserExit, user_code
+from nnlint.runtime.execution import (
+    call_arguments,
+    meta_parameter_stand_ins,
+    meta_stand_ins,
+    on_device,
+    one_sample,
+    real_copies,
+    run_with_tensors,
+)
 from nnlint.runtime.state import evaluation_run, is_on_meta, model_device, preserved_module_attributes
 from nnlint.sources import ModuleLocator
 
@@ -42,12 +51,13 @@ def build_graph(model: nn.Module, example_input: Any, locator: ModuleLocator, me
             # Restored on its own: what a failed trace left in the model must not reach the recorder.
             with preserved_module_attributes(model):
                 try:
-                    graph = symbolic_trace(model, args, kwargs)
+                    graph = _traced_on_stand_ins(model, args, kwargs)
                 except Exception as error:
                     fx_error = f"symbolic tracing failed: {one_line(error)}"
                 else:
                     try:
-                        propagate_shapes(model, graph, args, kwargs)
+                        with user_code():
+                            propagate_shapes(model, graph, args, kwargs)
                         return _assemble(model, graph, GraphMethod.FX, locator, _fx_call_counts(graph))
                     except Exception as error:
                         fx_error = f"the traced graph did not run: {one_line(error)}"
@@ -58,6 +68,15 @@ def build_graph(model: nn.Module, example_input: Any, locator: ModuleLocator, me
         graph_.fx_error = fx_error
         graph_.recorded_on = recorded_on
         return graph_
+
+
+def _traced_on_stand_ins(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.fx.Graph:
+    """Symbolic tracing runs forward's Python for real, with only the inputs as proxies: a forward
+    that iterates its own parameters (WGAN's `for p in self.parameters(): p.data.clamp_(-c, c)`)
+    would write the user's weights. So the model holds meta stand-ins while it is traced, as
+    parameters (FX turns parameters it meets into graph nodes by identity)."""
+    stand_ins = meta_parameter_stand_ins(model)
+    return run_with_tensors(model, stand_ins, lambda: symbolic_trace(model, args, kwargs), (), {}, on_meta=False)
 
 
 def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[GraphRecorder, str]:
@@ -82,9 +101,10 @@ def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
 
 
 def _record_real(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> GraphRecorder:
-    """Record on real values, with copies of the buffers: a forward that updates one in place must not write the user's."""
-    copies = buffer_copies(model)
-    recorder = GraphRecorder(model, _names_by_identity(dict(model.named_parameters(remove_duplicate=False)) | copies))
+    """Record on real values, with copies of the parameters and buffers: a forward that writes one
+    in place (a counter, `nn.Embedding(max_norm=...)`) must not write the user's."""
+    copies = real_copies(model)
+    recorder = GraphRecorder(model, _names_by_identity(copies))
     run_with_tensors(model, copies, lambda *a, **k: recorder.record(model, a, k), args, kwargs, on_meta=False)
     return recorder
 
@@ -134,6 +154,8 @@ def non_tensor_output(graph: ModelGraph) -> str | None:
 
 def one_line(error: BaseException, limit: int = 240) -> str:
     """An exception as one readable line: its type and the first line of its message."""
+    if isinstance(error, UserExit):  # already says what was raised, and where
+        return str(error) if len(str(error)) <= limit else str(error)[: limit - 1] + "…"
     text = str(error).strip().splitlines()
     message = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
     return message if len(message) <= limit else message[: limit - 1] + "…"

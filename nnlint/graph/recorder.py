@@ -28,6 +28,7 @@ import torch.fx
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from nnlint.runtime.escapes import user_code
 from nnlint.runtime.execution import to_meta
 from nnlint.runtime.module_calls import ModuleCallTracker, ModuleFrame
 from nnlint.runtime.torch_compat import TensorBase, tree_flatten, tree_map_only
@@ -68,7 +69,7 @@ class GraphRecorder(ModuleCallTracker, TorchFunctionMode):
         self._add_placeholders(model.forward, args, kwargs)
         self.start_tracking()
         try:
-            with torch.no_grad(), self:
+            with torch.no_grad(), self, user_code():
                 output = model(*args, **kwargs)
         except Exception as error:
             raise RecordingError(error, self.running_module()) from error

@@ -20,6 +20,7 @@ from nnlint.probe.instrument import Instrument
 from nnlint.probe.loss import ProbeLoss
 from nnlint.probe.result import EvalDeterminism, MeasureNote, ModuleGap, OverfitRun, SampleMixing, TrainEvalGap, UpdateRatio
 from nnlint.probe.settings import ProbeSettings
+from nnlint.runtime.execution import run_with_tensors
 from nnlint.runtime.randomness import rng_states
 from nnlint.runtime.state import training_flags
 from nnlint.runtime.torch_compat import BatchNormBase, foreach_norm, foreach_sub, tree_flatten, tree_map_only
@@ -52,6 +53,8 @@ class ProbeRun(Protocol):
     def compute_loss(self, loss: ProbeLoss, output: Any) -> torch.Tensor: ...
 
     def reseed(self, seed: int) -> None: ...
+
+    def backward(self, loss: torch.Tensor, tensors: dict[str, torch.Tensor] | None = None) -> None: ...
 
 
 OVERFIT_STEPS = 50
@@ -96,7 +99,7 @@ class OutputSamples:
                 return
             low = first_row * row
             positions = ((indices >= low) & (indices < low + tensor.numel())).nonzero().squeeze(1)
-            values = store.setdefault(key, torch.full((len(indices),), math.nan, device=tensor.device))
+            values = store.setdefault(key, torch.full((len(indices),), math.nan, dtype=torch.float32, device=tensor.device))
             picked = _flat(tensor).index_select(0, (indices.index_select(0, positions) - low).to(tensor.device))
             values.index_copy_(0, positions.to(tensor.device), picked.float())
 
@@ -157,13 +160,14 @@ def evaluation_runs(
                 args_c, kwargs_c = _copied((session.args, session.kwargs))
                 session.forward(watcher, args_c, kwargs_c, "evaluation mode", tensors=tensors)
                 random_op = watcher.first_random
+        # Still in evaluation mode and on the copies: a checkpointed forward runs again in backward.
+        mixing = _mixing(session, output_a, batched, captured, tensors) if wants_mixing else None
     determinism = EvalDeterminism(
         difference if difference is not None else math.nan,
         random_op.op if random_op else None,
         random_op.module if random_op else None,
         random_op.location if random_op else None,
     )
-    mixing = _mixing(session, output_a, batched, captured) if wants_mixing else None
     return determinism, mixing
 
 
@@ -178,7 +182,9 @@ def _same(before: Any, after: Any) -> bool:
     return bool(before == after)
 
 
-def _mixing(session: ProbeRun, output: Any, inputs: list[torch.Tensor], captured: list[tuple[Key, torch.Tensor]]) -> SampleMixing | None:
+def _mixing(
+    session: ProbeRun, output: Any, inputs: list[torch.Tensor], captured: list[tuple[Key, torch.Tensor]], tensors: dict[str, torch.Tensor]
+) -> SampleMixing | None:
     """Backpropagate from the first and last samples' outputs; any gradient on the other samples'
     inputs (on the first layer's outputs, for token inputs) means they leaked in. Only then are
     the module outputs searched for the last one that still carries it: where samples mix."""
@@ -192,10 +198,14 @@ def _mixing(session: ProbeRun, output: Any, inputs: list[torch.Tensor], captured
     generator = torch.Generator().manual_seed(session.settings.seed + 1)
     weights = [torch.randn(out[own].shape, generator=generator).to(out.device, out.dtype) for out in outputs]
     objective = cast(torch.Tensor, sum((out[own] * weight).sum() for out, weight in zip(outputs, weights, strict=True)))
-    dependence = max(_spread(grad, own) for grad in _gradients(objective, entry, retain=True))
+    try:
+        dependence = max(_spread(grad, own) for grad in _gradients(session, tensors, objective, entry, retain=True))
+    except RuntimeError as error:  # autograd.grad refuses some graphs (reentrant checkpointing)
+        session.notes.append(MeasureNote(Measure.SAMPLE_MIXING, f"not checked: {one_line(error)}"))
+        return None
     module = None
     if dependence > MIXING_TOLERANCE and modules:
-        spread = [_spread(grad, own) for grad in _gradients(objective, modules, retain=False)]
+        spread = [_spread(grad, own) for grad in _gradients(session, tensors, objective, modules, retain=False)]
         leaking = [index for index, value in enumerate(spread) if value > MIXING_TOLERANCE]
         following = [path for path, _ in modules[leaking[-1] + 1 :]] if leaking else [path for path, _ in modules]
         module = following[0] if following else None
@@ -208,8 +218,15 @@ def _pairwise(tensor: torch.Tensor, batch: int) -> bool:
     return tensor.dim() >= 2 and tensor.shape[1] == batch
 
 
-def _gradients(objective: torch.Tensor, probes: list[tuple[str, torch.Tensor]], retain: bool) -> list[torch.Tensor | None]:
-    return list(torch.autograd.grad(objective, [t for _, t in probes], allow_unused=True, retain_graph=retain))
+def _gradients(
+    session: ProbeRun, tensors: dict[str, torch.Tensor], objective: torch.Tensor, probes: list[tuple[str, torch.Tensor]], retain: bool
+) -> list[torch.Tensor | None]:
+    """Gradients of `objective`, computed while the model holds `tensors` (see Session.backward)."""
+
+    def gradients() -> tuple[torch.Tensor | None, ...]:
+        return torch.autograd.grad(objective, [t for _, t in probes], allow_unused=True, retain_graph=retain)
+
+    return list(run_with_tensors(session.model, tensors, gradients, (), {}, on_meta=False))
 
 
 def _spread(grad: torch.Tensor | None, own: list[int]) -> float:
@@ -397,7 +414,7 @@ def overfit(session: ProbeRun, labels: Any) -> OverfitRun | None:
         history.append(float(value.detach()))
         if not value.requires_grad or not math.isfinite(history[-1]):
             break
-        value.backward()
+        session.backward(value, tensors)
         optimizer.step()
     if len(history) < 2:
         return None

@@ -310,7 +310,7 @@ class Instrument(ModuleCallTracker, TorchFunctionMode):
             return
         self.first_layer_seen = True
         if data.is_floating_point() and not data.requires_grad and data.dim() >= 2:
-            with torch._C.DisableTorchFunction():
+            with DisableTorchFunction():
                 axis = 1 if op in CONVOLUTIONS else data.dim() - 1
                 self.input_stats = _input_stats(self.running_module() or "", data, axis)
 
@@ -387,7 +387,7 @@ class Instrument(ModuleCallTracker, TorchFunctionMode):
         keys = sorted(self.sites, key=lambda key: (self._order(key[:2]), key[3]))
         if not keys:
             return []
-        nan = torch.tensor(math.nan)
+        nan = torch.tensor(math.nan, dtype=torch.float32)
         shares = []
         for key in keys:
             data = self.sites[key]

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnlint.runtime.escapes import user_code
+from nnlint.runtime.state import preserved_process_state
 from nnlint.runtime.torch_compat import tree_flatten, tree_map_only
 
 _CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
@@ -76,7 +78,8 @@ def _user_loss(loss_fn: Any, targets: Any, origin: str, output: Any) -> ProbeLos
 
 def _call_user_loss(loss_fn: Any, output: Any, targets: Any, loss: ProbeLoss) -> torch.Tensor:
     try:
-        value = loss_fn(output, targets)
+        with user_code(), preserved_process_state(generators=False):
+            value = loss_fn(output, targets)
     except Exception as error:
         raise LossError(f"loss_fn raised {type(error).__name__}: {error}") from error
     if not isinstance(value, torch.Tensor):

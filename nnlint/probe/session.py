@@ -35,11 +35,12 @@ from nnlint.probe.instrument import Instrument, is_leaf
 from nnlint.probe.loss import LossError, ProbeLoss, build_loss, main_output, synthetic_loss, to_device
 from nnlint.probe.result import InitialLoss, LayerGradient, MeasureNote, ModuleStats, NonFinite, ProbeResult, TargetRange
 from nnlint.probe.settings import ProbeSettings
-from nnlint.runtime.execution import call_arguments
+from nnlint.runtime.escapes import user_code
+from nnlint.runtime.execution import call_arguments, run_with_tensors
 from nnlint.runtime.randomness import seed_cpu_generators
-from nnlint.runtime.state import is_on_meta, model_device, preserved_user_state, training_flags
+from nnlint.runtime.state import is_on_meta, model_device, preserved_process_state, preserved_user_state, training_flags
 from nnlint.runtime.timeout import ProbeTimeout, deadline, protect
-from nnlint.runtime.torch_compat import BatchNormBase, foreach_norm, tree_flatten
+from nnlint.runtime.torch_compat import BatchNormBase, foreach_norm, tree_flatten, tree_map_only
 from nnlint.targets import Target
 
 _DEVICE_MISMATCH = re.compile(r"on the same device|device mismatch|Expected .* device", re.IGNORECASE)
@@ -79,7 +80,8 @@ def run_probe(model: nn.Module, example_input: Any, target: Target, settings: Pr
     sessions: list[Session] = []
     try:
         # The user's code runs several times here: its warnings would repeat, and belong to its own runs.
-        with preserved_user_state(model), warnings.catch_warnings(), deadline(settings.timeout):
+        related = (target.loss_fn, target.example_input, target.example_batch, example_input)
+        with preserved_user_state(model, *related), warnings.catch_warnings(), deadline(settings.timeout):
             warnings.simplefilter("ignore")
             return _first_device_that_works(model, example_input, target, settings, devices, sessions)
     except ProbeTimeout:
@@ -274,8 +276,11 @@ class Session:
         self.instrument = instrument
         instrument.new_forward()
         device = torch.device(self.device) if self.device != self.own_device else nullcontext()
+        # Fresh copies every time: a forward that writes its input (`x /= 255`) must find the same
+        # values in every step, and a leaf the mixing check made require grad is written as a copy.
+        args, kwargs = tree_map_only(torch.Tensor, torch.clone, (args, kwargs))
         try:
-            with instrument, device:
+            with instrument, device, user_code(), preserved_process_state(generators=False):
                 output = functional_call(self.model, self.tensors if tensors is None else tensors, args, kwargs, tie_weights=False)
         except torch.cuda.OutOfMemoryError:
             raise
@@ -333,7 +338,7 @@ class Session:
             value = self._first_loss(steps, output) if step == 0 else self.compute_loss(steps.loss, output)
             steps.losses.append(value.detach().float())
             if value.requires_grad:
-                self._backward(value)
+                self.backward(value)
             if step == 0:
                 steps.without_grad = {
                     name for name, p in self.parameters.items() if p.grad is None and self._ran(name.rpartition(".")[0], measuring)
@@ -381,9 +386,11 @@ class Session:
                 return True
         return False
 
-    def _backward(self, loss: torch.Tensor) -> None:
+    def backward(self, loss: torch.Tensor, tensors: dict[str, torch.Tensor] | None = None) -> None:
+        """Backpropagate with the copies still in the model: a forward using torch.utils.checkpoint
+        runs again during backward, and must run on the copies (BatchNorm statistics, gradients)."""
         try:
-            loss.backward()
+            run_with_tensors(self.model, self.tensors if tensors is None else tensors, loss.backward, (), {}, on_meta=False)
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as error:
@@ -391,7 +398,7 @@ class Session:
 
     def _grad_norms(self, parameters: list[torch.Tensor]) -> torch.Tensor:
         """Every parameter's gradient norm (0 without a gradient), as one tensor: no sync per layer."""
-        norms = torch.zeros(len(parameters), device=self.device)
+        norms = torch.zeros(len(parameters), dtype=torch.float32, device=self.device)
         present = [index for index, p in enumerate(parameters) if p.grad is not None]
         if present:
             values = foreach_norm([parameters[index].grad for index in present])  # type: ignore[misc]

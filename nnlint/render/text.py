@@ -7,13 +7,11 @@ import math
 import textwrap
 import unicodedata
 
-from rich.console import Console
-from rich.text import Text
-
 from nnlint.findings import Severity
 from nnlint.formatting import number
 from nnlint.render.common import display_path
 from nnlint.render.grouping import FindingGroup, compact_numbers, group_findings
+from nnlint.render.rich_quietly import Console, Text
 from nnlint.report import GradientFlow, GradientFlowLayer, Report, TargetReport
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}

@@ -11,7 +11,9 @@ from torch import nn
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
+from nnlint.runtime.escapes import user_code
 from nnlint.runtime.lazy_dynamo import dynamo_import_deferred
+from nnlint.runtime.state import preserved_process_state
 from nnlint.runtime.torch_compat import meta_nonzero_assumed, parse_to, tree_flatten, tree_map_only
 
 
@@ -24,19 +26,38 @@ def call_arguments(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]
     return (example_input,), {}
 
 
+def input_problem(example_input: Any) -> str | None:
+    """What is wrong with an example input that no forward could take, in words; else None."""
+    if isinstance(example_input, dict):
+        wrong = [key for key in example_input if not isinstance(key, str)]
+        if wrong:
+            return (
+                f"`example_input` is a dict with the key {wrong[0]!r} ({type(wrong[0]).__name__}): a dict is passed as "
+                "keyword arguments, so its keys must be the names of forward's arguments (strings)"
+            )
+    return None
+
+
 def to_meta(value: Any) -> Any:
     """The same structure with every tensor replaced by a meta tensor of its shape and dtype."""
     return tree_map_only(torch.Tensor, lambda t: t if t.is_meta else torch.empty_like(t, device="meta"), value)
 
 
 def one_sample(value: Any, device: torch.device) -> Any:
-    """The first sample of every batched tensor, moved to `device` (for a cheap real forward)."""
+    """A copy of the first sample of every batched tensor, on `device` (for a cheap real forward).
+
+    Copies, not views: a forward that writes its input in place (`x /= 255`) writes the copy."""
 
     def first(t: torch.Tensor) -> torch.Tensor:
         t = t[:1] if t.dim() > 0 and t.shape[0] > 1 else t
-        return t.to(device)
+        return input_copy(t, device)
 
     return tree_map_only(torch.Tensor, first, value)
+
+
+def input_copy(tensor: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+    """A copy of an input tensor that a forward may write in place: a plain leaf, no autograd history."""
+    return tensor.detach().to(device or tensor.device, copy=True)
 
 
 def made_up(shape: tuple[int, ...], dtype: torch.dtype, integer_high: int | None = None) -> torch.Tensor:
@@ -52,8 +73,8 @@ def made_up(shape: tuple[int, ...], dtype: torch.dtype, integer_high: int | None
 
 
 def on_device(value: Any, device: torch.device) -> Any:
-    """The same structure with every tensor moved to `device`."""
-    return tree_map_only(torch.Tensor, lambda t: t.to(device), value)
+    """The same structure with every tensor copied to `device` (copies: see `one_sample`)."""
+    return tree_map_only(torch.Tensor, lambda t: input_copy(t, device), value)
 
 
 def meta_stand_ins(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -62,10 +83,29 @@ def meta_stand_ins(model: nn.Module) -> dict[str, torch.Tensor]:
     return _one_per_tensor(named, lambda t: t if t.is_meta else torch.empty_like(t, device="meta"))
 
 
-def buffer_copies(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of every buffer, for a real run: a forward that updates a buffer in place (a counter,
-    a running statistic) then writes the copy, not the user's buffer. Tied buffers share a copy."""
-    return _one_per_tensor(model.named_buffers(remove_duplicate=False), lambda t: t.clone())
+def meta_parameter_stand_ins(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Like `meta_stand_ins`, but a parameter's stand-in is a meta `nn.Parameter`."""
+    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    return _one_per_tensor(named, lambda t: _as_parameter_like(t, t if t.is_meta else torch.empty_like(t, device="meta")))
+
+
+def _as_parameter_like(original: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    if isinstance(original, nn.Parameter) and not isinstance(tensor, nn.Parameter):
+        return nn.Parameter(tensor, requires_grad=original.requires_grad)
+    return tensor
+
+
+def real_copies(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every parameter and buffer, for a real run: a forward that writes one in place —
+    a counter or running statistic in a buffer, `nn.Embedding(max_norm=...)` renormalizing its
+    rows, WGAN's `p.data.clamp_()` — then writes the copy, never the user's tensor. Tied tensors
+    share a copy. Parameters stay parameters, so the forward sees what it built."""
+    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    return _one_per_tensor(named, _real_copy)
+
+
+def _real_copy(tensor: torch.Tensor) -> torch.Tensor:
+    return _as_parameter_like(tensor, tensor.detach().clone())
 
 
 def _one_per_tensor(named: Iterable[tuple[str, torch.Tensor]], replace: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -105,18 +145,20 @@ def run_with_tensors(
 
     With meta `tensors` this is a meta run (see `MetaRun`): the inputs stay real — copies, so that
     a forward writing into its input leaves the caller's tensor alone. With `on_meta=False` it is
-    a plain run on the given tensors (copies of the buffers, for a real-value recording).
+    a plain run on the given tensors (`real_copies`, for a real-value recording). A SystemExit or
+    GeneratorExit from the forward comes out as `UserExit` (see nnlint.runtime.escapes).
     """
     runner = _Runner(model, body)
-    if tensors is None:
-        return runner(*args, **kwargs)
-    prefixed = {f"model.{name}": tensor for name, tensor in _one_name_per_slot(model, tensors).items()}
-    if not on_meta:
-        return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
-    args, kwargs = tree_map_only(torch.Tensor, lambda t: t if t.is_meta else t.clone(), (args, kwargs))
-    # Tensors the forward creates itself (`torch.empty(B, T, H)`) land on meta: nothing is allocated.
-    with torch.device("meta"), MetaRun(), _data_dependent_shapes_assumed(), dynamo_import_deferred():
-        return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
+    with user_code(), preserved_process_state(generators=False):
+        if tensors is None:
+            return runner(*args, **kwargs)
+        prefixed = {f"model.{name}": tensor for name, tensor in _one_name_per_slot(model, tensors).items()}
+        if not on_meta:
+            return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
+        args, kwargs = tree_map_only(torch.Tensor, lambda t: t if t.is_meta else input_copy(t), (args, kwargs))
+        # Tensors the forward creates itself (`torch.empty(B, T, H)`) land on meta: nothing is allocated.
+        with torch.device("meta"), MetaRun(), _data_dependent_shapes_assumed(), dynamo_import_deferred():
+            return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
 
 
 def needs_real_values(error: BaseException) -> bool:

@@ -29,6 +29,8 @@ __all__ = [
     "LossBase",
     "TensorBase",
     "children_of",
+    "compiled_module_class",
+    "default_device_context",
     "dynamo_imported",
     "disable_dynamo_cache_attribute",
     "disable_dynamo_wrapper_code",
@@ -41,6 +43,7 @@ __all__ = [
     "parse_to",
     "pop_torch_function_modes",
     "remove_global_module_hook",
+    "set_version_counters",
     "stored_tensors",
     "torch_function_mode_depth",
     "tree_flatten",
@@ -170,3 +173,24 @@ def meta_kernel_roots() -> Iterator[object]:
     for name, module in list(sys.modules.items()):
         if name.startswith(_META_KERNEL_MODULES) and module is not None:
             yield from list(vars(module).values())
+
+
+# -- process state the API path puts back (nnlint/runtime/state.py) ----------------------------------------
+def default_device_context() -> Any:
+    """The DeviceContext mode `torch.set_default_device` installed, or None."""
+    holder = getattr(torch, "_GLOBAL_DEVICE_CONTEXT", None)
+    return getattr(holder, "device_context", None)
+
+
+def set_version_counters(tensors: list[torch.Tensor], versions: list[int]) -> None:
+    """Give tensors back the version counters they had (where this torch can)."""
+    setter = getattr(torch._C._autograd, "_unsafe_set_version_counter", None)
+    if setter is not None:
+        setter(tuple(tensors), tuple(versions))
+
+
+def compiled_module_class() -> type | None:
+    """`torch.compile`'s wrapper class (OptimizedModule), if torch._dynamo was imported: looked up
+    in sys.modules, so that linting a plain model never pays for importing dynamo (seconds)."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    return getattr(eval_frame, "OptimizedModule", None)
