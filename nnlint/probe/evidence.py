@@ -27,6 +27,8 @@ def _batchnorm_spread(finding: Finding, probe: ProbeResult) -> Finding:
     sd / √batch). Random example inputs would understate it: their samples differ only by noise,
     which averages out over an image."""
     # NaN or Inf in the data (NN803's finding) leaves nothing to measure a spread with.
+    if "last_batch" in finding.evidence:  # the DataLoader's last batch of one (script mode): not about the spread
+        return finding
     spreads = [spread for spread in probe.batchnorm_spread if math.isfinite(spread.mean_spread)]
     if not spreads or probe.input_source != "example_batch":
         return finding  # on made-up inputs samples differ only by noise: the spread would understate real data's
