@@ -13,7 +13,8 @@ of them afterwards:
 
 At a step, the pre-hook builds a `StepRecord` and hands it to the listeners; with
 `stop_at_first_step` (script mode) it then raises `FirstStep`, before the optimizer changes a
-weight. `FirstStep` is a `BaseException`, so a script's `except Exception:` cannot swallow it.
+weight. A script that builds no optimizer at all stops after its first `.backward()` returns: it
+updates the weights itself, after that. `FirstStep` is a `BaseException`, so a script's `except Exception:` cannot swallow it.
 A step called with a closure (Lightning's automatic optimization, LBFGS) runs the closure first:
 the forward and backward happen inside the step there.
 """
@@ -121,7 +122,7 @@ class LoaderUse:
 class StepRecord:
     """Everything the capture knew when an optimizer stepped."""
 
-    optimizer: Optimizer
+    optimizer: Optimizer | None  # None: stopped after the first backward of a script with no optimizer
     step_site: Location | None
     backward: torch.Tensor | None  # the tensor `.backward()` was called on
     backward_site: Location | None
@@ -241,7 +242,12 @@ class Capture:
         @functools.wraps(original)
         def backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             self._backward = (tensor, self._script_site())
-            return original(tensor, *args, **kwargs)
+            result = original(tensor, *args, **kwargs)
+            if self.stop_at_first_step and not self._optimizers:
+                # No optimizer exists: the script updates the weights itself after this backward
+                # (pytorch/examples word_language_model: `p.data.add_(p.grad, alpha=-lr)`).
+                raise FirstStep(self._record(None))
+            return result
 
         return backward
 
@@ -315,7 +321,7 @@ class Capture:
         self._losses.clear()
         self._clipping = []
 
-    def _record(self, optimizer: Optimizer) -> StepRecord:
+    def _record(self, optimizer: Optimizer | None) -> StepRecord:
         backward, backward_site = self._backward if self._backward is not None else (None, None)
         return StepRecord(
             optimizer=optimizer,
@@ -325,7 +331,7 @@ class Capture:
             calls=[call for calls in self._calls.values() for call in calls],
             losses=list(self._losses),
             loader=self._loader,
-            optimizers=list(self._optimizers) or [(optimizer, None)],
+            optimizers=list(self._optimizers) or ([(optimizer, None)] if optimizer is not None else []),
             schedulers=list(self._schedulers),
             scalers=list(self._scalers),
             clipping=list(self._clipping),

@@ -86,8 +86,12 @@ def script_models(record: StepRecord, namespace: Mapping[str, Any], path: Any) -
     loss = _find_loss(record)
     models: list[ScriptModel] = []
     paired: set[int] = set()
-    for optimizer, optimizer_site in record.optimizers:
-        for call in _trained_models(record.calls, optimizer):
+    trained: list[tuple[torch.optim.Optimizer | None, Location | None, set[int]]]
+    trained = [(o, site, {id(p) for group in o.param_groups for p in group["params"]}) for o, site in record.optimizers]
+    if not record.optimizers:  # no optimizer: the parameters the backward reached are the trained ones
+        trained = [(None, None, {id(p) for call in record.calls for p in call.module.parameters() if p.grad is not None})]
+    for optimizer, optimizer_site, held in trained:
+        for call in _trained_models(record.calls, held):
             if id(call.module) in paired:
                 continue
             paired.add(id(call.module))
@@ -95,9 +99,8 @@ def script_models(record: StepRecord, namespace: Mapping[str, Any], path: Any) -
     return models
 
 
-def _trained_models(calls: list[ModuleCall], optimizer: torch.optim.Optimizer) -> list[ModuleCall]:
-    """The latest call of each outermost called module holding parameters of `optimizer`."""
-    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+def _trained_models(calls: list[ModuleCall], held: set[int]) -> list[ModuleCall]:
+    """The latest call of each outermost called module holding any of the parameters `held`."""
     latest: dict[int, ModuleCall] = {}
     for call in calls:
         if not isinstance(call.module, nn.modules.loss._Loss) and any(id(p) in held for p in call.module.parameters()):
@@ -112,7 +115,7 @@ def _trained_models(calls: list[ModuleCall], optimizer: torch.optim.Optimizer) -
 
 def _script_model(
     call: ModuleCall,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     optimizer_site: Location | None,
     loss: _LossFound | None,
     loader: DataLoaderFacts | None,
@@ -311,12 +314,15 @@ def loader_facts(record: StepRecord) -> DataLoaderFacts | None:
     )
 
 
-def _summary(record: StepRecord, optimizer: torch.optim.Optimizer, loss: _LossFound | None, loader: DataLoaderFacts | None) -> str:
+def _summary(record: StepRecord, optimizer: torch.optim.Optimizer | None, loss: _LossFound | None, loader: DataLoaderFacts | None) -> str:
     """One note saying where the script stopped and what nnlint took from it."""
-    parts = [f"script: stopped at its first optimizer step{_at(record.step_site)}, before the weights changed"]
-    groups = len(optimizer.param_groups)
-    lr = optimizer.param_groups[0].get("lr")
-    parts.append(f"optimizer {type(optimizer).__name__} (lr {lr:g}, {groups} parameter group{'s' if groups != 1 else ''})")
+    if optimizer is None:
+        parts = [f"script: builds no optimizer; stopped after its first backward{_at(record.backward_site)}, before it updates the weights"]
+    else:
+        parts = [f"script: stopped at its first optimizer step{_at(record.step_site)}, before the weights changed"]
+        groups = len(optimizer.param_groups)
+        lr = optimizer.param_groups[0].get("lr")
+        parts.append(f"optimizer {type(optimizer).__name__} (lr {lr:g}, {groups} parameter group{'s' if groups != 1 else ''})")
     if loss is not None:
         parts.append(f"loss {loss.describe}{_at(loss.site)}")
     if loader is not None:
