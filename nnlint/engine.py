@@ -343,8 +343,9 @@ def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool 
     linter.problems += [Problem(error.path, error.message) for error in errors]
     linted_from: dict[Path, int] = defaultdict(int)
     for path, explicit in files:
-        if explicit and _lint_as_script(linter, path, script):
-            linted_from[path] += 1
+        reports_before = len(linter.reports)
+        if _lint_as_script(linter, path, script, explicit):
+            linted_from[path] += len(linter.reports) - reports_before
             continue
         try:
             with loaded_model_file(path) as loaded_file:
@@ -367,12 +368,13 @@ def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool 
     return linter.report()
 
 
-def _lint_as_script(linter: Linter, path: Path, script: ScriptOptions | None) -> bool:
-    """Script mode for a named training script (nnlint.script); False: lint it as a model file."""
+def _lint_as_script(linter: Linter, path: Path, script: ScriptOptions | None, named: bool) -> bool:
+    """Script mode for a training script (nnlint.script): run when named, its definitions when found
+    in a folder; False: lint it as a model file."""
     from nnlint.script.detect import is_training_script
     from nnlint.script.lint import ScriptOptions, lint_script
 
     if not is_training_script(path):
         return False
-    lint_script(linter, path, script or ScriptOptions())
+    lint_script(linter, path, script or ScriptOptions(), named)
     return True

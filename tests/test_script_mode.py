@@ -311,3 +311,89 @@ def test_the_capture_hooks_are_removed_after_the_run(tmp_path):
     assert torch.Tensor.backward is backward
     assert dict(optimizer_globals._global_optimizer_pre_hooks) == hooks
     assert dict(module_globals._global_forward_hooks) == forward_hooks
+
+
+def test_a_script_without_an_optimizer_stops_after_its_first_backward(tmp_path):
+    """pytorch/examples word_language_model/main.py's default: no optimizer, the update written by
+    hand after `clip_grad_norm_` (`p.data.add_(p.grad, alpha=-lr)`), module-level argparse."""
+    script = written(
+        tmp_path,
+        """\
+        import argparse
+        import torch
+        from torch import nn
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--lr", type=float, default=20)
+        args = parser.parse_args()
+        model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+        criterion = nn.CrossEntropyLoss()
+        before = model[0].weight.detach().clone()
+        for step in range(3):
+            model.zero_grad()
+            loss = criterion(model(torch.randn(8, 6)), torch.randint(0, 3, (8,)))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+            for p in model.parameters():
+                p.data.add_(p.grad, alpha=-args.lr)
+            open("steps.txt", "a").write("step\\n")
+        """,
+    )
+    with script_run(script) as outcome:
+        assert outcome.ending is Ending.STEPPED
+        (model,) = script_models(outcome.record, outcome.namespace, script)
+        assert model.loaded.target.model is outcome.namespace["model"]
+        assert model.loaded.target.optimizer is None
+        assert model.loaded.target.loss_fn is outcome.namespace["criterion"]
+        assert torch.equal(outcome.namespace["model"][0].weight, outcome.namespace["before"])  # the update never ran
+        assert model.notes[0].startswith("script: builds no optimizer; stopped after its first backward at train.py:14")
+    assert not Path("steps.txt").exists() and not (tmp_path / "steps.txt").exists()
+
+
+def test_definitions_run_imports_classes_constants_and_models_but_not_argparse_or_calls(tmp_path):
+    from nnlint.script.definitions import script_definitions
+
+    script = written(
+        tmp_path,
+        """\
+        import argparse
+        import torch
+        from torch import nn
+        try:
+            import not_installed_anywhere
+        except ImportError:
+            not_installed_anywhere = None
+        import torchvision_is_missing_here
+        HIDDEN = 8
+        SIZES = (HIDDEN, HIDDEN * 2)
+        parser = argparse.ArgumentParser()
+        device = torch.device("cpu")
+
+        class Net(nn.Module):
+            def __init__(self, hidden=HIDDEN):
+                super().__init__()
+                self.fc = nn.Linear(4, hidden)
+
+        net = Net(SIZES[1])
+        data = torch.load("missing.pt")
+        """,
+    )
+    with script_definitions(script) as definitions:
+        namespace = vars(definitions.module)
+        assert namespace["SIZES"] == (8, 16) and namespace["not_installed_anywhere"] is None
+        assert "parser" not in namespace and "device" not in namespace and "data" not in namespace
+        assert namespace["net"].fc.out_features == 16
+        assert definitions.skipped_lines == [11, 12, 20]
+        assert definitions.failed == ["line 8: ModuleNotFoundError: No module named 'torchvision_is_missing_here'"]
+        assert [t.name for t in definitions.found.targets] == ["net"]
+
+
+def test_a_training_script_found_in_a_folder_is_not_run(tmp_path):
+    written(tmp_path, MODULE_LEVEL_LOOP)
+    written(tmp_path, "import torch\nif __name__ == '__main__':\n    print(torch.ones(1))\n", "tool.py")  # builds nothing: skipped quietly
+    code, stdout, stderr = nnlint(tmp_path, "--format", "json")
+    document = json.loads(stdout)
+    assert [t["name"] for t in document["targets"]] == ["net"]
+    assert document["targets"][0]["notes"][0].startswith("a training script found in a folder is not run (name it to run it)")
+    assert not (tmp_path / "steps.txt").exists()
+    assert (code, stderr) == (0, "")

@@ -48,10 +48,10 @@ class Definitions:
     no_model: str | None = None  # why none was found
 
     def note(self) -> str:
-        failed = f"; {len(self.failed)} of those raised and were skipped ({self.failed[0]})" if self.failed else ""
+        failed = f"; {len(self.failed)} raised and were left out ({self.failed[0]})" if self.failed else ""
         return (
             "linted the script's definitions (imports, functions, classes, simple assignments), "
-            f"not its training: {len(self.skipped_lines)} statement(s) not run{failed}"
+            f"not its training: {len(self.skipped_lines)} other statement(s) not run{failed}"
         )
 
 

@@ -30,8 +30,15 @@ class ScriptOptions:
     timeout: float | None = DEFAULT_SCRIPT_TIMEOUT
 
 
-def lint_script(linter: Linter, path: Path, options: ScriptOptions) -> None:
-    """Lint `path`'s models into `linter` (reports, or one problem line when there is nothing)."""
+def lint_script(linter: Linter, path: Path, options: ScriptOptions, named: bool = True) -> None:
+    """Lint `path`'s models into `linter` (reports, or one problem line when there is nothing).
+
+    Only a script named on the command line runs; one found in a folder (or named by pre-commit,
+    `named=False`) is linted from its definitions, and skipped quietly when they build no model.
+    """
+    if not named:
+        _lint_definitions(linter, path, "a training script found in a folder is not run (name it to run it)", quiet=True)
+        return
     if linter.config.static:
         _lint_definitions(linter, path, "--static: the training script was not run")
         return
@@ -86,9 +93,12 @@ def _keep_script_output(linter: Linter, outcome: ScriptOutcome) -> None:
         linter.tracebacks.append(text)
 
 
-def _lint_definitions(linter: Linter, path: Path, why: str) -> None:
-    """The fallback: lint the models the script's definitions build; one problem line if none."""
+def _lint_definitions(linter: Linter, path: Path, why: str, quiet: bool = False) -> None:
+    """The fallback: lint the models the script's definitions build; one problem line if none
+    (nothing when `quiet`)."""
     with script_definitions(path) as definitions:
+        if (definitions.found is None or not definitions.found.targets) and quiet:
+            return
         if definitions.found is None or not definitions.found.targets:
             detail = f"; its definitions build no model ({definitions.no_model})" if definitions.no_model else ""
             linter.problems.append(Problem(str(path), f"{why}{detail}"))
