@@ -367,25 +367,30 @@ def test_definitions_run_imports_classes_constants_and_models_but_not_argparse_o
         HIDDEN = 8
         SIZES = (HIDDEN, HIDDEN * 2)
         parser = argparse.ArgumentParser()
+        parser.add_argument("--width", type=int, default=4)
+        parser.add_argument("--log", type=argparse.FileType("w"), default="log.txt")
+        opt = parser.parse_args()
         device = torch.device("cpu")
 
         class Net(nn.Module):
             def __init__(self, hidden=HIDDEN):
                 super().__init__()
-                self.fc = nn.Linear(4, hidden)
+                self.fc = nn.Linear(opt.width, hidden)
 
-        net = Net(SIZES[1])
+        net = Net(SIZES[1]).to(device)
         data = torch.load("missing.pt")
         """,
     )
-    with script_definitions(script) as definitions:
+    with script_definitions(script, ["--width", "6"]) as definitions:
         namespace = vars(definitions.module)
         assert namespace["SIZES"] == (8, 16) and namespace["not_installed_anywhere"] is None
-        assert "parser" not in namespace and "device" not in namespace and "data" not in namespace
-        assert namespace["net"].fc.out_features == 16
-        assert definitions.skipped_lines == [11, 12, 20]
+        assert namespace["opt"].width == 6 and not hasattr(namespace["opt"], "log")  # FileType would open log.txt
+        assert "device" not in namespace and "data" not in namespace
+        assert (namespace["net"].fc.in_features, namespace["net"].fc.out_features) == (6, 16)
+        assert definitions.skipped_lines == [13, 15, 23]  # the FileType argument, torch.device(...), torch.load(...)
         assert definitions.failed == ["line 8: ModuleNotFoundError: No module named 'torchvision_is_missing_here'"]
         assert [t.name for t in definitions.found.targets] == ["net"]
+    assert not (tmp_path / "log.txt").exists() and not Path("log.txt").exists()
 
 
 def test_a_training_script_found_in_a_folder_is_not_run(tmp_path):

@@ -8,24 +8,30 @@ Only these module-level statements run, each on its own (one that raises is skip
 - simple assignments: a value with no call in it (constants, literal containers, arithmetic on
   names assigned before, attribute access such as `torch.float32`);
 - the construction of a model: `name = Cls(...)` where `Cls` turns out to be an `nn.Module`
-  subclass and no argument contains a call;
+  subclass and no argument contains a call, also with `.to(device)`, `.cuda()`, `.float()`...
+  after it (the construction runs, the move does not);
+- a module-level argparse parser (PyTorch-GAN's `opt = parser.parse_args()`, read by the model
+  classes): `parser = argparse.ArgumentParser(...)`, `parser.add_argument(...)` (not one whose
+  `type` is an `argparse.FileType`, which opens its default file while parsing) and
+  `opt = parser.parse_args()`, parsed from the script's own arguments (those after `--`, else
+  none, so its defaults); a parse that fails (a required argument) is skipped, silently;
 - `try:` blocks made only of the above (`try: import wandb / except ImportError: wandb = None`).
 
 Everything else is skipped: the `if __name__ == "__main__":` block, loops, `with` blocks, bare
-calls and any assignment whose value calls something — argparse included. Building a parser is
-harmless, but `parser.parse_args()` reads `sys.argv` and exits on a missing required argument,
-and a parser without `parse_args()` gives nothing to build a model from; dataset constructors,
-downloads and `torch.device(...)` are calls too. So are the CUDA checks a script does at the top.
+calls and any other assignment whose value calls something: dataset constructors, downloads,
+`torch.device(...)`, the CUDA checks a script does at the top.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import builtins
 import contextlib
+import io
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +62,7 @@ class Definitions:
 
 
 @contextlib.contextmanager
-def script_definitions(path: Path) -> Iterator[Definitions]:
+def script_definitions(path: Path, args: Sequence[str] = ()) -> Iterator[Definitions]:
     """Run the script's definitions in a fresh module (see the module docstring) and find its
     models; the process is put back when the block exits."""
     resolved = path.resolve()
@@ -66,11 +72,16 @@ def script_definitions(path: Path) -> Iterator[Definitions]:
         module.__dict__.update(__file__=str(path), __builtins__=builtins)
         definitions = Definitions(module)
         sys.modules[name] = module  # dataclasses and pickling look the module up by name
-        sys.argv[:] = [str(path)]
+        sys.argv[:] = [str(path), *args]
         sys.path.insert(0, str(resolved.parent))
         tree = ast.parse(resolved.read_bytes(), filename=str(path))
         try:
-            with contextlib.redirect_stdout(sys.stderr), recording_construction_sites(), seeded(0):
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+                recording_construction_sites(),
+                seeded(0),
+            ):
                 for statement in tree.body:
                     _run_if_definitional(statement, definitions, str(path))
                 try:
@@ -84,9 +95,12 @@ def script_definitions(path: Path) -> Iterator[Definitions]:
 
 def _run_if_definitional(statement: ast.stmt, definitions: Definitions, filename: str) -> None:
     namespace = definitions.module.__dict__
-    if not (_is_definitional_block(statement) or _builds_a_model(statement, namespace)):
-        definitions.skipped_lines.append(statement.lineno)
-        return
+    if not (_is_definitional_block(statement) or _is_argparse_setup(statement, namespace)):
+        model = _model_construction(statement, namespace)
+        if model is None:
+            definitions.skipped_lines.append(statement.lineno)
+            return
+        statement = model
     code = compile(ast.Module(body=[statement], type_ignores=[]), filename, "exec")
     try:
         exec(code, namespace)
@@ -104,16 +118,45 @@ def _is_definitional_block(statement: ast.stmt) -> bool:
     return is_definitional(statement)
 
 
-def _builds_a_model(statement: ast.stmt, namespace: dict[str, object]) -> bool:
-    """`model = Net(...)` with call-free arguments, where `Net` is an nn.Module subclass."""
+_MOVES = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval"})
+_PARSER_SETUP = frozenset({"add_argument", "add_argument_group", "add_mutually_exclusive_group", "set_defaults"})
+
+
+def _model_construction(statement: ast.stmt, namespace: dict[str, object]) -> ast.Assign | None:
+    """`model = Net(...)` (also `Net(...).to(device)`) with call-free arguments, where `Net` is an
+    nn.Module subclass: the assignment of the construction alone; None for anything else."""
     if not isinstance(statement, ast.Assign) or not isinstance(statement.value, ast.Call):
-        return False
+        return None
     call = statement.value
+    while isinstance(call.func, ast.Attribute) and call.func.attr in _MOVES and isinstance(call.func.value, ast.Call):
+        call = call.func.value  # `.to(device)` is not run: `device` is usually a call's result
     arguments = [*call.args, *(keyword.value for keyword in call.keywords)]
     if any(isinstance(node, ast.Call) for argument in arguments for node in ast.walk(argument)):
-        return False
+        return None
     callee = _resolve(call.func, namespace)
-    return isinstance(callee, type) and issubclass(callee, nn.Module)
+    if not (isinstance(callee, type) and issubclass(callee, nn.Module)):
+        return None
+    return ast.copy_location(ast.Assign(targets=statement.targets, value=call), statement)
+
+
+def _is_argparse_setup(statement: ast.stmt, namespace: dict[str, object]) -> bool:
+    """Building and parsing a module-level argparse parser (see the module docstring)."""
+    value = statement.value if isinstance(statement, (ast.Assign, ast.Expr)) else None
+    if not isinstance(value, ast.Call):
+        return False
+    if isinstance(statement, ast.Assign):
+        callee = _resolve(value.func, namespace)
+        if isinstance(callee, type) and issubclass(callee, argparse.ArgumentParser):
+            return True
+    if not isinstance(value.func, ast.Attribute) or not isinstance(value.func.value, ast.Name):
+        return False
+    receiver, method = namespace.get(value.func.value.id), value.func.attr
+    if not isinstance(receiver, argparse._ActionsContainer):
+        return False
+    if method in ("parse_args", "parse_known_args"):
+        return isinstance(statement, ast.Assign) and not value.args and not value.keywords
+    opens_files = any(keyword.arg == "type" and "FileType" in ast.unparse(keyword.value) for keyword in value.keywords)
+    return method in _PARSER_SETUP and not opens_files
 
 
 def _resolve(node: ast.expr, namespace: dict[str, object]) -> object:

@@ -37,10 +37,10 @@ def lint_script(linter: Linter, path: Path, options: ScriptOptions, named: bool 
     `named=False`) is linted from its definitions, and skipped quietly when they build no model.
     """
     if not named:
-        _lint_definitions(linter, path, "a training script found in a folder is not run (name it to run it)", quiet=True)
+        _lint_definitions(linter, path, "a training script found in a folder is not run (name it to run it)", (), quiet=True)
         return
     if linter.config.static:
-        _lint_definitions(linter, path, "--static: the training script was not run")
+        _lint_definitions(linter, path, "--static: the training script was not run", options.args)
         return
     capture = Capture(path.resolve().parent)
     with script_run(path, options.args, capture, options.timeout) as outcome:
@@ -57,7 +57,7 @@ def lint_script(linter: Linter, path: Path, options: ScriptOptions, named: bool 
             _lint_called_modules(linter, path, outcome, capture.called_modules())
             return
         _keep_script_output(linter, outcome)
-    _lint_definitions(linter, path, outcome.problem(options.timeout))
+    _lint_definitions(linter, path, outcome.problem(options.timeout), options.args)
 
 
 def _lint_called_modules(linter: Linter, path: Path, outcome: ScriptOutcome, calls: list[ModuleCall]) -> None:
@@ -93,10 +93,10 @@ def _keep_script_output(linter: Linter, outcome: ScriptOutcome) -> None:
         linter.tracebacks.append(text)
 
 
-def _lint_definitions(linter: Linter, path: Path, why: str, quiet: bool = False) -> None:
+def _lint_definitions(linter: Linter, path: Path, why: str, args: tuple[str, ...], quiet: bool = False) -> None:
     """The fallback: lint the models the script's definitions build; one problem line if none
     (nothing when `quiet`)."""
-    with script_definitions(path) as definitions:
+    with script_definitions(path, args) as definitions:
         if (definitions.found is None or not definitions.found.targets) and quiet:
             return
         if definitions.found is None or not definitions.found.targets:
