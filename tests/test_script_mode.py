@@ -379,10 +379,12 @@ def test_definitions_run_imports_classes_constants_and_models_but_not_argparse_o
 
         net = Net(SIZES[1]).to(device)
         data = torch.load("missing.pt")
+        NZ = int(opt.width) * 2
         """,
     )
     with script_definitions(script, ["--width", "6"]) as definitions:
         namespace = vars(definitions.module)
+        assert namespace["NZ"] == 12  # a pure builtin's call runs
         assert namespace["SIZES"] == (8, 16) and namespace["not_installed_anywhere"] is None
         assert namespace["opt"].width == 6 and not hasattr(namespace["opt"], "log")  # FileType would open log.txt
         assert "device" not in namespace and "data" not in namespace

@@ -6,7 +6,8 @@ Only these module-level statements run, each on its own (one that raises is skip
 - `def` and `class` statements (default arguments and decorators are evaluated, as Python does);
 - docstrings and `pass`;
 - simple assignments: a value with no call in it (constants, literal containers, arithmetic on
-  names assigned before, attribute access such as `torch.float32`);
+  names assigned before, attribute access such as `torch.float32`), or whose only calls are to
+  pure builtins (`nz = int(opt.nz)`, `max`, `len`, `tuple`, ...);
 - the construction of a model: `name = Cls(...)` where `Cls` turns out to be an `nn.Module`
   subclass and no argument contains a call, also with `.to(device)`, `.cuda()`, `.float()`...
   after it (the construction runs, the move does not);
@@ -111,11 +112,24 @@ def _run_if_definitional(statement: ast.stmt, definitions: Definitions, filename
         definitions.failed.append(f"line {statement.lineno}: {type(error).__name__}{': ' + said[0] if said else ''}")
 
 
+_PURE_BUILTINS = frozenset(
+    {"int", "float", "str", "bool", "tuple", "list", "dict", "set", "len", "min", "max", "abs", "round", "range", "sorted", "sum"}
+)
+
+
 def _is_definitional_block(statement: ast.stmt) -> bool:
     if isinstance(statement, ast.Try):
         parts = [*statement.body, *statement.orelse, *statement.finalbody, *(s for h in statement.handlers for s in h.body)]
         return all(_is_definitional_block(part) for part in parts)
-    return is_definitional(statement)
+    return is_definitional(statement) or _assigns_with_pure_builtins(statement)
+
+
+def _assigns_with_pure_builtins(statement: ast.stmt) -> bool:
+    """`ngpu = int(opt.ngpu)`: an assignment whose every call is to a pure builtin by its name."""
+    if not isinstance(statement, (ast.Assign, ast.AnnAssign)) or statement.value is None:
+        return False
+    calls = [node for node in ast.walk(statement.value) if isinstance(node, ast.Call)]
+    return all(isinstance(call.func, ast.Name) and call.func.id in _PURE_BUILTINS for call in calls)
 
 
 _MOVES = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval"})
