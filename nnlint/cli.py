@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -17,6 +17,9 @@ from nnlint import __version__
 from nnlint.config import Config, find_config_file, load_config, parse_codes, parse_severity, parse_shape, parse_timeout
 from nnlint.errors import NnlintError
 from nnlint.render import OutputFormat, display_path, render, render_statistics
+
+if TYPE_CHECKING:
+    from nnlint.script.lint import ScriptOptions
 
 _LINT = "check"
 
@@ -43,7 +46,7 @@ def _split_script_arguments(ctx: click.Context, args: list[str]) -> list[str]:
     return args
 
 
-def _script_options(options: dict[str, Any]) -> Any:
+def _script_options(options: dict[str, Any]) -> ScriptOptions:
     """The training script's arguments and --script-timeout (script mode)."""
     from nnlint.script.lint import ScriptOptions
     from nnlint.script.runner import DEFAULT_SCRIPT_TIMEOUT

@@ -372,9 +372,10 @@ def _lint_as_script(linter: Linter, path: Path, script: ScriptOptions | None, na
     """Script mode for a training script (nnlint.script): run when named, its definitions when found
     in a folder; False: lint it as a model file."""
     from nnlint.script.detect import is_training_script
-    from nnlint.script.lint import ScriptOptions, lint_script
 
     if not is_training_script(path):
         return False
+    from nnlint.script.lint import ScriptOptions, lint_script  # imported here: model files do not need it
+
     lint_script(linter, path, script or ScriptOptions(), named)
     return True
