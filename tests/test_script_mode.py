@@ -99,7 +99,7 @@ def test_a_dataloader_whose_last_batch_is_one_sample_with_batchnorm_is_an_error(
     code, stdout, _ = nnlint(script, "--format", "json", "--select", "NN105")
     document = json.loads(stdout)
     (finding,) = document["targets"][0]["findings"]
-    assert (finding["code"], finding["severity"], finding["location"]["line"]) == ("NN105", "error", 82)
+    assert (finding["code"], finding["severity"], finding["location"]["line"]) == ("NN105", "error", 83)
     assert finding["evidence"] == {"dataset_length": 2049, "batch_size": 64, "drop_last": False, "last_batch": 1}
     code, stdout, _ = nnlint(script, "--format", "json", "--select", "NN105", "--", "--train-samples", "2048")  # the clean twin
     assert findings(stdout) == {"Net": []}
