@@ -23,6 +23,17 @@ class BatchSize:
 
 
 @dataclass(frozen=True)
+class DataLoaderFacts:
+    """The DataLoader a training script iterated (script mode): what decides its last batch."""
+
+    batch_size: int | None
+    drop_last: bool
+    dataset_length: int | None  # None for an IterableDataset
+    shuffle: bool
+    location: Location | None = None  # where the script built it
+
+
+@dataclass(frozen=True)
 class RuleContext:
     target: Target
     batch_size: BatchSize | None = None
@@ -32,6 +43,8 @@ class RuleContext:
     extra_locations: Mapping[str, Location] = field(default_factory=dict)
     # What the probe measured; rules with phase=Phase.PROBE run only when it ran.
     probe: ProbeResult | None = None
+    # The training DataLoader, when nnlint ran the training script to its first step.
+    data_loader: DataLoaderFacts | None = None
 
     def threshold(self, name: str) -> float:
         return self.thresholds[name]

@@ -30,6 +30,7 @@ from nnlint.wrappers import TORCHSCRIPT_PROBLEM, is_torchscript, unwrapped
 if TYPE_CHECKING:
     from nnlint.probe import ProbeResult
     from nnlint.probe.result import MeasureNote
+    from nnlint.script.lint import ScriptOptions
 
 # What a rule can require, and what the user would define to enable it.
 _ENABLED_BY = {
@@ -137,7 +138,9 @@ class Linter:
         if graph is not None and graph.recorded_on == "real":
             notes.append("the forward needs real values (e.g. `.item()`), so the graph was recorded on one real sample")
         batch_size = training_batch_size(loaded, example_input, inferred, self.config.batch_size)
-        context = RuleContext(loaded.target, batch_size, loaded.location, extra_locations=loaded.context_locations)
+        context = RuleContext(
+            loaded.target, batch_size, loaded.location, extra_locations=loaded.context_locations, data_loader=loaded.data_loader
+        )
         skipped: dict[str, list[str]] = defaultdict(list)
         findings += self._run_rules(Phase.STATIC, graph, context, loaded, skipped)
         probe = None
@@ -378,10 +381,11 @@ def _describe_input(value: object) -> str:
     return f"an input of shape {'x'.join(map(str, shape))}" if shape is not None else "an input"
 
 
-def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool = False) -> Report:
+def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool = False, script: ScriptOptions | None = None) -> Report:
     """Lint every model file under `paths` in this process; a file that fails does not stop the rest.
 
     `skip_non_model_files`: named files without a model are skipped quietly, as in a folder.
+    `script`: a named training script's arguments and time limit (script mode, nnlint.script).
     """
     linter = Linter(config)
     paths, chosen = _chosen_targets(paths, config)
@@ -389,6 +393,10 @@ def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool 
     linter.problems += [Problem(error.path, error.message) for error in errors]
     linted_from: dict[Path, int] = defaultdict(int)
     for path, explicit in files:
+        reports_before = len(linter.reports)
+        if _lint_as_script(linter, path, script, explicit):
+            linted_from[path] += len(linter.reports) - reports_before
+            continue
         try:
             with loaded_model_file(path, chosen.get(path.resolve(), ())) as loaded_file:
                 notes = loaded_file.notes
@@ -429,3 +437,16 @@ def _chosen_targets(arguments: list[Path], config: Config) -> tuple[list[Path], 
             configured = chosen.setdefault(resolved, [])
             configured.append(expression)
     return paths, dict(chosen)
+
+
+def _lint_as_script(linter: Linter, path: Path, script: ScriptOptions | None, named: bool) -> bool:
+    """Script mode for a training script (nnlint.script): run when named, its definitions when found
+    in a folder; False: lint it as a model file."""
+    from nnlint.script.detect import is_training_script
+
+    if not is_training_script(path):
+        return False
+    from nnlint.script.lint import ScriptOptions, lint_script  # imported here: model files do not need it
+
+    lint_script(linter, path, script or ScriptOptions(), named)
+    return True

@@ -42,6 +42,7 @@ from nnlint.building import (
     script_recipe,
 )
 from nnlint.companions import CompanionError, fill_from_file
+from nnlint.context import DataLoaderFacts
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
 from nnlint.runtime.escapes import UserExit, escapes_nnlint, user_code
@@ -70,6 +71,7 @@ class LoadedTarget:
     notes: list[str] = field(default_factory=list)  # how nnlint built it ("built GPT(GPTConfig())")
     construction: dict[str, Any] = field(default_factory=dict)  # the constructor's keyword arguments, if known
     captured_input: Any = None  # script mode: the input the model received at the script's first step
+    data_loader: DataLoaderFacts | None = None  # the training DataLoader (script mode)
 
 
 @dataclass

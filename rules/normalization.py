@@ -364,6 +364,8 @@ def measured_batchnorm_spread(finding: Finding, probe: ProbeResult) -> Finding:
     batches of the training size, measured on `example_batch`'s real data (from the spread of
     per-sample channel means: sd / √batch). Random example inputs would understate it: their
     samples differ only by noise, which averages out over an image."""
+    if "last_batch" in finding.evidence:  # the DataLoader's last batch of one (script mode): not about the spread
+        return finding
     # NaN or Inf in the data (NN803's finding) leaves nothing to measure a spread with.
     spreads = [spread for spread in probe.batchnorm_spread if math.isfinite(spread.mean_spread)]
     if not spreads or probe.input_source != "example_batch":
@@ -401,6 +403,8 @@ def batch_too_small_for_batchnorm(graph: ModelGraph, context: RuleContext) -> It
     Batch size 1 is an error where a BatchNorm normalizes (N, C) inputs (BatchNorm1d after a
     Linear: one value per channel, PyTorch raises), and a warning where spatial or time
     positions still give each channel several values (BatchNorm2d on images).
+    When nnlint ran the training script (`nnlint train.py`), it also flags a DataLoader whose
+    last batch holds one sample (`len(dataset) % batch_size == 1` without `drop_last=True`) as an error.
 
     ## Why is this bad?
     BatchNorm estimates each channel's mean and variance from the batch. Wu & He (2018) show
@@ -428,6 +432,8 @@ def batch_too_small_for_batchnorm(graph: ModelGraph, context: RuleContext) -> It
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): A Closer Look at Batch Normalization
     """
     batchnorms = _active_batchnorms(graph)
+    if batchnorms and (last := _last_batch_of_one(batchnorms, context)) is not None:
+        yield last
     batch = context.batch_size
     minimum = int(context.threshold("min-batch-size"))
     if not batchnorms or batch is None or batch.value >= minimum:
@@ -465,6 +471,30 @@ def _one_value_per_channel(graph: ModelGraph) -> str | None:
         if any(len(shape) == 2 for node in nodes if (shape := _input_shape(graph, node)) is not None):
             return path
     return None
+
+
+def _last_batch_of_one(batchnorms: list[ModuleInfo], context: RuleContext) -> Hit | None:
+    """The training DataLoader ends every epoch on a batch of one sample (script mode knows it):
+    `len(dataset) % batch_size == 1` and `drop_last=False`."""
+    loader = context.data_loader
+    if loader is None or loader.drop_last or not loader.batch_size or loader.batch_size < 2 or loader.dataset_length is None:
+        return None
+    if loader.dataset_length % loader.batch_size != 1:
+        return None
+    first = batchnorms[0]
+    return Hit(
+        message=(
+            f"the training DataLoader's last batch holds 1 sample: {loader.dataset_length} samples in batches of "
+            f"{loader.batch_size} with drop_last=False, and the model has {len(batchnorms)} BatchNorm layer(s), first "
+            f'`{first.path}`: PyTorch raises "Expected more than 1 value per channel when training" for (N, C) inputs at '
+            "the end of the first epoch, and otherwise normalizes that step with one sample's statistics"
+        ),
+        fix="pass drop_last=True to the DataLoader, or pick a batch size that does not leave one sample over",
+        module=first.path,
+        location=loader.location or first.location,
+        severity=Severity.ERROR,
+        evidence={"dataset_length": loader.dataset_length, "batch_size": loader.batch_size, "drop_last": False, "last_batch": 1},
+    )
 
 
 @rule("NN106", "batch-too-large", Severity.INFO, thresholds={"max-batch-size": 512}, requires=("batch_size",))

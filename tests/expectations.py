@@ -53,6 +53,21 @@ def expected_by_default(path: Path) -> Counter[tuple[str, int]]:
     return Counter({key: n for key, n in expected_findings(path).items() if key[0] not in opt_in})
 
 
+_WHEN_RUN = re.compile(r"#\s*expect:[^#]*\bwhen run\b")
+
+
+def expected_in_a_folder(path: Path) -> Counter[tuple[str, int]]:
+    """What linting the fixture's folder reports for it: a training script found in a folder is
+    not run, so the findings marked `# expect: NN105 (when run)` (what only running it shows: its
+    DataLoader, its real batch) are left out."""
+    expected = expected_by_default(path)
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if _WHEN_RUN.search(line):
+            for code in _EXPECT.search(line).group(1).split(","):  # type: ignore[union-attr]
+                expected[(code.strip(), number)] -= 1
+    return +expected
+
+
 def options_for(path: Path) -> dict[str, bool]:
     """Boolean settings a fixture turns on in its `# options:` header."""
     return {name.strip(): True for match in _OPTIONS.finditer(path.read_text()) for name in match.group(1).split(",") if name.strip()}

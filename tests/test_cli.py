@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from expectations import FIXTURES, ROOT, expected_by_default, rule_fixtures
+from expectations import FIXTURES, ROOT, expected_in_a_folder, rule_fixtures
 
 from nnlint.cli import main
 
@@ -201,7 +201,7 @@ def test_per_module_ignores_from_an_explicit_config_and_bad_codes(tmp_path):
 
 
 def _marked_counts() -> Counter[str]:
-    return Counter(code for path in rule_fixtures() for (code, _), n in expected_by_default(path).items() for _ in range(n))
+    return Counter(code for path in rule_fixtures() for (code, _), n in expected_in_a_folder(path).items() for _ in range(n))
 
 
 def test_statistics_count_findings_per_code_across_files():

@@ -1,0 +1,97 @@
+"""Script mode's cost: time to nnlint's report on a training script vs the script's own time to
+its first optimizer step plus the probe, side by side in one run.
+
+    python bench/script_mode.py [--repeats 5] [--script bench/models/cnn_train.py]
+
+Each repeat runs, alternating, in fresh processes:
+- **script**: `python cnn_train.py` up to its first optimizer step (a step pre-hook ends the
+  process there): interpreter start, imports, dataset, model, one forward and backward;
+- **nnlint**: `nnlint cnn_train.py --format json`, in a process that also clocks the probe
+  (`nnlint.probe.run_probe`, wrapped) and reports its seconds.
+Target: nnlint's wall time ≤ the script's time to its first step + the probe's time (medians).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SCRIPT = ROOT / "bench" / "models" / "cnn_train.py"
+
+_TO_FIRST_STEP = """
+import os, runpy, sys
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+register_optimizer_step_pre_hook(lambda *_: os._exit(0))
+sys.argv = [sys.argv[1]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+os._exit(3)  # never stepped
+"""
+
+_NNLINT_TIMING_THE_PROBE = """
+import sys, time, json
+import nnlint.probe
+spent = []
+original = nnlint.probe.run_probe
+def timed(*args, **kwargs):
+    start = time.perf_counter()
+    try:
+        return original(*args, **kwargs)
+    finally:
+        spent.append(time.perf_counter() - start)
+nnlint.probe.run_probe = timed
+from nnlint.cli import main
+try:
+    main([sys.argv[1], "--format", "json"], standalone_mode=False)
+finally:
+    print(json.dumps({"probe_seconds": sum(spent)}), file=sys.stderr)
+"""
+
+
+def _wall(command: list[str], cwd: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"}, check=False)
+    return time.perf_counter() - start, done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--script", type=Path, default=DEFAULT_SCRIPT)
+    args = parser.parse_args()
+    script = args.script.resolve()
+    first_steps, nnlint_walls, probes = [], [], []
+    with tempfile.TemporaryDirectory() as scratch:  # the script's cwd: a checkpoint would land here
+        for repeat in range(args.repeats):
+            seconds, done = _wall([sys.executable, "-c", _TO_FIRST_STEP, str(script)], scratch)
+            if done.returncode != 0:
+                sys.exit(f"the script did not reach its first step: exit {done.returncode}\n{done.stderr[-2000:]}")
+            first_steps.append(seconds)
+            seconds, done = _wall([sys.executable, "-c", _NNLINT_TIMING_THE_PROBE, str(script)], scratch)
+            report = json.loads(done.stdout)
+            if not report["targets"] or any(f["code"] == "NN002" for t in report["targets"] for f in t["findings"]):
+                sys.exit(f"nnlint did not lint the script:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+            probe = json.loads(done.stderr.strip().splitlines()[-1])["probe_seconds"]
+            nnlint_walls.append(seconds)
+            probes.append(probe)
+            print(f"repeat {repeat + 1}: script to first step {first_steps[-1]:.2f} s, nnlint {seconds:.2f} s (probe {probe:.2f} s)")
+        if os.listdir(scratch):
+            sys.exit(f"a run wrote files: {os.listdir(scratch)}")
+    first, wall, probe = statistics.median(first_steps), statistics.median(nnlint_walls), statistics.median(probes)
+    budget = first + probe
+    verdict = "met" if wall <= budget else "not met"
+    print(
+        f"median: script to first step {first:.2f} s + probe {probe:.2f} s = {budget:.2f} s; "
+        f"nnlint report {wall:.2f} s ({wall / budget:.2f}x): target {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    main()
