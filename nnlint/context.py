@@ -11,6 +11,7 @@ from nnlint.targets import Target
 
 if TYPE_CHECKING:
     from nnlint.probe.result import ProbeResult
+    from nnlint.watch.series import RunRecord
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class RuleContext:
     extra_locations: Mapping[str, Location] = field(default_factory=dict)
     # What the probe measured; rules with phase=Phase.PROBE require ("probe",) and run only when it ran.
     probe: ProbeResult | None = None
+    # What `nnlint watch` recorded; rules with phase=Phase.WATCH require ("run",) and run only on it.
+    run: RunRecord | None = None
 
     def threshold(self, name: str) -> float:
         return self.thresholds[name]

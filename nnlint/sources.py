@@ -91,6 +91,11 @@ def recorded_site(module: nn.Module) -> Location | None:
     return _construction_sites.get(module)
 
 
+def constructed_modules() -> list[nn.Module]:
+    """The live modules whose construction was recorded (those a script built under the recording)."""
+    return list(_construction_sites.keys())
+
+
 class ModuleLocator:
     """Finds the construction line of every submodule of one model."""
 
