@@ -8,10 +8,10 @@ from nnlint.findings import Finding, Location, Phase, Severity
 from nnlint.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what type checkers see; at run time these load lazily (below)
+    from nnlint import watch  # a callable module: `nnlint.watch(model, optimizer)` opens a Watch
     from nnlint.api import audit
     from nnlint.report import LintError, Report
     from nnlint.targets import Target, target
-    from nnlint import watch  # a callable module: `nnlint.watch(model, optimizer)` opens a Watch
 
 __version__ = "0.1.0"
 

@@ -209,7 +209,9 @@ def explain_command(code: str) -> None:
 @click.option(
     "--fail-on", type=click.Choice(["error", "warning", "info"]), help="Lowest severity that makes the exit code 1 (default warning)."
 )
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="Config file (default: nearest pyproject.toml).")
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="Config file (default: nearest pyproject.toml)."
+)
 @click.option("--verbose", is_flag=True, help="Show the script's traceback when it crashes.")
 def watch_command(
     script: Path,
@@ -230,7 +232,8 @@ def watch_command(
     try:
         config = load_config(config_file if config_file is not None else find_config_file(script.resolve().parent))
         fail_on = options["fail_on"]
-        config = config.with_overrides(select=options["select"], ignore=options["ignore"], fail_on=parse_severity(fail_on) if fail_on else None)
+        severity = parse_severity(fail_on) if fail_on else None
+        config = config.with_overrides(select=options["select"], ignore=options["ignore"], fail_on=severity)
     except NnlintError as error:
         _fail(str(error))
     from nnlint.watch.command import WatchOptions, watch_script

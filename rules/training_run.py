@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from nnlint.context import RuleContext
 from nnlint.findings import Location, Phase, Severity
@@ -58,8 +58,8 @@ def no_early_stopping(graph: ModelGraph | None, context: RuleContext) -> Iterato
     and flags the run when more than `patience` (5) evaluations followed it without improvement,
     the last validation loss is at least `min-generalization-loss` (5%) above the best, and the
     training loss kept falling meanwhile. It stays silent when the weights were saved
-    (`torch.save`) at the best evaluation or restored (`load_state_dict`) after it: the best
-    model was kept. The defaults follow Prechelt's criteria: GL5 (stop when the generalization
+    (`torch.save`) right after the best evaluation or the model's weights were loaded
+    (`load_state_dict`) after it: the best model was kept. The defaults follow Prechelt's criteria: GL5 (stop when the generalization
     loss, the validation error's rise above its minimum, passes 5%) and UP (stop after successive
     evaluations without improvement; Keras's and Lightning's EarlyStopping call it patience).
 
@@ -115,8 +115,8 @@ def no_early_stopping(graph: ModelGraph | None, context: RuleContext) -> Iterato
     rise = last_loss / best_loss - 1
     if rise < context.threshold("min-generalization-loss"):
         return
-    if any(step >= best_step for step in run.checkpoint_steps):
-        return  # the best weights were saved at the best evaluation (or restored after it)
+    if best_step in run.save_steps or any(step >= best_step for step in run.restore_steps):
+        return  # the best weights were saved right after the best evaluation, or restored after it
     train_at_best = _median([v for v in run.losses[max(0, best_step - 50) : best_step]])
     train_at_end = _median(run.losses[-50:])
     if not (train_at_end < train_at_best):
@@ -272,21 +272,36 @@ def scheduler_step_frequency(graph: ModelGraph | None, context: RuleContext) -> 
             collapsed = scheduler.name == "ExponentialLR" and rates and rates[-1] < rates[0] / 100
             if not (too_short or collapsed):
                 continue
-            what = f"{scheduler.name} is an epoch-scale scheduler but was stepped {calls} times in {run.steps} optimizer steps ({run.epochs} epochs)"
+            what = (
+                f"{scheduler.name} is an epoch-scale scheduler but was stepped {calls} times "
+                f"in {run.steps} optimizer steps ({run.epochs} epochs)"
+            )
             fix = "call scheduler.step() once per epoch, after the loop over the training batches"
         elif scheduler.name in PER_STEP_SCHEDULERS and run.epochs >= 2 and calls <= run.epochs + 1:
-            if steps_per_epoch < context.threshold("min-steps-per-epoch") or (scheduler.period is not None and scheduler.period <= calls + 1):
+            if steps_per_epoch < context.threshold("min-steps-per-epoch") or (
+                scheduler.period is not None and scheduler.period <= calls + 1
+            ):
                 continue
-            what = f"{scheduler.name} is a per-step scheduler but was stepped {calls} times in {run.epochs} epochs of {steps_per_epoch:.0f} steps"
+            what = (
+                f"{scheduler.name} is a per-step scheduler but was stepped {calls} times "
+                f"in {run.epochs} epochs of {steps_per_epoch:.0f} steps"
+            )
             fix = "call scheduler.step() after every optimizer.step(), inside the loop over the batches"
         else:
             continue
         curve = sparkline(run.learning_rates)
         yield Hit(
-            message=f"{what}; the learning rate it produced: {curve} ({_number(run.learning_rates[0])} → {_number(run.learning_rates[-1])})",
+            message=f"{what}; the learning rate it produced: {curve} ({_number(run.learning_rates[0])} → "
+            f"{_number(run.learning_rates[-1])})",
             fix=fix,
             location=scheduler.location,
-            evidence={"scheduler": scheduler.name, "calls": calls, "steps": run.steps, "epochs": run.epochs, "learning_rate": _thin(run.learning_rates)},
+            evidence={
+                "scheduler": scheduler.name,
+                "calls": calls,
+                "steps": run.steps,
+                "epochs": run.epochs,
+                "learning_rate": _thin(run.learning_rates),
+            },
         )
 
 
@@ -340,10 +355,14 @@ def loss_divergence(graph: ModelGraph | None, context: RuleContext) -> Iterator[
         where = ""
         if bad.module is not None or bad.op is not None:
             where = f"; replaying that step's forward, `{bad.op}` in {bad.module or 'the model'} produced the first non-finite value"
+        elif bad.replayed:
+            where = "; replaying that step's forward, the model's outputs were finite: the loss computation made it non-finite"
         rank = f" on rank {bad.rank}" if bad.rank is not None and run.world_size > 1 else ""
         yield Hit(
-            message=f"the training loss became {bad.value} at step {bad.step} (epoch {run.epoch_of(bad.step)}){rank}{where}; the run went on for {max(run.steps - bad.step - 1, 0)} more steps",
-            fix="lower the learning rate or clip gradients; look for log(0), division by zero or overflow in the named module; stop on a non-finite loss",
+            message=f"the training loss became {bad.value} at step {bad.step} (epoch {run.epoch_of(bad.step)}){rank}{where}; "
+            f"the run went on for {max(run.steps - bad.step - 1, 0)} more steps",
+            fix="lower the learning rate or clip gradients; look for log(0), division by zero or overflow in the named module; "
+            "stop on a non-finite loss",
             module=bad.module,
             location=bad.location or (run.module_locations.get(bad.module) if bad.module else None) or _loop_location(run),
             evidence={"step": bad.step, "value": bad.value, "rank": bad.rank, "op": bad.op, "loss": _thin(run.losses)},
@@ -482,7 +501,8 @@ def no_validation(graph: ModelGraph | None, context: RuleContext) -> Iterator[Hi
     if run.steps < context.threshold("min-steps") or run.evaluations or run.validation_losses():
         return
     yield Hit(
-        message=f"{run.steps} optimizer steps over {run.epochs} epochs and no evaluation on held-out data: overfitting and the best epoch cannot be judged",
+        message=f"{run.steps} optimizer steps over {run.epochs} epochs and no evaluation on held-out data: "
+        "overfitting and the best epoch cannot be judged",
         fix="hold out a validation split and evaluate on it every epoch under torch.no_grad() with model.eval()",
         location=_loop_location(run),
         evidence={"steps": run.steps, "epochs": run.epochs},
@@ -503,7 +523,8 @@ def gradient_norm_trend(graph: ModelGraph | None, context: RuleContext) -> Itera
     ## What it does
     From the per-layer gradient norms sampled during the run (every `--sample-every` steps),
     compares the median of the last third of the samples with the first third. A layer whose
-    norm grew `min-change` (100×) is exploding; a layer whose share of the largest layer norm fell
+    norm grew `min-change` (100×), in a model whose global gradient norm grew as much, is exploding
+    (a layer that merely starts near zero, behind a zero-initialized layer, is not); a layer whose share of the largest layer norm fell
     100× is vanishing (relative, so that a loss going to zero, which shrinks every gradient, is not
     mistaken for it). Needs `min-samples` (6) samples. Two orders of magnitude is the same margin
     the probe's NN801/NN802 use at the start of training.
@@ -539,16 +560,17 @@ def gradient_norm_trend(graph: ModelGraph | None, context: RuleContext) -> Itera
     third = max(len(samples) // 3, 1)
     early, late = samples[:third], samples[-third:]
 
-    def share(sample_norms: dict[str, float] | object, layer: str) -> float:
-        norms = dict(sample_norms)  # type: ignore[call-overload]
+    def share(norms: Mapping[str, float], layer: str) -> float:
         largest = max(norms.values())
         return norms[layer] / largest if largest > 0 else math.nan
 
+    overall = [v for v in run.grad_norms if math.isfinite(v)]
+    whole_model_grew = len(overall) >= 3 and _median(overall[: len(overall) // 3]) * change <= _median(overall[-(len(overall) // 3) :])
     exploding, vanishing = [], []
     for layer in samples[0].grad_norms:
         start = _median([s.grad_norms.get(layer, math.nan) for s in early])
         end = _median([s.grad_norms.get(layer, math.nan) for s in late])
-        if start > 0 and end / start >= change:
+        if whole_model_grew and start > 0 and end / start >= change:
             exploding.append((layer, start, end))
             continue
         start_share = _median([share(s.grad_norms, layer) for s in early if layer in s.grad_norms])
@@ -566,14 +588,17 @@ def gradient_norm_trend(graph: ModelGraph | None, context: RuleContext) -> Itera
                 f"the gradient norm of `{layer}`{others} {kind} during training: {_number(start)} early, {_number(end)} late "
                 f"(steps {samples[0].step}–{samples[-1].step}: {sparkline(series)})"
             ),
-            fix="normalize (BatchNorm/LayerNorm), use non-saturating activations or residual connections, lower the learning rate or clip gradients",
+            fix="normalize (BatchNorm/LayerNorm), use non-saturating activations or residual connections, "
+            "lower the learning rate or clip gradients",
             module=layer,
             location=run.location_of(layer),
             evidence={"layer": layer, "early": start, "late": end, "grad_norm": series, "layers": [name for name, _, _ in found]},
         )
 
 
-@rule("NN608", "dead-units-growing", Severity.WARNING, phase=Phase.WATCH, thresholds={"min-growth": 0.25, "min-dead": 0.5}, requires=("run",))
+@rule(
+    "NN608", "dead-units-growing", Severity.WARNING, phase=Phase.WATCH, thresholds={"min-growth": 0.25, "min-dead": 0.5}, requires=("run",)
+)
 def dead_units_growing(graph: ModelGraph | None, context: RuleContext) -> Iterator[Hit]:
     """The share of ReLU units that are never active on a batch grows during training.
 
@@ -615,7 +640,8 @@ def dead_units_growing(graph: ModelGraph | None, context: RuleContext) -> Iterat
         if end >= context.threshold("min-dead") and end - start >= context.threshold("min-growth"):
             series = [s.dead_fractions.get(relu, math.nan) for s in samples]
             yield Hit(
-                message=f"the share of never-active units of `{relu}` grew from {start:.0%} to {end:.0%} during training ({sparkline(series)})",
+                message=f"the share of never-active units of `{relu}` grew from {start:.0%} to {end:.0%} "
+                f"during training ({sparkline(series)})",
                 fix="lower the learning rate or warm it up; use LeakyReLU/GELU, or normalize before the ReLU",
                 module=relu,
                 location=run.location_of(relu),

@@ -67,26 +67,46 @@ def _plots(series: dict) -> str:
     best = series["best"]
     marks = [(float(best["step"]), float(best["loss"]), f"best: epoch {best['epoch']}")] if best else []
     charts = [
-        _chart("loss", "Loss (training per step, validation per evaluation)", [("training", loss, _COLORS[0]), ("validation", validation, _COLORS[1])], marks=marks),
-        _chart("learning-rate", "Learning rate", [("learning rate", [(float(s), float(v)) for s, v in series["learning_rate"]], _COLORS[2])]),
+        _chart(
+            "loss",
+            "Loss (training per step, validation per evaluation)",
+            [("training", loss, _COLORS[0]), ("validation", validation, _COLORS[1])],
+            marks=marks,
+        ),
+        _chart(
+            "learning-rate", "Learning rate", [("learning rate", [(float(s), float(v)) for s, v in series["learning_rate"]], _COLORS[2])]
+        ),
     ]
     layers = list(series["layer_grad_norm"].items())[:_MOST_LAYERS]
     if layers:
-        lines = [(name or "(model)", [(float(s), float(v)) for s, v in points], _COLORS[i % len(_COLORS)]) for i, (name, points) in enumerate(layers)]
+        lines = [
+            (name or "(model)", [(float(s), float(v)) for s, v in points], _COLORS[i % len(_COLORS)])
+            for i, (name, points) in enumerate(layers)
+        ]
         charts.append(_chart("grad-norm", "Gradient norm per layer (sampled steps, log scale)", lines, log=True))
     else:
-        charts.append(_chart("grad-norm", "Gradient norm (global, log scale)", [("global", [(float(s), float(v)) for s, v in series["grad_norm"]], _COLORS[3])], log=True))
+        charts.append(
+            _chart(
+                "grad-norm",
+                "Gradient norm (global, log scale)",
+                [("global", [(float(s), float(v)) for s, v in series["grad_norm"]], _COLORS[3])],
+                log=True,
+            )
+        )
     return "\n".join(charts)
 
 
-def _chart(name: str, title: str, lines: list[Series], *, log: bool = False, marks: Sequence[tuple[float, float, str]] = ()) -> str:
+def _chart(name: str, title: str, lines: Sequence[Series], *, log: bool = False, marks: Sequence[tuple[float, float, str]] = ()) -> str:
     def y_of(value: float) -> float | None:
         if not math.isfinite(value) or (log and value <= 0):
             return None
         return math.log10(value) if log else value
 
     points = [(x, y) for _, pts, _ in lines for x, v in pts if (y := y_of(v)) is not None]
-    svg = [f'<figure><figcaption>{_e(title)}</figcaption><svg class="chart" id="{name}" xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{_HEIGHT}" viewBox="0 0 {_WIDTH} {_HEIGHT}">']
+    svg = [
+        f'<figure><figcaption>{_e(title)}</figcaption><svg class="chart" id="{name}" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{_WIDTH}" height="{_HEIGHT}" viewBox="0 0 {_WIDTH} {_HEIGHT}">'
+    ]
     if not points:
         svg.append(f'<text x="{_WIDTH / 2}" y="{_HEIGHT / 2}" text-anchor="middle" fill="#888">nothing recorded</text></svg></figure>')
         return "".join(svg)
@@ -109,7 +129,10 @@ def _chart(name: str, title: str, lines: list[Series], *, log: bool = False, mar
         if not placed:
             continue
         path = " ".join(f"{px:.1f},{py:.1f}" for px, py in placed)
-        svg.append(f'<polyline class="series" fill="none" stroke="{color}" stroke-width="1.5" points="{path}"><title>{_e(label)}</title></polyline>')
+        svg.append(
+            f'<polyline class="series" fill="none" stroke="{color}" stroke-width="1.5" points="{path}">'
+            f"<title>{_e(label)}</title></polyline>"
+        )
         if len(placed) <= 60:
             svg += [f'<circle cx="{px:.1f}" cy="{py:.1f}" r="2" fill="{color}"/>' for px, py in placed]
         svg.append(f'<text x="{_WIDTH - _PAD + 4}" y="{_PAD + 12 * index}" font-size="10" fill="{color}">{_e(label[:14])}</text>')

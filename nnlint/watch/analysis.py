@@ -29,14 +29,26 @@ def run_findings(record: RunRecord, config: Config, model: nn.Module | None = No
         try:
             hits = list(rule.check(None, dataclasses.replace(context, thresholds=config.thresholds_for(rule))))  # type: ignore[arg-type]
         except Exception as error:
-            problems.append(Problem(record.script, f"internal error in rule {rule.code} ({rule.slug}): {type(error).__name__}: {error}; please report it"))
+            problems.append(
+                Problem(
+                    record.script, f"internal error in rule {rule.code} ({rule.slug}): {type(error).__name__}: {error}; please report it"
+                )
+            )
             continue
         for hit in hits:
             if config.ignored_for_module(rule.code, hit.module):
                 continue
             findings.append(
                 Finding(
-                    rule.code, rule.slug, hit.severity or rule.severity, Phase.WATCH, hit.message, hit.module, hit.location, dict(hit.evidence), hit.fix
+                    rule.code,
+                    rule.slug,
+                    hit.severity or rule.severity,
+                    Phase.WATCH,
+                    hit.message,
+                    hit.module,
+                    hit.location,
+                    dict(hit.evidence),
+                    hit.fix,
                 )
             )
     return sorted(findings, key=Finding.sort_key), problems
@@ -76,4 +88,3 @@ def _device(model: nn.Module | None) -> str | None:
         return None
     parameter = next(model.parameters(), None)
     return str(parameter.device) if parameter is not None else None
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 _MISSING = object()
@@ -25,9 +26,7 @@ class Patches:
         while self._saved:
             owner, name, own = self._saved.pop()
             if own is _MISSING:
-                try:
+                with contextlib.suppress(AttributeError):
                     delattr(owner, name)
-                except AttributeError:
-                    pass
             else:
                 setattr(owner, name, own)

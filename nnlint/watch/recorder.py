@@ -16,6 +16,7 @@ Every replaced attribute is put back by `stop()`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import weakref
 from collections import Counter
@@ -116,13 +117,16 @@ class Recorder:
         # The rest
         self._schedulers: dict[int, _Scheduler] = {}
         self._in_scheduler = False
-        self._checkpoints: list[int] = []
+        self._saves: list[int] = []
+        self._restores: list[int] = []
         self._logged: dict[str, list[tuple[int, float]]] = {}
         self._non_finite: NonFiniteLoss | None = None
         self._check_finite_now = True
         self._last_input: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._replaying = False
+        self._replayed = False  # the bad step's forward was replayed (and its outputs were finite, if nothing was found)
         self._optimizer_location: Location | None = None
+        self._optimizer_sites: weakref.WeakKeyDictionary[Any, Location | None] = weakref.WeakKeyDictionary()
         self.rank: int | None = None
         self.world_size = 1
         self.rank_non_finite: dict[int, tuple[int, float]] = {}  # filled on rank 0 under torch.distributed
@@ -134,6 +138,8 @@ class Recorder:
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
         self._handles += [register_optimizer_step_pre_hook(self._before_step), register_optimizer_step_post_hook(self._after_step)]
+        if self.model is not None:
+            self._begin_sampling()  # the first step shows the run's starting point
         backward = torch.Tensor.backward
         recorder = self
 
@@ -147,6 +153,7 @@ class Recorder:
         self._patch_loaders()
         self._patch_schedulers()
         self._patch_checkpoints()
+        self._patch_optimizer_construction()
         return self
 
     def stop(self) -> None:
@@ -212,16 +219,27 @@ class Recorder:
         load = nn.Module.load_state_dict
 
         def watched_save(*args: Any, **kwargs: Any) -> Any:
-            recorder._checkpoints.append(recorder.step)
+            recorder._saves.append(recorder.step)
             return save(*args, **kwargs)
 
         def watched_load(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
             if module is recorder.model:
-                recorder._checkpoints.append(recorder.step)
+                recorder._restores.append(recorder.step)
             return load(module, *args, **kwargs)
 
         self._patches.replace(torch, "save", watched_save)
         self._patches.replace(nn.Module, "load_state_dict", watched_load)
+
+    def _patch_optimizer_construction(self) -> None:
+        construct = torch.optim.Optimizer.__init__
+        sites = self._optimizer_sites
+
+        def watched_init(optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
+            if optimizer not in sites:
+                sites[optimizer] = call_site()
+            construct(optimizer, *args, **kwargs)
+
+        self._patches.replace(torch.optim.Optimizer, "__init__", watched_init)
 
     # -- the model --------------------------------------------------------------------------------
     def _adopt_model(self, model: nn.Module) -> None:
@@ -230,6 +248,8 @@ class Recorder:
         self._layers = [(path, [p for p in m.parameters(recurse=False) if p.requires_grad]) for path, m in model.named_modules()]
         self._layers = [(path, params) for path, params in self._layers if params]
         self._model_handles.append(model.register_forward_pre_hook(self._model_called, with_kwargs=True))
+        if self.step == 0 and not self._sampling and self._handles:
+            self._begin_sampling()  # the first step shows the run's starting point
 
     def _model_called(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if self._replaying:
@@ -260,9 +280,10 @@ class Recorder:
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if self.optimizer is None:
             self.optimizer = optimizer
-            self._optimizer_location = call_site()
         if optimizer is not self.optimizer:
             return
+        if self._optimizer_location is None:
+            self._optimizer_location = self._optimizer_sites.get(optimizer) or call_site()
         if self.model is None:
             model = self._model_from_optimizer(optimizer)
             if model is not None:
@@ -307,7 +328,7 @@ class Recorder:
             if loss.device.type != "cpu":
                 self._check_finite_now = False  # found when the batch is read back instead, without a sync per step
             elif not bool(torch.isfinite(loss)):
-                self._found_non_finite(self.step, float(loss))
+                self._found_non_finite(self.step, float(loss.detach()))
 
     def _flush(self) -> None:
         if self._loss_tensors:
@@ -354,14 +375,14 @@ class Recorder:
             return
         loss = float(torch.stack([t.cpu() for t in evaluation.losses]).mean()) if evaluation.losses else None
         self._evaluations.append(
-            Evaluation(evaluation.step, evaluation.epoch, loss, max(evaluation.batches, len(evaluation.losses)), evaluation.train_mode_modules)
+            Evaluation(
+                evaluation.step, evaluation.epoch, loss, max(evaluation.batches, len(evaluation.losses)), evaluation.train_mode_modules
+            )
         )
 
     def _loader_iterated(self, loader: DataLoader, iterator: Any) -> None:
-        try:
+        with contextlib.suppress(TypeError):  # an iterator that cannot be weakly referenced: the loader is current from here
             self._loader_of_iterator[iterator] = id(loader)
-        except TypeError:  # an iterator that cannot be weakly referenced: the loader is current from here
-            pass
         self._current_loader = id(loader)
         self._iterations.append((id(loader), self.step, call_site()))
 
@@ -407,11 +428,11 @@ class Recorder:
 
     # -- non-finite losses ----------------------------------------------------------------------------
     def _found_non_finite(self, step: int, value: float) -> None:
-        op = module = location = None
         found = self._replay_for_non_finite()
         if found is not None:
-            op, module, location = found.op, found.module, found.location
-        self._non_finite = NonFiniteLoss(step, self.rank, value, op, module, location)
+            self._non_finite = NonFiniteLoss(step, self.rank, value, found.op, found.module or None, found.location, replayed=True)
+        else:  # no module made it (the loss function did) or no replay: the line that called backward
+            self._non_finite = NonFiniteLoss(step, self.rank, value, location=call_site(), replayed=self._replayed)
 
     def _replay_for_non_finite(self) -> Any:
         """Run the last forward again with the probe's instrument (on the bad step only): the first op
@@ -426,6 +447,7 @@ class Recorder:
         try:
             with preserved_user_state(self.model), torch.no_grad(), Instrument(self.model, find_non_finite=True) as instrument:
                 self.model(*args, **kwargs)
+            self._replayed = instrument.failure is None
             return instrument.first_non_finite
         except Exception:  # the replay is a best effort: the step and the value are reported without it
             return None
@@ -448,7 +470,9 @@ class Recorder:
         wanted |= {path for path, m in self.model.named_modules() if isinstance(m, nn.ReLU)} if self.model is not None else set()
         locations = {path: site for path in wanted if locate is not None and (site := _safe_locate(locate, path)) is not None}
         eval_mode = (
-            EvalModeTraining(self._eval_mode_first, self._eval_mode_steps, self._eval_mode_names) if self._eval_mode_first is not None else None
+            EvalModeTraining(self._eval_mode_first, self._eval_mode_steps, self._eval_mode_names)
+            if self._eval_mode_first is not None
+            else None
         )
         return RunRecord(
             losses=tuple(self._losses),
@@ -461,7 +485,8 @@ class Recorder:
             eval_mode_training=eval_mode,
             non_finite=self._non_finite,
             logged={name: tuple(values) for name, values in self._logged.items()},
-            checkpoint_steps=tuple(self._checkpoints),
+            save_steps=tuple(self._saves),
+            restore_steps=tuple(self._restores),
             module_locations=locations,
             optimizer_location=self._optimizer_location,
             loop_location=loop_location,
@@ -542,7 +567,7 @@ def _floats(values: dict[str, torch.Tensor]) -> dict[str, float]:
     if not values:
         return {}
     read = torch.stack([v.float().cpu() for v in values.values()]).tolist()
-    return dict(zip(values, read))
+    return dict(zip(values, read, strict=True))
 
 
 def _scheduler_record(entry: _Scheduler) -> SchedulerRecord:
@@ -577,10 +602,7 @@ def _enclosing_loop(location: Location | None) -> Location | None:
     tree = _parsed_file(location.file)
     if tree is None:
         return None
-    best: ast.AST | None = None
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.For, ast.While)) and node.lineno < location.line <= (node.end_lineno or 0):
-            if best is None or node.lineno > best.lineno:  # type: ignore[attr-defined]
-                best = node
-    return Location(location.file, best.lineno) if best is not None else None  # type: ignore[attr-defined]
-
+    loops = [
+        node for node in ast.walk(tree) if isinstance(node, (ast.For, ast.While)) and node.lineno < location.line <= (node.end_lineno or 0)
+    ]
+    return Location(location.file, max(loop.lineno for loop in loops)) if loops else None

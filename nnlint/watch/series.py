@@ -59,6 +59,7 @@ class NonFiniteLoss:
     op: str | None = None  # what produced the first non-finite value in the replayed forward
     module: str | None = None
     location: Location | None = None
+    replayed: bool = False  # the forward was replayed on that step's input (op None then: the model's outputs were finite)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class RunRecord:
     eval_mode_training: EvalModeTraining | None = None
     non_finite: NonFiniteLoss | None = None
     logged: Mapping[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)  # nnlint.watch.log(name, value, step)
-    checkpoint_steps: tuple[int, ...] = ()  # steps at which weights were saved (torch.save) or restored (load_state_dict)
+    save_steps: tuple[int, ...] = ()  # optimizer steps taken when `torch.save` was called
+    restore_steps: tuple[int, ...] = ()  # ... when the model's `load_state_dict` was called
     module_locations: Mapping[str, Location] = field(default_factory=dict)
     optimizer_location: Location | None = None
     loop_location: Location | None = None  # the line that iterates the training DataLoader
@@ -100,7 +102,7 @@ class RunRecord:
         """Mean finite training loss of each epoch (nan for an epoch without one)."""
         bounds = [*self.epoch_starts, self.steps] if self.epoch_starts else [0, self.steps]
         means = []
-        for start, end in zip(bounds, bounds[1:]):
+        for start, end in zip(bounds, bounds[1:], strict=False):
             values = [v for v in self.losses[start:end] if math.isfinite(v)]
             means.append(sum(values) / len(values) if values else math.nan)
         return means
