@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())
 
 # A plain training loop; ENDING is replaced by how a test wants the script to end after epoch 2.
-TRAIN = '''
+TRAIN = """
 import argparse, sys
 import torch
 from torch import nn
@@ -49,7 +49,7 @@ for epoch in range(args.epochs):
     print(f"SCRIPT epoch {epoch} validation {val:.3f}")
     if epoch == 1:
         ENDING
-'''
+"""
 
 
 def script(tmp_path: Path, ending: str = "pass") -> Path:
