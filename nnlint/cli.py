@@ -25,9 +25,32 @@ class _LintByDefault(click.Group):
     """`nnlint model.py` means `nnlint check model.py`; `rules` and `explain` are subcommands."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = _split_script_arguments(ctx, args)
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = [_LINT, *args]
         return super().parse_args(ctx, args)
+
+
+_SCRIPT_ARGUMENTS = "nnlint.script_arguments"
+
+
+def _split_script_arguments(ctx: click.Context, args: list[str]) -> list[str]:
+    """`nnlint train.py -- --epochs 1`: what follows `--` is the training script's own argv."""
+    if "--" in args:
+        at = args.index("--")
+        ctx.meta[_SCRIPT_ARGUMENTS] = tuple(args[at + 1 :])
+        return args[:at]
+    return args
+
+
+def _script_options(options: dict[str, Any]) -> Any:
+    """The training script's arguments and --script-timeout (script mode)."""
+    from nnlint.script.lint import ScriptOptions
+    from nnlint.script.runner import DEFAULT_SCRIPT_TIMEOUT
+
+    timeout = options.pop("script_timeout")
+    arguments = click.get_current_context().meta.get(_SCRIPT_ARGUMENTS, ())
+    return ScriptOptions(arguments, DEFAULT_SCRIPT_TIMEOUT if timeout is None else timeout)
 
 
 @click.group(cls=_LintByDefault, context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,6 +99,11 @@ def _codes(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--device", help="Probe device: auto, cpu, cuda[:N] (auto: cuda when available).")
 @click.option("--probe-timeout", callback=_seconds, help="Stop the forward (graph building, probe) after this many seconds (default 60).")
 @click.option("--probe-steps", type=click.IntRange(min=1), help="Instrumented training steps the probe runs (default 3).")
+@click.option(
+    "--script-timeout",
+    callback=_seconds,
+    help="Stop a training script that has not reached its first optimizer step after this many seconds (default 600).",
+)
 @click.option("--deep", is_flag=True, default=None, help="Also run the slower probe checks (NN904: overfit a few samples).")
 @click.option("--input-shape", callback=_shape, help="Example input shape when the file gives none, e.g. 32,3,224,224.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="The training batch size.")
@@ -117,7 +145,7 @@ def check(
             config = _config(list(paths), config_file, options)  # imports the rules, and torch
             from nnlint.engine import lint_paths  # imported here: `nnlint --help` should not wait for torch
 
-        report = lint_paths(list(paths), config, skip_non_model_files=skip_non_model_files)
+        report = lint_paths(list(paths), config, skip_non_model_files=skip_non_model_files, script=_script_options(options))
     except NnlintError as error:
         _fail(str(error))
     if verbose:

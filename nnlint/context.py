@@ -24,6 +24,17 @@ class BatchSize:
 
 
 @dataclass(frozen=True)
+class DataLoaderFacts:
+    """The DataLoader a training script iterated (script mode): what decides its last batch."""
+
+    batch_size: int | None
+    drop_last: bool
+    dataset_length: int | None  # None for an IterableDataset
+    shuffle: bool
+    location: Location | None = None  # where the script built it
+
+
+@dataclass(frozen=True)
 class RuleContext:
     target: Target
     batch_size: BatchSize | None = None
@@ -33,6 +44,8 @@ class RuleContext:
     extra_locations: Mapping[str, Location] = field(default_factory=dict)
     # What the probe measured; rules with phase=Phase.PROBE require ("probe",) and run only when it ran.
     probe: ProbeResult | None = None
+    # The training DataLoader, when nnlint ran the training script to its first step.
+    data_loader: DataLoaderFacts | None = None
     # What `nnlint watch` recorded; rules with phase=Phase.WATCH require ("run",) and run only on it.
     run: RunRecord | None = None
 

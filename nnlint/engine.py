@@ -26,6 +26,7 @@ from nnlint.targets import Target
 
 if TYPE_CHECKING:
     from nnlint.probe import ProbeResult
+    from nnlint.script.lint import ScriptOptions
 
 # What a rule can require, and what the user would define to enable it.
 _ENABLED_BY = {
@@ -103,7 +104,9 @@ class Linter:
         if graph is not None and graph.recorded_on == "real":
             notes.append("the forward needs real values (e.g. `.item()`), so the graph was recorded on one real sample")
         batch_size = training_batch_size(loaded, example_input, inferred, self.config.batch_size)
-        context = RuleContext(loaded.target, batch_size, loaded.location, extra_locations=loaded.context_locations)
+        context = RuleContext(
+            loaded.target, batch_size, loaded.location, extra_locations=loaded.context_locations, data_loader=loaded.data_loader
+        )
         skipped: dict[str, list[str]] = defaultdict(list)
         findings += self._run_rules(Phase.STATIC, graph, context, loaded, skipped)
         probe = None
@@ -329,16 +332,20 @@ def _describe_input(value: object) -> str:
     return f"an input of shape {'x'.join(map(str, shape))}" if shape is not None else "an input"
 
 
-def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool = False) -> Report:
+def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool = False, script: ScriptOptions | None = None) -> Report:
     """Lint every model file under `paths` in this process; a file that fails does not stop the rest.
 
     `skip_non_model_files`: named files without a model are skipped quietly, as in a folder.
+    `script`: a named training script's arguments and time limit (script mode, nnlint.script).
     """
     linter = Linter(config)
     files, errors = collect_model_files(paths, named_as_found=skip_non_model_files)
     linter.problems += [Problem(error.path, error.message) for error in errors]
     linted_from: dict[Path, int] = defaultdict(int)
     for path, explicit in files:
+        if explicit and _lint_as_script(linter, path, script):
+            linted_from[path] += 1
+            continue
         try:
             with loaded_model_file(path) as loaded_file:
                 notes = loaded_file.notes
@@ -358,3 +365,14 @@ def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool 
         ):
             linter.problems.append(Problem(str(folder), "no model found in any of its Python files"))
     return linter.report()
+
+
+def _lint_as_script(linter: Linter, path: Path, script: ScriptOptions | None) -> bool:
+    """Script mode for a named training script (nnlint.script); False: lint it as a model file."""
+    from nnlint.script.detect import is_training_script
+    from nnlint.script.lint import ScriptOptions, lint_script
+
+    if not is_training_script(path):
+        return False
+    lint_script(linter, path, script or ScriptOptions())
+    return True

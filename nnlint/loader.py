@@ -24,6 +24,7 @@ from typing import Any
 
 from torch import nn
 
+from nnlint.context import DataLoaderFacts
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
 from nnlint.runtime.randomness import seeded
@@ -44,6 +45,7 @@ class LoadedTarget:
     # Where the file set each optional name (`batch_size = 4` on line 30), for findings about it.
     context_locations: dict[str, Location] = field(default_factory=dict)
     problem: str | None = None  # the target could not be built: reported as NN002
+    data_loader: DataLoaderFacts | None = None  # the training DataLoader (script mode)
 
 
 @dataclass

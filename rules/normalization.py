@@ -301,7 +301,9 @@ def batch_too_small_for_batchnorm(graph: ModelGraph, context: RuleContext) -> It
     Compares the training batch size (`batch_size`, else the first dimension of
     `example_input`/`example_batch`, or `--batch-size`) with `min-batch-size` when the model
     has BatchNorm layers that use batch statistics (frozen ones in eval mode are not counted).
-    Batch size 1 is an error.
+    Batch size 1 is an error. When nnlint ran the training script (`nnlint train.py`), it also
+    flags a DataLoader whose last batch holds one sample (`len(dataset) % batch_size == 1` without
+    `drop_last=True`) as an error.
 
     ## Why is this bad?
     BatchNorm estimates each channel's mean and variance from the batch. Wu & He (2018) show
@@ -329,6 +331,8 @@ def batch_too_small_for_batchnorm(graph: ModelGraph, context: RuleContext) -> It
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): A Closer Look at Batch Normalization
     """
     batchnorms = _active_batchnorms(graph)
+    if batchnorms and (last := _last_batch_of_one(batchnorms, context)) is not None:
+        yield last
     batch = context.batch_size
     minimum = int(context.threshold("min-batch-size"))
     if not batchnorms or batch is None or batch.value >= minimum:
@@ -352,6 +356,30 @@ def batch_too_small_for_batchnorm(graph: ModelGraph, context: RuleContext) -> It
         location=batch.location or first.location,
         severity=Severity.ERROR if batch.value == 1 else None,
         evidence={"batch_size": batch.value, "source": batch.source, "min_batch_size": minimum, "batchnorm_layers": len(batchnorms)},
+    )
+
+
+def _last_batch_of_one(batchnorms: list[ModuleInfo], context: RuleContext) -> Hit | None:
+    """The training DataLoader ends every epoch on a batch of one sample (script mode knows it):
+    `len(dataset) % batch_size == 1` and `drop_last=False`."""
+    loader = context.data_loader
+    if loader is None or loader.drop_last or not loader.batch_size or loader.batch_size < 2 or loader.dataset_length is None:
+        return None
+    if loader.dataset_length % loader.batch_size != 1:
+        return None
+    first = batchnorms[0]
+    return Hit(
+        message=(
+            f"the training DataLoader's last batch holds 1 sample: {loader.dataset_length} samples in batches of "
+            f"{loader.batch_size} with drop_last=False, and the model has {len(batchnorms)} BatchNorm layer(s), first "
+            f'`{first.path}`: PyTorch raises "Expected more than 1 value per channel when training" for (N, C) inputs at '
+            "the end of the first epoch, and otherwise normalizes that step with one sample's statistics"
+        ),
+        fix="pass drop_last=True to the DataLoader, or pick a batch size that does not leave one sample over",
+        module=first.path,
+        location=loader.location or first.location,
+        severity=Severity.ERROR,
+        evidence={"dataset_length": loader.dataset_length, "batch_size": loader.batch_size, "drop_last": False, "last_batch": 1},
     )
 
 

@@ -1,0 +1,334 @@
+"""From what a script built at its first optimizer step to lint targets.
+
+- The models are the modules the script called (outermost calls) whose parameters an optimizer
+  holds, keeping only the outermost of nested ones: a GAN's generator and discriminator, each
+  paired with the optimizer that holds its parameters.
+- The loss is found from the tensor `.backward()` was called on, walking back through its autograd
+  graph (a scaled, averaged or summed loss) to the first tensor a recorded loss produced: a loss
+  module or `torch.nn.functional` loss the script called (its first argument tells which model's
+  output it judged), or a scalar the model returned itself (nanoGPT's `logits, loss = model(X, Y)`,
+  a Hugging Face model given `labels`).
+- The batch is the model's real arguments in that call; the targets are the loss's second argument.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import RandomSampler
+
+from nnlint.context import DataLoaderFacts
+from nnlint.findings import Location
+from nnlint.loader import LoadedTarget
+from nnlint.script.capture import LossCall, ModuleCall, StepRecord
+from nnlint.sources import recorded_site
+from nnlint.targets import Target
+
+_SEARCH_DEPTH = 12  # autograd nodes walked back from the backward tensor, and from a loss's input
+# Autograd nodes that only reshape: a loss on `output.view(-1, V)` can be replayed on the output.
+_RESHAPES = frozenset({"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "CloneBackward0", "SqueezeBackward0"})
+_RESHAPES |= {"SqueezeBackward1", "SqueezeBackward2", "UnsqueezeBackward0"}
+
+
+@dataclass
+class ScriptModel:
+    """One model the script trains, with what nnlint lints it with."""
+
+    loaded: LoadedTarget
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _LossFound:
+    call: ModuleCall | None  # the model call whose output the loss judged
+    loss_fn: Any  # what the probe calls as loss_fn(output, targets)
+    targets: Any
+    describe: str
+    site: Location | None
+    note: str | None = None
+
+
+class ReplayedLoss:
+    """The script's loss, called as it was (keyword arguments kept), on the model's output
+    reshaped as the script reshaped it (`output.view(-1, ntokens)`)."""
+
+    def __init__(self, loss: Any, kwargs: dict[str, Any], trailing_shape: tuple[int, ...] | None) -> None:
+        self.loss, self.kwargs, self.trailing_shape = loss, kwargs, trailing_shape
+        self.__name__ = getattr(loss, "__name__", type(loss).__name__)
+
+    def __call__(self, output: Any, targets: Any) -> Any:
+        value = _main_tensor(output)
+        if self.trailing_shape is not None and value is not None:
+            value = value.reshape(-1, *self.trailing_shape)
+        return self.loss(value if value is not None else output, targets, **self.kwargs)
+
+
+class OutputLoss:
+    """The loss the model returns itself: `output[1]` (nanoGPT) or `output.loss` (Hugging Face)."""
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.__name__ = f"the model's own loss (output[{key!r}])"
+
+    def __call__(self, output: Any, targets: Any) -> Any:
+        return output[self.key]
+
+
+def script_models(record: StepRecord, namespace: Mapping[str, Any], path: Any) -> list[ScriptModel]:
+    """The lint targets for a script stopped at its first optimizer step."""
+    loader = loader_facts(record)
+    loss = _find_loss(record)
+    models: list[ScriptModel] = []
+    paired: set[int] = set()
+    for optimizer, optimizer_site in record.optimizers:
+        for call in _trained_models(record.calls, optimizer):
+            if id(call.module) in paired:
+                continue
+            paired.add(id(call.module))
+            models.append(_script_model(call, optimizer, optimizer_site, loss, loader, record, namespace, path))
+    return models
+
+
+def _trained_models(calls: list[ModuleCall], optimizer: torch.optim.Optimizer) -> list[ModuleCall]:
+    """The latest call of each outermost called module holding parameters of `optimizer`."""
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    latest: dict[int, ModuleCall] = {}
+    for call in calls:
+        if not isinstance(call.module, nn.modules.loss._Loss) and any(id(p) in held for p in call.module.parameters()):
+            latest[id(call.module)] = call
+    modules = [call.module for call in latest.values()]
+    return [
+        call
+        for call in latest.values()
+        if not any(other is not call.module and any(sub is call.module for sub in other.modules()) for other in modules)
+    ]
+
+
+def _script_model(
+    call: ModuleCall,
+    optimizer: torch.optim.Optimizer,
+    optimizer_site: Location | None,
+    loss: _LossFound | None,
+    loader: DataLoaderFacts | None,
+    record: StepRecord,
+    namespace: Mapping[str, Any],
+    path: Any,
+) -> ScriptModel:
+    model = call.module
+    own_loss = loss is not None and loss.call is not None and loss.call.module is model
+    if own_loss and loss is not None and loss.call is not None:
+        call = loss.call  # the inputs of the very call whose output the loss judged
+    inputs = _detached(_example_input(call))
+    target = Target(model, example_input=inputs, optimizer=optimizer, name=_name(model, namespace))
+    locations: dict[str, Location] = {}
+    if optimizer_site is not None:
+        locations["optimizer"] = optimizer_site
+    notes = []
+    if own_loss and loss is not None:
+        target.loss_fn = loss.loss_fn
+        if loss.targets is not None:
+            target.example_batch = (inputs, _detached(loss.targets))
+        if loss.site is not None:
+            locations["loss_fn"] = loss.site
+        if loss.note:
+            notes.append(loss.note)
+    elif loss is None or loss.call is None:
+        targets = _loader_targets(record, inputs)
+        if targets is not None:
+            target.example_batch = (inputs, _detached(targets))
+    if loader is not None and loader.batch_size is not None:
+        target.batch_size = loader.batch_size
+        if loader.location is not None:
+            locations["batch_size"] = loader.location
+            locations["example_batch"] = loader.location
+    notes.insert(0, _summary(record, optimizer, loss if own_loss else None, loader))
+    site = recorded_site(model)
+    loaded = LoadedTarget(target, target.name or type(model).__name__, Path(path), site, context_locations=locations)
+    loaded.data_loader = loader
+    return ScriptModel(loaded, notes)
+
+
+def _name(model: nn.Module, namespace: Mapping[str, Any]) -> str:
+    """The script's global name for the model, else its class name."""
+    for name, value in namespace.items():
+        if value is model and not name.startswith("_"):
+            return name
+    return type(model).__name__
+
+
+# -- the loss ---------------------------------------------------------------------------------
+def _find_loss(record: StepRecord) -> _LossFound | None:
+    if record.backward is None or record.backward.grad_fn is None:
+        return None
+    outputs = {id(tensor.grad_fn): (call, key) for call in record.calls for key, tensor in _output_scalars(call.output)}
+    losses: dict[int, LossCall] = {}
+    for loss_call in record.losses:  # a loss module's result is also its F.* call's: the module wins
+        losses.setdefault(id(loss_call.result.grad_fn), loss_call)
+        if isinstance(loss_call.loss, nn.Module):
+            losses[id(loss_call.result.grad_fn)] = loss_call
+    for node in _walk_back(record.backward.grad_fn):
+        if id(node) in outputs:
+            call, key = outputs[id(node)]
+            inner = next((c for c in reversed(record.losses) if _reaches(node, c.result.grad_fn)), None)
+            targets = call.kwargs.get("labels", _loss_targets(inner) if inner else None)
+            name = type(call.module).__name__
+            return _LossFound(call, OutputLoss(key), targets, f"{name}'s own loss (output[{key!r}])", record.backward_site)
+        if id(node) in losses:
+            return _from_loss_call(losses[id(node)], record)
+    return None
+
+
+def _from_loss_call(loss_call: LossCall, record: StepRecord) -> _LossFound:
+    judged = loss_call.args[0] if loss_call.args else loss_call.kwargs.get("input")
+    name = _loss_name(loss_call.loss)
+    kwargs = {k: v for k, v in loss_call.kwargs.items() if k not in ("input", "target")}
+    targets = _loss_targets(loss_call)
+    for call in reversed(record.calls):
+        output = _main_tensor(call.output)
+        if not isinstance(judged, torch.Tensor) or output is None:
+            continue
+        if judged is output:
+            loss_fn = loss_call.loss if not kwargs and isinstance(loss_call.loss, nn.Module) else ReplayedLoss(loss_call.loss, kwargs, None)
+            return _LossFound(call, loss_fn, targets, name, loss_call.site)
+        if judged.grad_fn is not None and output.grad_fn is not None and _reaches(judged.grad_fn, output.grad_fn, _RESHAPES):
+            trailing = tuple(judged.shape[1:])
+            return _LossFound(call, ReplayedLoss(loss_call.loss, kwargs, trailing), targets, name, loss_call.site)
+        if judged.grad_fn is not None and output.grad_fn is not None and _reaches(judged.grad_fn, output.grad_fn):
+            note = (
+                f"the loss ({name}) is computed on a transformation of the model's output, which nnlint cannot replay: "
+                "the probe uses a loss guessed from the targets"
+            )
+            return _LossFound(call, None, targets, name, loss_call.site, note)
+    return _LossFound(None, None, targets, name, loss_call.site)
+
+
+def _loss_targets(loss_call: LossCall) -> Any:
+    return loss_call.args[1] if len(loss_call.args) > 1 else loss_call.kwargs.get("target")
+
+
+def _loss_name(loss: Any) -> str:
+    return type(loss).__name__ if isinstance(loss, nn.Module) else f"F.{getattr(loss, '__name__', 'loss')}"
+
+
+def _walk_back(start: Any, through: frozenset[str] | None = None) -> Iterator[Any]:
+    """Autograd nodes breadth-first from `start` (only through `through` node types, if given)."""
+    seen = {id(start)}
+    frontier = [start]
+    for _ in range(_SEARCH_DEPTH):
+        following = []
+        for node in frontier:
+            yield node
+            if through is not None and type(node).__name__ not in through:
+                continue
+            for parent, _ in getattr(node, "next_functions", ()):
+                if parent is not None and id(parent) not in seen:
+                    seen.add(id(parent))
+                    following.append(parent)
+        frontier = following
+        if not frontier:
+            return
+
+
+def _reaches(start: Any, wanted: Any, through: frozenset[str] | None = None) -> bool:
+    return any(node is wanted for node in _walk_back(start, through))
+
+
+def _output_scalars(output: Any) -> Iterator[tuple[Any, torch.Tensor]]:
+    """(key, tensor) for each scalar tensor with a graph directly in the model's output."""
+    items: Iterator[tuple[Any, Any]]
+    if isinstance(output, Mapping):
+        items = iter(output.items())
+    elif isinstance(output, (tuple, list)):
+        items = iter(enumerate(output))
+    else:
+        return
+    for key, value in items:
+        if isinstance(value, torch.Tensor) and value.dim() == 0 and value.grad_fn is not None:
+            yield key, value
+
+
+def _main_tensor(output: Any) -> torch.Tensor | None:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):
+        logits = output.get("logits")
+        return logits if isinstance(logits, torch.Tensor) else None
+    if isinstance(output, (tuple, list)) and output:
+        return _main_tensor(output[0])
+    return None
+
+
+# -- the batch and the loader -------------------------------------------------------------------
+def _example_input(call: ModuleCall) -> Any:
+    """The call's arguments as nnlint's example input: a tensor, a tuple (positional) or a dict."""
+    if not call.kwargs:
+        return call.args[0] if len(call.args) == 1 else tuple(call.args)
+    if not call.args:
+        return dict(call.kwargs)
+    try:
+        return dict(inspect.signature(call.module.forward).bind(*call.args, **call.kwargs).arguments)
+    except (TypeError, ValueError):
+        return tuple(call.args)
+
+
+def _detached(value: Any) -> Any:
+    from torch.utils._pytree import tree_map_only
+
+    return tree_map_only(torch.Tensor, lambda t: t.detach().clone(), value)
+
+
+def _loader_targets(record: StepRecord, inputs: Any) -> Any:
+    """The second element of the loader's last `(inputs, targets)` batch, when its inputs are the
+    model's (a loss written by hand leaves no loss call to take the targets from)."""
+    batch = record.loader.last_batch if record.loader is not None else None
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[0], torch.Tensor)):
+        return None
+    return batch[1] if isinstance(inputs, torch.Tensor) and batch[0].shape == inputs.shape else None
+
+
+def loader_facts(record: StepRecord) -> DataLoaderFacts | None:
+    if record.loader is None:
+        return None
+    loader = record.loader.loader
+    batch_size = loader.batch_size if loader.batch_size is not None else getattr(loader.batch_sampler, "batch_size", None)
+    try:
+        length: int | None = len(loader.dataset)  # type: ignore[arg-type]
+    except TypeError:
+        length = None
+    sampler = loader.sampler
+    return DataLoaderFacts(
+        batch_size=int(batch_size) if isinstance(batch_size, int) else None,
+        drop_last=bool(loader.drop_last if loader.batch_size is not None else getattr(loader.batch_sampler, "drop_last", False)),
+        dataset_length=length,
+        shuffle=isinstance(sampler, RandomSampler),
+        location=record.loader.site,
+    )
+
+
+def _summary(record: StepRecord, optimizer: torch.optim.Optimizer, loss: _LossFound | None, loader: DataLoaderFacts | None) -> str:
+    """One note saying where the script stopped and what nnlint took from it."""
+    parts = [f"script: stopped at its first optimizer step{_at(record.step_site)}, before the weights changed"]
+    groups = len(optimizer.param_groups)
+    lr = optimizer.param_groups[0].get("lr")
+    parts.append(f"optimizer {type(optimizer).__name__} (lr {lr:g}, {groups} parameter group{'s' if groups != 1 else ''})")
+    if loss is not None:
+        parts.append(f"loss {loss.describe}{_at(loss.site)}")
+    if loader is not None:
+        length = f"{loader.dataset_length} samples, " if loader.dataset_length is not None else ""
+        parts.append(
+            f"DataLoader{_at(loader.location)} ({length}batch {loader.batch_size}, shuffle={loader.shuffle}, drop_last={loader.drop_last})"
+        )
+    parts += [f"LR scheduler {type(s).__name__}" for s, _ in record.schedulers]
+    parts += [f"AMP {type(s).__name__} (enabled={getattr(s, '_enabled', '?')})" for s, _ in record.scalers]
+    parts += [f"gradient clipping {c.function}({c.limit:g}){_at(c.site)}" for c in record.clipping if c.limit is not None]
+    return "; ".join(parts)
+
+
+def _at(site: Location | None) -> str:
+    return f" at {Path(site.file).name}:{site.line}" if site is not None else ""
