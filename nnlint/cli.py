@@ -267,9 +267,8 @@ def watch_command(
     from nnlint.watch.command import WatchOptions, watch_script
 
     watch_options = WatchOptions(OutputFormat(output_format), output, html, sample_every, verbose)
-    arguments = list(script_args)
-    if arguments[:1] == ["--"]:  # `nnlint watch train.py -- --epochs 3`: what follows is the script's
-        arguments = arguments[1:]
+    # `nnlint watch train.py -- --epochs 3`: the group set aside what follows `--` (_split_script_arguments).
+    arguments = [*script_args, *click.get_current_context().meta.get(_SCRIPT_ARGUMENTS, ())]
     sys.exit(watch_script(script, arguments, config, watch_options))
 
 

@@ -19,9 +19,9 @@ WATCH_FIXTURES = ROOT / "fixtures" / "watch"
 def watched(script: Path, *args: str, config: Config | None = None, sample_every: int = 20) -> Report:
     """The report `nnlint watch script ARGS` prints (the script's own output swallowed)."""
     watch = Watch(sample_every=sample_every, config=config or Config(), print_to=None, script=str(script))
-    with watch, contextlib.redirect_stdout(io.StringIO()):
+    with watch, contextlib.redirect_stderr(io.StringIO()):
         ended = run_script(script, list(args))
-    assert ended.error is None, f"{script.name} failed: {ended.error!r}"
+    assert ended.crash is None, f"{script.name} failed: {ended.crash}"
     assert watch.report is not None
     return watch.report
 

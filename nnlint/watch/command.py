@@ -6,15 +6,14 @@ else the report's (0 clean, 1 findings at or above --fail-on), and 2 when nothin
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from nnlint.config import Config
 from nnlint.render import OutputFormat, render
-from nnlint.watch.runner import run_script, script_exists
-from nnlint.watch.session import Watch, crash_line
+from nnlint.watch.runner import run_script, script_problem
+from nnlint.watch.session import Watch
 
 NOTHING_TRAINED = 2
 
@@ -29,21 +28,18 @@ class WatchOptions:
 
 
 def watch_script(script: Path, args: list[str], config: Config, options: WatchOptions) -> int:
-    problem = script_exists(script)
+    problem = script_problem(script)
     if problem is not None:
         print(f"nnlint: {problem}", file=sys.stderr)
         return 2
     watch = Watch(sample_every=options.sample_every, config=config, print_to=None, script=str(script.resolve()))
-    # The script's own output still reaches the user: on stderr when stdout carries a machine-readable report.
-    machine_readable = options.output_format is not OutputFormat.TEXT and options.output is None
-    with watch, contextlib.redirect_stdout(sys.stderr) if machine_readable else contextlib.nullcontext():
+    # The script's own output still reaches the user, on stderr: stdout carries the report.
+    with watch:
         ended = run_script(script, args)
-        crash = crash_line(ended.error) if ended.error is not None and not ended.interrupted else None
+        crash = ended.crash
         report = watch.finish(crash=crash, interrupted=ended.interrupted)
-    if options.verbose and ended.error is not None and not ended.interrupted:
-        import traceback
-
-        traceback.print_exception(ended.error, file=sys.stderr)
+    if options.verbose and ended.traceback:
+        sys.stderr.write(ended.traceback)
     if not watch.is_reporting_process:
         return ended.code
     if not watch.trained:

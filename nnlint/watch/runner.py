@@ -1,44 +1,42 @@
-"""Run a training script as `python train.py ARGS` would, in this process, and say how it ended.
+"""Run a training script to its end under the script runner (nnlint/script/), and say how it ended.
 
-The one function the watch needs from a script runner: `__main__` as the module name, `sys.argv`
-and `sys.path[0]` as Python sets them, both put back afterwards, and the construction line of
-every module the script builds remembered (for the findings' lines).
+`nnlint.script.runner.script_run` runs the file as `python train.py ARGS` would (`__main__`,
+`sys.argv`, its folder on `sys.path`, construction lines recorded) and puts the process back
+afterwards; here its capture keeps going after the first optimizer step instead of stopping, and
+there is no time limit: a whole training run is what the watch wants to see.
 """
 
 from __future__ import annotations
 
 import os
-import runpy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnlint.sources import recording_construction_sites
+from nnlint.script.capture import Capture
+from nnlint.script.runner import Ending, script_run
 
 
 @dataclass(frozen=True)
 class ScriptExit:
     code: int  # what `python train.py` would have exited with
-    error: BaseException | None = None  # the exception that ended it (not SystemExit)
+    crash: str | None = None  # `train.py:41: ValueError: message` when the script raised
     interrupted: bool = False  # Ctrl-C
+    traceback: str | None = None  # for --verbose
 
 
 def run_script(path: Path, args: list[str]) -> ScriptExit:
-    """Run `path` with `args`; the script's exceptions are returned, never raised."""
-    saved_argv, saved_path = sys.argv[:], sys.path[:]
-    sys.argv = [str(path), *args]
-    sys.path.insert(0, str(path.resolve().parent))
+    """Run `path` with `args` to its end; what it prints goes to stderr; its exceptions are returned, never raised."""
+    capture = Capture(path.resolve().parent, stop_at_first_step=False)
     try:
-        with recording_construction_sites():
-            runpy.run_path(str(path), run_name="__main__")
-    except SystemExit as stop:
-        return ScriptExit(_exit_code(stop.code))
-    except KeyboardInterrupt as interrupt:
-        return ScriptExit(130, interrupt, interrupted=True)
-    except Exception as error:  # the script's own failure, reported in one line by the caller
-        return ScriptExit(1, error)
-    finally:
-        sys.argv, sys.path[:] = saved_argv, saved_path
+        with script_run(path, args, capture, timeout=None, show_output=True) as outcome:
+            ending, error, line, code, trace = outcome.ending, outcome.error, outcome.error_line, outcome.exit_code, outcome.traceback
+    except KeyboardInterrupt:
+        return ScriptExit(130, interrupted=True)
+    if ending is Ending.RAISED:
+        return ScriptExit(1, f"{line.file}:{line.line}: {error}" if line else error, traceback=trace)
+    if ending is Ending.EXITED:
+        return ScriptExit(_exit_code(code))
     return ScriptExit(0)
 
 
@@ -51,7 +49,7 @@ def _exit_code(code: object) -> int:
     return 1
 
 
-def script_exists(path: Path) -> str | None:
+def script_problem(path: Path) -> str | None:
     """Why `path` cannot be run, or None."""
     if not path.exists():
         return f"{path}: no such file"
