@@ -91,6 +91,7 @@ class Recorder:
         self._losses: list[float] = []
         self._norms: list[float] = []
         self._learning_rates: list[float] = []
+        self._closure_step = False
         self._steps_without_loss: set[int] = set()  # steps taken without a backward seen (recorded as nan)
         # Loaders, epochs, validation
         self._loader_of_iterator: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -258,8 +259,7 @@ class Recorder:
         if self._is_validation():
             evaluation = self._open_evaluation()
             evaluation.batches += 1
-            if not evaluation.train_mode_modules and module.training:
-                evaluation.train_mode_modules = tuple(path for path, m in self._mode_modules if m.training)
+            self._note_train_mode(evaluation)
 
     def _model_from_optimizer(self, optimizer: torch.optim.Optimizer) -> nn.Module | None:
         """The module whose parameters this optimizer holds: of the modules the script built (or, in
@@ -290,20 +290,28 @@ class Recorder:
                 self._adopt_model(model)
         if not self._parameters:
             self._parameters = [p for group in optimizer.param_groups for p in group["params"]]
-        grads = [p.grad for p in self._parameters if p.grad is not None]
-        self._norm_tensors.append(_total_norm(grads) if grads else _NO_LOSS)
+        # A step with a closure (Lightning, LBFGS) runs forward and backward inside it: measure after.
+        self._closure_step = callable(kwargs.get("closure", args[0] if args else None))
+        if not self._closure_step:
+            self._measure_gradients()
         model = self.model
         if model is not None and not model.training and self._mode_modules:
             if self._eval_mode_first is None:
                 self._eval_mode_first = self.step
                 self._eval_mode_names = tuple(path for path, m in self._mode_modules if not m.training)
             self._eval_mode_steps += 1
+
+    def _measure_gradients(self) -> None:
+        grads = [p.grad for p in self._parameters if p.grad is not None]
+        self._norm_tensors.append(_total_norm(grads) if grads else _NO_LOSS)
         if self._sampling:
             self._take_sample()
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if optimizer is not self.optimizer:
             return
+        if self._closure_step:
+            self._measure_gradients()
         self.step += 1
         loss = self._pending_loss
         if loss is None:
@@ -352,8 +360,16 @@ class Recorder:
         finally:
             self._in_loss = False
         if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() and self._is_validation():
-            self._open_evaluation().losses.append(value.detach().float().mean())
+            evaluation = self._open_evaluation()
+            evaluation.losses.append(value.detach().float().mean())
+            self._note_train_mode(evaluation)
         return value
+
+    def _note_train_mode(self, evaluation: _Evaluation) -> None:
+        """Dropout/BatchNorm left in training mode while validating (the model's own forward may not be
+        called: Lightning's validation_step calls its layers)."""
+        if not evaluation.train_mode_modules:
+            evaluation.train_mode_modules = tuple(path for path, m in self._mode_modules if m.training)
 
     def _is_validation(self) -> bool:
         if self._replaying:

@@ -98,6 +98,10 @@ class RunRecord:
         """The 1-based training epoch during (or after) which `step` optimizer steps had been taken."""
         return sum(1 for start in self.epoch_starts if start <= step) or 1
 
+    def epoch_ended_by(self, step: int) -> int:
+        """The epoch a measurement after `step` optimizer steps closes: the last one begun before it."""
+        return max(1, sum(1 for start in self.epoch_starts if start < step))
+
     def epoch_losses(self) -> list[float]:
         """Mean finite training loss of each epoch (nan for an epoch without one)."""
         bounds = [*self.epoch_starts, self.steps] if self.epoch_starts else [0, self.steps]
@@ -111,7 +115,7 @@ class RunRecord:
         """(step, epoch, loss) per evaluation that measured a loss; a logged `val_loss` wins over the heuristic."""
         for name in VALIDATION_LOSS_NAMES:
             if name in self.logged:
-                return [(step, self.epoch_of(step), value) for step, value in self.logged[name]]
+                return [(step, self.epoch_ended_by(step), value) for step, value in self.logged[name]]
         return [(e.step, e.epoch, e.loss) for e in self.evaluations if e.loss is not None]
 
     def best_validation(self) -> tuple[int, int, float] | None:

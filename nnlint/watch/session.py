@@ -40,7 +40,7 @@ class Watch:
         name: str | None = None,
         script: str | None = None,
     ) -> None:
-        self.recorder = Recorder(model, optimizer, sample_every=sample_every)
+        self.recorder = Recorder(model, torch_optimizer(optimizer), sample_every=sample_every)
         self.config = config or Config()
         self.print_to = print_to
         self.html = Path(html) if html is not None else None
@@ -102,6 +102,17 @@ class Watch:
     def log(self, name: str, value: float | torch.Tensor, step: int | None = None) -> None:
         """Record a metric the heuristics cannot see (`val_loss` is taken as the validation loss)."""
         self.recorder.log(name, value, step)
+
+
+def torch_optimizer(optimizer: object) -> torch.optim.Optimizer | None:
+    """The torch optimizer inside a framework's wrapper (accelerate's AcceleratedOptimizer, Lightning's
+    LightningOptimizer): torch's step hooks see the inner one."""
+    for _ in range(4):  # wrappers may subclass Optimizer themselves (AcceleratedOptimizer does)
+        inner = getattr(optimizer, "optimizer", None) or getattr(optimizer, "_optimizer", None)
+        if inner is None or inner is optimizer:
+            break
+        optimizer = inner
+    return optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
 
 
 def log(name: str, value: float | torch.Tensor, step: int | None = None) -> None:
