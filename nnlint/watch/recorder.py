@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import weakref
 from collections import Counter
 from collections.abc import Callable
@@ -129,6 +130,7 @@ class Recorder:
         self._optimizer_location: Location | None = None
         self._optimizer_sites: weakref.WeakKeyDictionary[Any, Location | None] = weakref.WeakKeyDictionary()
         self.rank: int | None = None
+        self._exchanged = False
         self.world_size = 1
         self.rank_non_finite: dict[int, tuple[int, float]] = {}  # filled on rank 0 under torch.distributed
         if model is not None:
@@ -155,6 +157,7 @@ class Recorder:
         self._patch_schedulers()
         self._patch_checkpoints()
         self._patch_optimizer_construction()
+        self._patch_process_group_teardown()
         return self
 
     def stop(self) -> None:
@@ -241,6 +244,46 @@ class Recorder:
             construct(optimizer, *args, **kwargs)
 
         self._patches.replace(torch.optim.Optimizer, "__init__", watched_init)
+
+    def _patch_process_group_teardown(self) -> None:
+        """Under torch.distributed, exchange what each rank saw while the group still exists: every
+        rank calls destroy_process_group at the same point of the script, so the exchange is collective."""
+        import torch.distributed as dist
+
+        if not dist.is_available():
+            return
+        destroy = dist.destroy_process_group
+        recorder = self
+
+        def watched_destroy(*args: Any, **kwargs: Any) -> Any:
+            recorder._exchange_between_ranks()
+            return destroy(*args, **kwargs)
+
+        self._patches.replace(dist, "destroy_process_group", watched_destroy)
+
+    def _exchange_between_ranks(self) -> None:
+        import torch.distributed as dist
+
+        if self._exchanged or not (dist.is_available() and dist.is_initialized()):
+            return
+        self._exchanged = True
+        self._flush()
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        seen = self._non_finite
+        mine = (self.rank, seen.step, seen.value) if seen is not None else None
+        gathered: list[Any] = [None] * self.world_size
+        try:
+            dist.all_gather_object(gathered, mine)
+        except Exception:  # a group that cannot exchange (a rank gone): report this rank's view only
+            return
+        reports = [entry for entry in gathered if entry is not None]
+        if not reports:
+            return
+        rank, step, value = min(reports, key=lambda entry: (entry[1], entry[0]))
+        if seen is None or (step, rank) < (seen.step, self.rank):
+            self._non_finite = NonFiniteLoss(step, rank, value)
+        else:
+            self._non_finite = NonFiniteLoss(seen.step, self.rank, seen.value, seen.op, seen.module, seen.location, seen.replayed)
 
     # -- the model --------------------------------------------------------------------------------
     def _adopt_model(self, model: nn.Module) -> None:
@@ -348,7 +391,7 @@ class Recorder:
             losses = self._losses
             bad = next((i for i, v in enumerate(losses) if not math.isfinite(v) and i not in self._steps_without_loss), None)
             if bad is not None:
-                self._non_finite = NonFiniteLoss(bad, self.rank, losses[bad])
+                self._non_finite = NonFiniteLoss(bad, _rank(), losses[bad])
 
     # -- losses and validation ----------------------------------------------------------------------
     def _loss_called(self, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -446,9 +489,9 @@ class Recorder:
     def _found_non_finite(self, step: int, value: float) -> None:
         found = self._replay_for_non_finite()
         if found is not None:
-            self._non_finite = NonFiniteLoss(step, self.rank, value, found.op, found.module or None, found.location, replayed=True)
+            self._non_finite = NonFiniteLoss(step, _rank(), value, found.op, found.module or None, found.location, replayed=True)
         else:  # no module made it (the loss function did) or no replay: the line that called backward
-            self._non_finite = NonFiniteLoss(step, self.rank, value, location=call_site(), replayed=self._replayed)
+            self._non_finite = NonFiniteLoss(step, _rank(), value, location=call_site(), replayed=self._replayed)
 
     def _replay_for_non_finite(self) -> Any:
         """Run the last forward again with the probe's instrument (on the bad step only): the first op
@@ -515,13 +558,19 @@ class Recorder:
         )
 
     def _detect_rank(self) -> None:
-        try:
-            import torch.distributed as dist
+        self._exchange_between_ranks()  # when the script left its process group up
+        if self.rank is None and "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun, group already gone
+            with contextlib.suppress(ValueError):
+                self.rank, self.world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 
-            if dist.is_available() and dist.is_initialized():
-                self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        except Exception:  # torch.distributed in a state we cannot read: report as one process
-            pass
+
+def _rank() -> int | None:
+    try:
+        import torch.distributed as dist
+
+        return dist.get_rank() if dist.is_available() and dist.is_initialized() else None
+    except Exception:  # a process group in a state we cannot read
+        return None
 
 
 def _live_modules() -> list[nn.Module]:
