@@ -1,0 +1,97 @@
+"""What `nnlint watch` costs next to running the same training script plainly, side by side in one run.
+
+    python bench/watch_overhead.py [--epochs 3] [--batches 20] [--repeats 5]
+
+Script: bench/models/cnn_train.py (the small CIFAR-sized CNN, batch 32, SGD with momentum, cosine
+schedule, a validation pass per epoch), on the CPU. Three ways, alternating, after one warm-up of
+each (the first optimizer in a process imports part of torch._dynamo):
+- plain: the script run in this process as `python cnn_train.py` would (runpy, `__main__`);
+- watched: what `nnlint watch cnn_train.py` does (the script runner and its capture, the recorder,
+  the analysis and the rendered report);
+- in code: the recorder alone, as `with nnlint.watch(...)` in the script would cost (a Watch opened
+  around the plain run).
+Each ratio is the median of the ratios of adjacent runs (a shared machine is noisy). Target: watched
+≤ 1.05× plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import runpy
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout, installed or not
+
+from nnlint.config import Config  # noqa: E402
+from nnlint.render import OutputFormat, render  # noqa: E402
+from nnlint.watch.runner import run_script  # noqa: E402
+from nnlint.watch.session import Watch  # noqa: E402
+
+SCRIPT = ROOT / "bench" / "models" / "cnn_train.py"
+
+
+def plain(args: list[str]) -> None:
+    saved = sys.argv[:]
+    sys.argv = [str(SCRIPT), *args]
+    try:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    finally:
+        sys.argv = saved
+
+
+def watched(args: list[str]) -> None:
+    watch = Watch(config=Config(), print_to=None, script=str(SCRIPT))
+    with watch, contextlib.redirect_stderr(io.StringIO()):
+        run_script(SCRIPT, args)
+    assert watch.report is not None and watch.record is not None and watch.record.steps > 0
+    render(watch.report, OutputFormat.TEXT)
+
+
+def in_code(args: list[str]) -> None:
+    with Watch(config=Config(), print_to=None) as watch:
+        plain(args)
+    assert watch.record is not None and watch.record.steps > 0
+
+
+def clock(run, args: list[str]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run(args)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    options = parser.parse_args()
+    args = ["--epochs", str(options.epochs), "--batches", str(options.batches)]
+    ways = {"plain": plain, "watched": watched, "in code": in_code}
+    for run in ways.values():
+        run(args)  # warm-up
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+    for _ in range(options.repeats):
+        for name, run in ways.items():
+            times[name].append(clock(run, args))
+    steps = options.epochs * options.batches
+    print(
+        f"bench/models/cnn_train.py, {options.epochs} epochs x {options.batches} batches of 32 ({steps} steps), CPU, "
+        f"torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}, {options.repeats} repeats"
+    )
+    base = times["plain"]
+    for name, samples in times.items():
+        wall = statistics.median(w for w, _ in samples)
+        ratio = statistics.median(w / b for (w, _), (b, _) in zip(samples, base, strict=True))
+        cpu_ratio = statistics.median(c / b for (_, c), (_, b) in zip(samples, base, strict=True))
+        print(f"  {name:<8} {wall:7.3f} s  wall {ratio:.3f}x  cpu {cpu_ratio:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
