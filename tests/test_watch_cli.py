@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -173,3 +174,12 @@ def test_fail_on_decides_the_exit_code_of_a_clean_ending(tmp_path, fail_on, expe
     path.write_text(TRAIN.replace("with torch.no_grad():\n        val = ", "val = 0 and ").replace("ENDING", "pass"))
     code, out, _ = watch("--fail-on", fail_on, str(path))
     assert "NN606" in out and code == expected
+
+
+def test_readme_watch_excerpt_is_the_real_report(monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    excerpt = re.search(r"```\n(fixtures/watch/nn601_no_early_stopping\.py :: .*?\nFound .*?\n)```", readme, re.DOTALL)
+    assert excerpt, "README lost its excerpt of the watch report"
+    monkeypatch.chdir(ROOT)
+    code, out, _ = watch("fixtures/watch/nn601_no_early_stopping.py")
+    assert code == 1 and out == excerpt.group(1)
