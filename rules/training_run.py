@@ -36,6 +36,15 @@ def _loop_location(run: RunRecord) -> Location | None:
     return run.epoch_loop_location or run.loop_location or run.optimizer_location
 
 
+def _at_epoch(run: RunRecord, epoch: int) -> str:
+    """`at epoch 4 ` — or nothing when the run had no epochs (batches sampled without a DataLoader)."""
+    return f"at epoch {epoch} " if run.epochs else ""
+
+
+def _in_epoch(run: RunRecord, step: int) -> str:
+    return f"(epoch {run.epoch_of(step)})" if run.epochs else ""
+
+
 def _median(values: Sequence[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return statistics.median(finite) if finite else math.nan
@@ -121,11 +130,12 @@ def no_early_stopping(graph: ModelGraph | None, context: RuleContext) -> Iterato
     train_at_end = _median(run.losses[-50:])
     if not (train_at_end < train_at_best):
         return
+    end = f"epoch {run.epochs}" if run.epochs else f"step {run.steps}"
     yield Hit(
         message=(
-            f"the validation loss was best at epoch {best_epoch} (step {best_step}): {_number(best_loss)}; {after} evaluations "
+            f"the validation loss was best {_at_epoch(run, best_epoch)}(step {best_step}): {_number(best_loss)}; {after} evaluations "
             f"followed without improvement and it ended at {_number(last_loss)} (+{rise:.0%}), while the training loss kept "
-            f"falling ({_number(train_at_best)} → {_number(train_at_end)}); the run went on to epoch {run.epochs} and kept "
+            f"falling ({_number(train_at_best)} → {_number(train_at_end)}); the run went on to {end} and kept "
             f"the last weights"
         ),
         fix=(
@@ -359,7 +369,7 @@ def loss_divergence(graph: ModelGraph | None, context: RuleContext) -> Iterator[
             where = "; replaying that step's forward, the model's outputs were finite: the loss computation made it non-finite"
         rank = f" on rank {bad.rank}" if bad.rank is not None and run.world_size > 1 else ""
         yield Hit(
-            message=f"the training loss became {bad.value} at step {bad.step} (epoch {run.epoch_of(bad.step)}){rank}{where}; "
+            message=f"the training loss became {bad.value} at step {bad.step} {_in_epoch(run, bad.step)}{rank}{where}; "
             f"the run went on for {max(run.steps - bad.step - 1, 0)} more steps",
             fix="lower the learning rate or clip gradients; look for log(0), division by zero or overflow in the named module; "
             "stop on a non-finite loss",
@@ -374,7 +384,7 @@ def loss_divergence(graph: ModelGraph | None, context: RuleContext) -> Iterator[
     step, mean = spike
     yield Hit(
         message=(
-            f"the training loss spiked at step {step} (epoch {run.epoch_of(step)}): {_number(run.losses[step])}, "
+            f"the training loss spiked at step {step} {_in_epoch(run, step)}: {_number(run.losses[step])}, "
             f"{run.losses[step] / mean:.1f}× the mean {_number(mean)} of the steps before, and stayed above "
             f"{context.threshold('spike-factor'):g}× for {int(context.threshold('patience')) + 1} steps; loss {sparkline(run.losses)}"
         ),
@@ -453,7 +463,7 @@ def training_in_eval_mode(graph: ModelGraph | None, context: RuleContext) -> Ite
     yield Hit(
         message=(
             f"{found.steps} of {run.steps} optimizer steps ran with the model in evaluation mode, from step {found.first_step} "
-            f"(epoch {run.epoch_of(found.first_step)}): `{first}`{more} did not behave as in training (dropout off, BatchNorm frozen)"
+            f"{_in_epoch(run, found.first_step)}: `{first}`{more} did not behave as in training (dropout off, BatchNorm frozen)"
         ),
         fix="call model.train() at the start of every training epoch (after validation's model.eval(), and after from_pretrained)",
         module=first,
@@ -753,7 +763,7 @@ def validation_in_train_mode(graph: ModelGraph | None, context: RuleContext) -> 
     yield Hit(
         message=(
             f"{len(in_train_mode)} of {len(run.evaluations)} validation passes ran with the model in training mode, first at "
-            f"epoch {first.epoch} (step {first.step}): `{module}`{more} dropped units or used batch statistics"
+            f"{_at_epoch(run, first.epoch)}(step {first.step}): `{module}`{more} dropped units or used batch statistics"
         ),
         fix="call model.eval() before validation and model.train() after it",
         module=module,

@@ -113,7 +113,7 @@ def test_a_script_that_trains_nothing_says_so_in_one_line(tmp_path):
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [
         "torch.Size([1, 2])",
-        f"nnlint: {path}: no optimizer step was taken: nothing was trained, nothing to report",
+        f"nnlint: {path}: no torch optimizer stepped: nothing was trained that nnlint can watch",
     ]
 
 

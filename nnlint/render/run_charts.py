@@ -22,7 +22,8 @@ def training_run(console: Console, run: RunRecord) -> None:
     if validation:
         losses = [loss for _, _, loss in validation]
         best = run.best_validation()
-        label = f"{_ends(losses)}" + (f", best {_number(best[2])} at epoch {best[1]}" if best else "")
+        where = f"epoch {best[1]}" if best and run.epochs else f"step {best[0]}" if best else ""
+        label = f"{_ends(losses)}" + (f", best {_number(best[2])} at {where}" if best else "")
         _row(console, "validation loss", losses, label, "magenta")
         if best is not None:
             index = next(i for i, v in enumerate(validation) if v == best)

@@ -43,7 +43,7 @@ def watch_script(script: Path, args: list[str], config: Config, options: WatchOp
     if not watch.is_reporting_process:
         return ended.code
     if not watch.trained:
-        print(f"nnlint: {script}: no optimizer step was taken: nothing was trained, nothing to report", file=sys.stderr)
+        print(f"nnlint: {script}: no torch optimizer stepped: nothing was trained that nnlint can watch", file=sys.stderr)
         if crash:
             print(f"nnlint: the script crashed: {crash}", file=sys.stderr)
         return ended.code or NOTHING_TRAINED
