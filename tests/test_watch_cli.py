@@ -183,3 +183,32 @@ def test_readme_watch_excerpt_is_the_real_report(monkeypatch):
     monkeypatch.chdir(ROOT)
     code, out, _ = watch("fixtures/watch/nn601_no_early_stopping.py")
     assert code == 1 and out == excerpt.group(1)
+
+
+def test_a_module_whose_hash_needs_its_own_init_can_be_built_mid_run(tmp_path):
+    # torchmetrics' Metric hashes its state; Lightning's self.log builds one during training. Recording
+    # construction lines must not call that __hash__ before the module's __init__ has run.
+    path = tmp_path / "metric.py"
+    path.write_text(
+        "import torch\n"
+        "class Metric(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self._defaults = {}\n"
+        "    def __hash__(self):\n"
+        "        return hash(tuple(self._defaults))\n"
+        "model = torch.nn.Linear(2, 1)\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for step in range(3):\n"
+        "    optimizer.zero_grad(); model(torch.ones(4, 2)).sum().backward(); optimizer.step()\n"
+        "    metric = Metric()\n"
+    )
+    code, out, err = watch(str(path))
+    assert code == 0 and "training run: 3 steps" in out and "crashed" not in err
+
+
+def test_a_constant_learning_rate_draws_a_flat_line():
+    from nnlint.watch.charts import sparkline
+
+    assert sparkline([0.1] * 600, 48) == "▁" * 48
+    assert sparkline([1.0, 2.0, 3.0, 4.0], 4) == "▁▃▅█"  # 0, 7/3, 14/3, 7 eighths of the way, rounded down

@@ -29,6 +29,8 @@ def sparkline(values: Sequence[float], width: int = 40, *, log: bool = False) ->
         return "×" * len(points)
     low, high = min(finite), max(finite)
     span = high - low
+    if span <= 1e-9 * max(abs(low), abs(high)):
+        span = 0.0  # a constant series whose slice means differ in the last bits is flat
     chars = []
     for value in scaled:
         if not math.isfinite(value):
