@@ -51,9 +51,8 @@ def test_the_report_is_printed_when_the_block_ends_and_kept_on_the_run():
 def test_a_crash_inside_the_block_is_recorded_and_raised():
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(RuntimeError, match="device-side assert"):
-        with nnlint.watch(model, optimizer, print_to=None) as run:
-            _loop(model, optimizer, fail_at=(1, 4))
+    with pytest.raises(RuntimeError, match="device-side assert"), nnlint.watch(model, optimizer, print_to=None) as run:
+        _loop(model, optimizer, fail_at=(1, 4))
     assert run.record.steps == 14
     assert run.record.crash.endswith("RuntimeError: CUDA error: device-side assert triggered")
     assert "test_watch_api.py:" in run.record.crash
