@@ -762,7 +762,7 @@ def validation_in_train_mode(graph: ModelGraph | None, context: RuleContext) -> 
     more = f" and {len(first.train_mode_modules) - 1} more" if len(first.train_mode_modules) > 1 else ""
     yield Hit(
         message=(
-            f"{len(in_train_mode)} of {len(run.evaluations)} validation passes ran with the model in training mode, first at "
+            f"{len(in_train_mode)} of {len(run.evaluations)} validation passes ran with the model in training mode, the first "
             f"{_at_epoch(run, first.epoch)}(step {first.step}): `{module}`{more} dropped units or used batch statistics"
         ),
         fix="call model.eval() before validation and model.train() after it",
