@@ -383,8 +383,8 @@ class Recorder:
 
     def _flush(self) -> None:
         if self._loss_tensors:
-            self._losses += torch.stack([t.float().cpu() for t in self._loss_tensors]).tolist()
-            self._norms += torch.stack([t.float().cpu() for t in self._norm_tensors]).tolist()
+            self._losses += read_back(self._loss_tensors)
+            self._norms += read_back(self._norm_tensors)
             self._loss_tensors, self._norm_tensors = [], []
         if self._non_finite is None:
             # Losses kept on an accelerator are checked here, once per batch read, not once per step.
@@ -432,7 +432,8 @@ class Recorder:
         evaluation, self._evaluation = self._evaluation, None
         if evaluation is None:
             return
-        loss = float(torch.stack([t.cpu() for t in evaluation.losses]).mean()) if evaluation.losses else None
+        losses = read_back(evaluation.losses)
+        loss = sum(losses) / len(losses) if losses else None
         self._evaluations.append(
             Evaluation(
                 evaluation.step, evaluation.epoch, loss, max(evaluation.batches, len(evaluation.losses)), evaluation.train_mode_modules
@@ -591,6 +592,14 @@ def _forwarding(handler: Callable[..., Any], original: Callable[..., Any]) -> Ca
     return watched
 
 
+def read_back(scalars: list[torch.Tensor]) -> list[float]:
+    """Scalar tensors as floats with one device-to-host copy: stacked where the first one lives."""
+    if not scalars:
+        return []
+    device = scalars[0].device
+    return torch.stack([t.detach().float().to(device) for t in scalars]).cpu().tolist()
+
+
 def _total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     norms = torch._foreach_norm(tensors)
     return torch.linalg.vector_norm(torch.stack([n.float() for n in norms])) if len(norms) > 1 else norms[0].float()
@@ -631,7 +640,7 @@ def _host_sample(sample: tuple[int, dict[str, torch.Tensor], dict[str, torch.Ten
 def _floats(values: dict[str, torch.Tensor]) -> dict[str, float]:
     if not values:
         return {}
-    read = torch.stack([v.float().cpu() for v in values.values()]).tolist()
+    read = read_back(list(values.values()))
     return dict(zip(values, read, strict=True))
 
 
