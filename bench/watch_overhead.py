@@ -13,6 +13,11 @@ each (the first optimizer in a process imports part of torch._dynamo):
   scanning every live object) — what `with nnlint.watch(model, optimizer):` costs in code.
 Each ratio is the median of the ratios of adjacent runs (a shared machine is noisy). Target: watched
 ≤ 1.05× plain.
+
+Then the per-step cost alone, which is what a long run pays (the whole-run figures include fixed
+costs: the script runner's setup, the analysis and the report, a fraction of a second): blocks of
+`--block` training steps of the same model, alternately with and without the recorder's hooks
+installed (sampling included), CPU time per block, median of adjacent ratios.
 """
 
 from __future__ import annotations
@@ -62,6 +67,40 @@ def recorder(args: list[str]) -> None:
     assert watch.record is not None and watch.record.steps > 0
 
 
+def per_step(blocks: int, block: int) -> tuple[float, float]:
+    """Median CPU-time ratio (recorder / plain) of adjacent blocks of steps, and the plain step's CPU time."""
+    from nnlint.watch.recorder import Recorder
+
+    namespace = runpy.run_path(str(SCRIPT), run_name="cnn_train")
+    torch = namespace["torch"]
+    torch.manual_seed(0)
+    model = namespace["small_cnn"]()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    criterion = torch.nn.CrossEntropyLoss()
+    images, labels = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
+
+    def steps() -> float:
+        start = time.process_time()
+        for _ in range(block):
+            optimizer.zero_grad()
+            criterion(model(images), labels).backward()
+            optimizer.step()
+        return time.process_time() - start
+
+    steps()  # warm-up
+    ratios, plain_times = [], []
+    for _ in range(blocks):
+        base = steps()
+        recorder = Recorder(model, optimizer).start()
+        try:
+            watched_time = steps()
+        finally:
+            recorder.stop()
+        ratios.append(watched_time / base)
+        plain_times.append(base / block)
+    return statistics.median(ratios), statistics.median(plain_times)
+
+
 def clock(run, args: list[str]) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     run(args)
@@ -73,8 +112,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--blocks", type=int, default=15, help="per-step measurement: pairs of blocks")
+    parser.add_argument("--block", type=int, default=20, help="per-step measurement: steps per block")
+    parser.add_argument("--per-step-only", action="store_true")
     options = parser.parse_args()
     args = ["--epochs", str(options.epochs), "--batches", str(options.batches)]
+    if not options.per_step_only:
+        whole_runs(options, args)
+    ratio, step_cpu = per_step(options.blocks, options.block)
+    print(
+        f"per step ({options.blocks} pairs of {options.block}-step blocks, the recorder sampling every 20 steps): "
+        f"plain {step_cpu * 1000:.1f} ms CPU, recorder {ratio:.3f}x"
+    )
+
+
+def whole_runs(options: argparse.Namespace, args: list[str]) -> None:
     ways = {"plain": plain, "watched": watched, "recorder": recorder}
     for run in ways.values():
         run(args)  # warm-up

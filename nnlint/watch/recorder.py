@@ -132,7 +132,6 @@ class Recorder:
         self.rank: int | None = None
         self._exchanged = False
         self.world_size = 1
-        self.rank_non_finite: dict[int, tuple[int, float]] = {}  # filled on rank 0 under torch.distributed
         if model is not None:
             self._adopt_model(model)
 
