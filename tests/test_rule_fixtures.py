@@ -9,8 +9,9 @@ from nnlint.findings import GraphMethod, Severity
 from nnlint.registry import all_rules
 
 FIXTURES = rule_fixtures()
-# Training scripts for `nnlint watch` (NN6): run to their end by tests/test_watch_findings.py, not linted as model files.
-WATCH_FIXTURES = sorted((FIXTURES[0].parent / "watch").glob("*.py"))
+# Training scripts for `nnlint watch` (NN6), run to their end by tests/test_watch_findings.py (kept out of
+# fixtures/, whose files are linted as model files).
+WATCH_FIXTURES = sorted((FIXTURES[0].parent.parent / "tests" / "data" / "watch").glob("*.py"))
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)

@@ -178,10 +178,10 @@ def test_fail_on_decides_the_exit_code_of_a_clean_ending(tmp_path, fail_on, expe
 
 def test_readme_watch_excerpt_is_the_real_report(monkeypatch):
     readme = (ROOT / "README.md").read_text()
-    excerpt = re.search(r"```\n(fixtures/watch/nn601_no_early_stopping\.py :: .*?\nFound .*?\n)```", readme, re.DOTALL)
+    excerpt = re.search(r"```\n(tests/data/watch/nn601_no_early_stopping\.py :: .*?\nFound .*?\n)```", readme, re.DOTALL)
     assert excerpt, "README lost its excerpt of the watch report"
     monkeypatch.chdir(ROOT)
-    code, out, _ = watch("fixtures/watch/nn601_no_early_stopping.py")
+    code, out, _ = watch("tests/data/watch/nn601_no_early_stopping.py")
     assert code == 1 and out == excerpt.group(1)
 
 

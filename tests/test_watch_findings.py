@@ -1,4 +1,4 @@
-"""`nnlint watch` on training scripts written as people write them: each fixture under fixtures/watch/
+"""`nnlint watch` on training scripts written as people write them: each fixture under tests/data/watch/
 yields exactly the NN6 findings marked next to its lines (`# expect: NN601`); the careful run is silent."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from nnlint.watch.runner import run_script
 from nnlint.watch.session import Watch
 
 ROOT = Path(__file__).resolve().parent.parent
-WATCH_FIXTURES = ROOT / "fixtures" / "watch"
+WATCH_FIXTURES = ROOT / "tests" / "data" / "watch"
 
 
 def watched(script: Path, *args: str, config: Config | None = None, sample_every: int = 20) -> Report:
