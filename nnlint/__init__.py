@@ -10,6 +10,7 @@ from nnlint.lazy import lazy_attributes
 from nnlint.version import __version__
 
 if TYPE_CHECKING:  # what type checkers see; at run time these load lazily (below)
+    from nnlint import watch  # a callable module: `nnlint.watch(model, optimizer)` opens a Watch
     from nnlint.api import audit
     from nnlint.report import LintError, Report
     from nnlint.targets import Target, target
@@ -23,7 +24,16 @@ _LAZY = {
     "LintError": "nnlint.report",
 }
 
-__all__ = ["Finding", "LintError", "Location", "Phase", "Report", "Severity", "Target", "__version__", "audit", "target"]
+__all__ = ["Finding", "LintError", "Location", "Phase", "Report", "Severity", "Target", "__version__", "audit", "target", "watch"]
 
 
-__getattr__ = lazy_attributes(__name__, globals(), _LAZY)
+_lazy_attribute = lazy_attributes(__name__, globals(), _LAZY)
+
+
+def __getattr__(name: str) -> object:
+    # `nnlint.watch` is a subpackage (callable, see nnlint/watch/__init__.py): importing it binds it here.
+    if name == "watch":
+        import importlib
+
+        return importlib.import_module("nnlint.watch")
+    return _lazy_attribute(name)

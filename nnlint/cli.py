@@ -242,6 +242,53 @@ def explain_command(code: str) -> None:
         click.echo(text, nl=False)
 
 
+@main.command("watch", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("script", type=click.Path(path_type=Path))
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--select", callback=_codes, help="Codes or prefixes to check (NN6, NN601, ALL).")
+@click.option("--ignore", callback=_codes, help="Codes or prefixes to skip.")
+@click.option("--format", "output_format", type=click.Choice([f.value for f in OutputFormat]), default="text", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE instead of stdout.")
+@click.option("--html", type=click.Path(dir_okay=False, path_type=Path), help="Also write a self-contained HTML report with plots.")
+@click.option("--sample-every", type=click.IntRange(min=1), default=20, show_default=True, help="Steps between per-layer measurements.")
+@click.option(
+    "--fail-on", type=click.Choice(["error", "warning", "info"]), help="Lowest severity that makes the exit code 1 (default warning)."
+)
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="Config file (default: nearest pyproject.toml)."
+)
+@click.option("--verbose", is_flag=True, help="Show the script's traceback when it crashes.")
+def watch_command(
+    script: Path,
+    script_args: tuple[str, ...],
+    output_format: str,
+    output: Path | None,
+    html: Path | None,
+    sample_every: int,
+    config_file: Path | None,
+    verbose: bool,
+    **options: Any,
+) -> None:
+    """Run a training script to its end, watch it, and explain the run (NN6).
+
+    \b
+    nnlint watch train.py -- --epochs 10 --lr 0.1
+    """
+    try:
+        config = load_config(config_file if config_file is not None else find_config_file(script.resolve().parent))
+        fail_on = options["fail_on"]
+        severity = parse_severity(fail_on) if fail_on else None
+        config = config.with_overrides(select=options["select"], ignore=options["ignore"], fail_on=severity)
+    except NnlintError as error:
+        _fail(str(error))
+    from nnlint.watch.command import WatchOptions, watch_script
+
+    watch_options = WatchOptions(OutputFormat(output_format), output, html, sample_every, verbose)
+    # `nnlint watch train.py -- --epochs 3`: the group set aside what follows `--` (_split_script_arguments).
+    arguments = [*script_args, *click.get_current_context().meta.get(_SCRIPT_ARGUMENTS, ())]
+    sys.exit(watch_script(script, arguments, config, watch_options))
+
+
 @contextlib.contextmanager
 def _imported_outside_garbage_collection() -> Iterator[None]:
     """Import torch and nnlint with the cyclic garbage collector paused, then freeze what they made.

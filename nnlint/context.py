@@ -11,6 +11,7 @@ from nnlint.targets import Target
 
 if TYPE_CHECKING:
     from nnlint.probe.result import ProbeResult
+    from nnlint.watch.series import RunRecord
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class RuleContext:
     probe: ProbeResult | None = None
     # The training DataLoader, when nnlint ran the training script to its first step.
     data_loader: DataLoaderFacts | None = None
+    # What `nnlint watch` recorded; rules with phase=Phase.WATCH require ("run",) and run only on it.
+    run: RunRecord | None = None
 
     def threshold(self, name: str) -> float:
         return self.thresholds[name]

@@ -20,6 +20,7 @@ FAMILIES = {
     "NN3": "activations, output head and loss",
     "NN4": "parameters and structure",
     "NN5": "optimizer and schedule",
+    "NN6": "training run (`nnlint watch`)",
     "NN7": "probe: inputs",
     "NN8": "probe: gradients and numerics",
     "NN9": "probe: training behaviour",

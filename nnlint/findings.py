@@ -30,6 +30,7 @@ class Severity(StrEnum):
 class Phase(StrEnum):
     STATIC = "static"
     PROBE = "probe"
+    WATCH = "watch"  # `nnlint watch`: findings about a whole training run
 
 
 class GraphMethod(StrEnum):

@@ -55,7 +55,7 @@ ProbeEvidence = Callable[[Finding, "ProbeResult"], Finding]
 # gradient norm -> values of `GradientFlow` fields.
 ChartLines = Callable[[Mapping[str, float], float], Mapping[str, float]]
 # What each phase needs from the target before any rule of it can run.
-_PHASE_REQUIRES = {Phase.STATIC: "graph", Phase.PROBE: "probe"}
+_PHASE_REQUIRES = {Phase.STATIC: "graph", Phase.PROBE: "probe", Phase.WATCH: "run"}
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from nnlint.findings import Finding, GraphMethod, Severity
+
+if TYPE_CHECKING:
+    from nnlint.watch.series import RunRecord
 
 # Findings that mean a target could not be linted: like a load error, they make the exit code 2.
 UNUSABLE_TARGET = "NN002"
@@ -56,6 +59,7 @@ class TargetReport:
     skipped: tuple[SkippedChecks, ...] = ()
     notes: tuple[str, ...] = ()
     gradient_flow: GradientFlow | None = None  # when the probe ran
+    training_run: RunRecord | None = None  # what `nnlint watch` recorded (the series its findings read)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ control (the `audit` API) they are recovered from the source of the parent's `__
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import inspect
 import os
@@ -78,8 +79,11 @@ def recording_construction_sites() -> Iterator[None]:
         while frame is not None and _is_own_init_frame(frame, self):
             frame = frame.f_back
         frame = first_user_frame(frame)
-        if frame is not None and self not in _construction_sites:
-            _construction_sites[self] = Location(frame.f_code.co_filename, frame.f_lineno)
+        # A module whose __hash__ reads attributes its __init__ has not set yet (torchmetrics' Metric,
+        # which Lightning's self.log builds mid-training) cannot be a dictionary key here: no line for it.
+        with contextlib.suppress(Exception):
+            if frame is not None and self not in _construction_sites:
+                _construction_sites[self] = Location(frame.f_code.co_filename, frame.f_lineno)
         original_init(self, *args, **kwargs)
 
     nn.Module.__init__ = init_remembering_site  # type: ignore[method-assign]
@@ -91,6 +95,11 @@ def recording_construction_sites() -> Iterator[None]:
 
 def recorded_site(module: nn.Module) -> Location | None:
     return _construction_sites.get(module)
+
+
+def constructed_modules() -> list[nn.Module]:
+    """The live modules whose construction was recorded (those a script built under the recording)."""
+    return list(_construction_sites.keys())
 
 
 class ModuleLocator:

@@ -63,6 +63,18 @@ from .probe_training import (
     update_to_weight_ratio,
 )
 from .tool import graph_fallback, target_unusable, unused_suppression
+from .training_run import (
+    batchnorm_statistics_drift,
+    dead_units_growing,
+    gradient_norm_trend,
+    learning_rate_never_decays,
+    loss_divergence,
+    no_early_stopping,
+    no_validation,
+    scheduler_step_frequency,
+    training_in_eval_mode,
+    validation_in_train_mode,
+)
 
 ALL_RULES: tuple[Rule, ...] = (
     graph_fallback,  # NN001
@@ -102,6 +114,16 @@ ALL_RULES: tuple[Rule, ...] = (
     weight_decay_on_norm_or_bias,  # NN502
     learning_rate_out_of_range,  # NN503
     parameters_not_in_optimizer,  # NN504
+    no_early_stopping,  # NN601
+    learning_rate_never_decays,  # NN602
+    scheduler_step_frequency,  # NN603
+    loss_divergence,  # NN604
+    training_in_eval_mode,  # NN605
+    no_validation,  # NN606
+    gradient_norm_trend,  # NN607
+    dead_units_growing,  # NN608
+    batchnorm_statistics_drift,  # NN609
+    validation_in_train_mode,  # NN610
     unscaled_inputs,  # NN701
     features_on_different_scales,  # NN702
     constant_features,  # NN703

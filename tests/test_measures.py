@@ -37,6 +37,8 @@ def test_a_probe_rule_requires_the_probe_without_saying_so():
     for registered in all_rules():
         if registered.phase is Phase.PROBE:
             assert "probe" in registered.requires and "graph" not in registered.requires, registered.code
+        elif registered.phase is Phase.WATCH:  # the training run's rules read the recorded run, no graph
+            assert "run" in registered.requires and "graph" not in registered.requires, registered.code
         elif registered.check is not None:
             assert "graph" in registered.requires and "probe" not in registered.requires, registered.code
 

@@ -9,6 +9,9 @@ from nnlint.findings import GraphMethod, Severity
 from nnlint.registry import all_rules
 
 FIXTURES = rule_fixtures()
+# Training scripts for `nnlint watch` (NN6), run to their end by tests/test_watch_findings.py (kept out of
+# fixtures/, whose files are linted as model files).
+WATCH_FIXTURES = sorted((FIXTURES[0].parent.parent / "tests" / "data" / "watch").glob("*.py"))
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
@@ -41,8 +44,8 @@ def test_clean_models_have_no_warning(path):
 
 
 def test_every_rule_has_a_positive_and_a_negative_fixture():
-    positive = {code for path in FIXTURES for code, _ in expected_findings(path)}
-    negative = [prefix for path in FIXTURES for prefix in clean_for(path)]
+    positive = {code for path in [*FIXTURES, *WATCH_FIXTURES] for code, _ in expected_findings(path)}
+    negative = [prefix for path in [*FIXTURES, *WATCH_FIXTURES] for prefix in clean_for(path)]
     for rule in all_rules():
         assert rule.code in positive, f"no fixture marks `# expect: {rule.code}`"
         if rule.code not in ("NN001", "NN002", "NN003"):  # tool rules: every clean fixture is their twin

@@ -41,7 +41,9 @@ def _relative_to(path: str, folder: str) -> Path | None:
 
 def plain_json(value: Any) -> Any:
     """`value` as strict JSON data: NaN and infinities (which `json` would write bare) become strings."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if isinstance(value, bool):  # a bool is a numbers.Integral (and Real): keep it a bool
+        return value
+    if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
         return float(value) if math.isfinite(value) else str(float(value))

@@ -25,7 +25,7 @@ def report_dict(report: Report) -> dict[str, Any]:
 
 
 def _target(target: TargetReport) -> dict[str, Any]:
-    return {
+    fields = {
         "name": target.name,
         "file": display_path(target.file),
         "graph": target.graph.value if target.graph else None,
@@ -35,6 +35,11 @@ def _target(target: TargetReport) -> dict[str, Any]:
         "notes": list(target.notes),
         "gradient_flow": _gradient_flow(target.gradient_flow),
     }
+    if target.training_run is not None:
+        from nnlint.render.run_series import run_series
+
+        fields["training_run"] = run_series(target.training_run)
+    return fields
 
 
 def _gradient_flow(flow: GradientFlow | None) -> dict[str, Any] | None:

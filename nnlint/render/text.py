@@ -28,7 +28,7 @@ def render(report: Report, *, color: bool = False, width: int | None = None) -> 
 
 def _target(console: Console, target: TargetReport) -> None:
     header = Text.assemble((_printable(display_path(target.file) or "<model>"), "bold"), " :: ", (_printable(target.name), "bold"))
-    details = [f"graph: {target.graph.value}" if target.graph else "graph: none"]
+    details = [f"graph: {target.graph.value}" if target.graph else "graph: none"] if target.training_run is None else ["training run"]
     if target.device:
         details.append(f"device: {target.device}")
     header.append(f"  ({', '.join(details)})", style="dim")
@@ -40,6 +40,10 @@ def _target(console: Console, target: TargetReport) -> None:
         console.print(Text("  no findings", style="green"))
     if target.gradient_flow is not None:
         _gradient_flow(console, target.gradient_flow)
+    if target.training_run is not None:
+        from nnlint.render.run_charts import training_run
+
+        training_run(console, target.training_run)
     for note in target.notes:
         console.print(_indented(f"note: {note}", console.width, indent=2), style="dim")
     for skipped in target.skipped:
