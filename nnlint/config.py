@@ -40,6 +40,10 @@ class Config:
     probe_timeout: float = 60.0  # seconds; building the graph or probing longer stops with NN002
     probe_steps: int = 3  # instrumented training steps
     deep: bool = False  # opt-in probe checks that cost more (NN904)
+    # seconds; the whole lint of one file (import, every target, every forward), after which its
+    # child process is killed and the file is NN002. Generous: it must leave room for the other
+    # limits inside it (--probe-timeout per forward, a training script's own time limit).
+    file_timeout: float = 600.0
     source: Path | None = None  # the file the settings were read from
 
     def __post_init__(self) -> None:
@@ -89,6 +93,7 @@ _KEYS = {
     "probe-timeout": "probe_timeout",
     "probe-steps": "probe_steps",
     "deep": "deep",
+    "file-timeout": "file_timeout",
 }
 
 
@@ -246,4 +251,5 @@ _PARSERS = {
     "probe-timeout": parse_timeout,
     "probe-steps": _parse_positive_int,
     "deep": _parse_bool,
+    "file-timeout": parse_timeout,
 }
