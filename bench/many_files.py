@@ -1,8 +1,11 @@
-"""The marginal cost of one more model file: `nnlint --static` on 50 files in one call versus one.
+"""The marginal cost of one more model file: `nnlint --static` on N files in one call versus one,
+with each file in its own child process (the default) and in nnlint's own process
+(`--no-isolation`), side by side in one run.
 
-torch is imported once per process, so 50 files should cost far less than 50 runs.
+torch is imported once per nnlint process, so N files should cost far less than N runs; the
+child processes are forked from that process, so isolation should add little per file.
 
-    python bench/many_files.py [--files N] [--repeat N]
+    python bench/many_files.py [--files N] [--repeat N] [--probe]
 """
 
 from __future__ import annotations
@@ -17,36 +20,48 @@ import time
 from pathlib import Path
 
 MODEL = Path(__file__).resolve().parent / "models" / "small_cnn.py"
+MODES = {"isolated (default)": [], "--no-isolation": ["--no-isolation"]}
 
 
-def seconds(paths: list[Path]) -> float:
+def seconds(paths: list[Path], mode: list[str], probe: bool) -> float:
     executable = shutil.which("nnlint", path=str(Path(sys.executable).parent)) or "nnlint"
+    command = [executable, *([] if probe else ["--static"]), *mode, *map(str, paths)]
     start = time.perf_counter()
-    subprocess.run([executable, "--static", *map(str, paths)], capture_output=True, check=False)
-    return time.perf_counter() - start
+    result = subprocess.run(command, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode not in (0, 1):
+        sys.exit(f"{' '.join(command)} exited {result.returncode}:\n{result.stderr.decode(errors='replace')}")
+    return elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--probe", action="store_true", help="run the probe too (default: --static)")
     options = parser.parse_args()
+    one: dict[str, list[float]] = {mode: [] for mode in MODES}
+    many: dict[str, list[float]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory() as folder:
         paths = []
         for index in range(options.files):
             path = Path(folder) / f"model_{index:03d}.py"
             shutil.copy(MODEL, path)
             paths.append(path)
-        one, many = [], []
-        for _ in range(options.repeat):
-            one.append(seconds(paths[:1]))
-            many.append(seconds([Path(folder)]))
-    one_s, many_s = statistics.median(one), statistics.median(many)
-    marginal = (many_s - one_s) / (options.files - 1)
-    print(
-        f"1 file: {one_s:.2f} s   {options.files} files: {many_s:.2f} s   marginal per file: {marginal * 1000:.0f} ms "
-        f"({marginal / one_s:.1%} of a one-file run)"
-    )
+        for _ in range(options.repeat):  # alternating, so that a change in the machine's load hits both modes
+            for mode, flags in MODES.items():
+                one[mode].append(seconds(paths[:1], flags, options.probe))
+                many[mode].append(seconds([Path(folder)], flags, options.probe))
+    marginals = {}
+    for mode in MODES:
+        one_s, many_s = statistics.median(one[mode]), statistics.median(many[mode])
+        marginals[mode] = (many_s - one_s) / (options.files - 1)
+        print(
+            f"{mode:>20}: 1 file: {one_s:.2f} s   {options.files} files: {many_s:.2f} s   "
+            f"marginal per file: {marginals[mode] * 1000:.0f} ms ({marginals[mode] / one_s:.1%} of a one-file run)"
+        )
+    isolated, in_process = marginals.values()
+    print(f"{'isolation costs':>20}: {(isolated - in_process) * 1000:+.0f} ms per file")
 
 
 if __name__ == "__main__":

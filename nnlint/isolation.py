@@ -30,6 +30,7 @@ from nnlint.file_result import FileResult
 from nnlint.findings import Location
 from nnlint.loader import LoadedTarget
 from nnlint.runtime.child import ChildRun, Send, can_fork, run_in_child
+from nnlint.runtime.lazy_dynamo import find_wrapped_functions
 from nnlint.wire import WireError, decode_file_result, encode_file_result
 
 # Imported by the first lint in a process (graph building reaches torch's symbolic shapes, which
@@ -100,6 +101,7 @@ def _import_what_every_lint_imports(config: Config) -> None:
     for name in (*_LINT_IMPORTS, *(() if config.static else _PROBE_IMPORTS)):
         with contextlib.suppress(ImportError):  # a later torch moved it: the children import what they need
             importlib.import_module(name)
+    find_wrapped_functions()
     if gc.get_freeze_count():
         gc.freeze()  # as the CLI froze torch's own objects: a child's collections skip them
 
