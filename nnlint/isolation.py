@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from nnlint.config import Config
 from nnlint.engine import lint_file, unlintable_file
@@ -75,7 +75,9 @@ class IsolatedFileLinter:
             _import_what_every_lint_imports(config)
         self._served += 1
         path = path.resolve()
-        run = run_in_child(lambda send: self._lint_in_child(send, path, config, explicit), timeout=config.file_timeout)
+        run = run_in_child(
+            lambda send: self._lint_in_child(send, path, config, explicit), timeout=config.file_timeout, output=_captured_stderr()
+        )
         return _file_result(run, path, config)
 
     def _lint_in_child(self, send: Send, path: Path, config: Config, explicit: bool) -> None:
@@ -95,11 +97,23 @@ class IsolatedFileLinter:
         send({"result": encode_file_result(_with_leftover_threads(result))})
 
 
+def _captured_stderr() -> TextIO | None:
+    """sys.stderr when it is not this process's fd 2 (a caller captures it, as click's CliRunner
+    does): the child's output is relayed there rather than written to fd 2."""
+    stream = sys.stderr
+    try:
+        return None if stream is None or stream.fileno() == 2 else stream
+    except (AttributeError, OSError, ValueError):
+        return stream
+
+
 def _import_what_every_lint_imports(config: Config) -> None:
     """Before the second file: imports the first child made, made once here, for every later
     child to inherit (a single file's child pays for its own, no more than this process would)."""
     for name in (*_LINT_IMPORTS, *(() if config.static else _PROBE_IMPORTS)):
-        with contextlib.suppress(ImportError):  # a later torch moved it: the children import what they need
+        # A later torch that moved it, or this process's imports in a bad state (an import stopped
+        # halfway by an earlier in-process lint): the children import what they need, or say why not.
+        with contextlib.suppress(Exception):
             importlib.import_module(name)
     find_wrapped_functions()
     if gc.get_freeze_count():

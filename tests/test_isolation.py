@@ -395,3 +395,22 @@ def test_without_fork_files_are_linted_in_process_with_a_note(monkeypatch):
 def test_file_timeout_is_a_setting():
     assert Config().file_timeout == 600
     assert config_from_table({"file-timeout": 30}).file_timeout == 30
+
+
+def test_children_of_the_command_line_use_torch_threads_without_hanging(tmp_path):
+    """The CLI process runs no torch operation before it forks, so each child may start torch's
+    OpenMP threads (a child forked after the parent had started them would hang in its first
+    parallel operation)."""
+    for name in ("a.py", "b.py"):  # the second child is forked after the parent's warm-up imports
+        record = f"open({str(tmp_path / name)!r} + '.threads', 'w').write(str(torch.get_num_threads()))"
+        model_file(tmp_path, name, prelude=f"product = torch.randn(256, 256) @ torch.randn(256, 256)\n{record}")
+    result = subprocess.run(
+        [sys.executable, "-m", "nnlint", str(tmp_path), "--static", "--format", "json", "--file-timeout", "100"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(tmp_path / f"{name}.threads").read_text() for name in ("a.py", "b.py")] == ["2", "2"]

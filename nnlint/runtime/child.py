@@ -16,8 +16,10 @@ and a garbled one ends the reading rather than the parent.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ctypes
+import io
 import json
 import os
 import selectors
@@ -25,9 +27,10 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 _HEADER = 4  # bytes of big-endian frame length
 _MAX_BYTES = 256 * 1024 * 1024  # everything a child may send: a report of thousands of findings is a few MB
@@ -65,31 +68,43 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and hasattr(os, "setpgid")
 
 
-def run_in_child(work: Callable[[Send], None], *, timeout: float | None) -> ChildRun:
+def run_in_child(work: Callable[[Send], None], *, timeout: float | None, output: TextIO | None = None) -> ChildRun:
     """Fork; in the child, call `work(send)` and leave; in the parent, collect what it sent.
 
     `timeout` (seconds, None for none) is the hard deadline: the child's process group is killed
     with SIGKILL when it passes. KeyboardInterrupt in the parent kills it too, then propagates.
+    `output`: where the child's stdout and stderr go when that is not this process's fd 2 (a
+    caller that captures sys.stderr): relayed through a pipe. By default they share fd 2.
     """
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()  # or the child would inherit unwritten output and might write it again
     parent = os.getpid()
     read_end, write_end = os.pipe()  # close-on-exec: processes the child starts do not hold it
-    pid = os.fork()
+    relay_read, relay_write = os.pipe() if output is not None else (None, None)
+    with warnings.catch_warnings():
+        # Python 3.12+ warns when forking a process with other threads: torch's idle native threads
+        # here. The child uses none of them (and nothing they hold: it starts no torch operation
+        # that the parent had begun).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the child: never returns
-        os.close(read_end)
-        _child(work, write_end, parent)
-    os.close(write_end)
+        _child(work, write_end, parent, relay_write, (read_end, relay_read))
+    for fd in (write_end, relay_write):
+        if fd is not None:
+            os.close(fd)
     with contextlib.suppress(OSError):
         os.setpgid(pid, pid)  # also from this side, so that the group exists before any kill
     run = ChildRun()
     reaped = False
+    relay = _Relay(relay_read, output) if relay_read is not None and output is not None else None
     try:
-        run.ending, run.garbled = _collect(pid, read_end, timeout, run.messages)
+        run.ending, run.garbled = _collect(pid, read_end, timeout, run.messages, relay)
         reaped = True
     finally:
         os.close(read_end)
+        if relay is not None:
+            relay.close()
         if not reaped:  # interrupted (Ctrl-C): leave nothing running
             _kill_group(pid)
             with contextlib.suppress(ChildProcessError):
@@ -100,10 +115,13 @@ def run_in_child(work: Callable[[Send], None], *, timeout: float | None) -> Chil
 # -- the child -----------------------------------------------------------------------------------
 
 
-def _child(work: Callable[[Send], None], write_end: int, parent: int) -> None:
+def _child(work: Callable[[Send], None], write_end: int, parent: int, relay_write: int | None, parent_ends: tuple[int | None, ...]) -> None:
     code = _CHILD_FAILED
     try:
-        _detach(parent)
+        for fd in parent_ends:
+            if fd is not None:
+                os.close(fd)
+        _detach(parent, relay_write)
         work(lambda message: _send(write_end, message))
         code = 0
     except BaseException:  # noqa: B036 - whatever escaped, the child must end here, by os._exit
@@ -116,7 +134,7 @@ def _child(work: Callable[[Send], None], write_end: int, parent: int) -> None:
         os._exit(code)
 
 
-def _detach(parent: int) -> None:
+def _detach(parent: int, relay_write: int | None) -> None:
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
     if sys.platform.startswith("linux"):
@@ -127,8 +145,13 @@ def _detach(parent: int) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    if relay_write is not None:
+        os.dup2(relay_write, 2)
+        os.close(relay_write)
     os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    # Python's own streams too, whatever they were in the parent (a caller's capture buffer).
+    stream = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True)
+    sys.stdout = sys.stderr = stream
 
 
 def _send(write_end: int, message: Any) -> None:
@@ -147,7 +170,7 @@ def _send(write_end: int, message: Any) -> None:
 # -- the parent ----------------------------------------------------------------------------------
 
 
-def _collect(pid: int, read_end: int, timeout: float | None, messages: list[Any]) -> tuple[Ending, str | None]:
+def _collect(pid: int, read_end: int, timeout: float | None, messages: list[Any], relay: _Relay | None) -> tuple[Ending, str | None]:
     """Read frames until the child ends or the deadline passes; reap the child; how it ended."""
     deadline = None if timeout is None else time.monotonic() + timeout
     frames = _Frames(messages)
@@ -156,6 +179,8 @@ def _collect(pid: int, read_end: int, timeout: float | None, messages: list[Any]
         selector.register(read_end, selectors.EVENT_READ, "pipe")
         if pidfd is not None:
             selector.register(pidfd, selectors.EVENT_READ, "ended")
+        if relay is not None:
+            selector.register(relay.fd, selectors.EVENT_READ, "output")
         try:
             while True:
                 wait = None if deadline is None else deadline - time.monotonic()
@@ -169,10 +194,12 @@ def _collect(pid: int, read_end: int, timeout: float | None, messages: list[Any]
                 for key, _ in selector.select(wait):
                     if key.data == "ended":
                         ended = True
-                    elif not frames.read(read_end):
-                        selector.unregister(read_end)  # end of file: wait for the child's end alone
+                    elif not (frames.read(read_end) if key.data == "pipe" else relay.read()):  # type: ignore[union-attr]
+                        selector.unregister(key.fd)  # end of file: wait for the child's end alone
                 if ended or (pidfd is None and _has_ended(pid)):
                     frames.drain(read_end)
+                    if relay is not None:
+                        relay.drain()
                     _kill_group(pid)  # what it started and left running (it is not reaped yet: its group stays valid)
                     return _ending(os.waitpid(pid, 0)[1]), frames.garbled
         finally:
@@ -193,6 +220,32 @@ def _has_ended(pid: int) -> bool:
     if hasattr(os, "waitid"):
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     return False
+
+
+class _Relay:
+    """The child's output, passed on to `output` as it comes."""
+
+    def __init__(self, fd: int, output: TextIO) -> None:
+        self.fd = fd
+        self.output = output
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
+
+    def read(self) -> bool:
+        data = os.read(self.fd, 1 << 16)
+        with contextlib.suppress(Exception):  # a closed or failing caller stream loses output, not the run
+            self.output.write(self.decoder.decode(data, final=not data))
+        return bool(data)
+
+    def drain(self) -> None:
+        os.set_blocking(self.fd, False)
+        with contextlib.suppress(BlockingIOError):
+            while self.read():
+                pass
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.output.flush()
+        os.close(self.fd)
 
 
 class _Frames:
