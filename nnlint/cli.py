@@ -95,7 +95,7 @@ def _exit_130_on_interrupt(command: Callable[..., None]) -> Callable[..., None]:
 @click.option(
     "--file-timeout",
     callback=_seconds,
-    help="Stop linting a file (import, every forward, the probe) after this many seconds: NN002 (default 600).",
+    help="Stop linting a file (import, every forward, the probe) after this many seconds: NN002 (default 900).",
 )
 @click.option("--probe-steps", type=click.IntRange(min=1), help="Instrumented training steps the probe runs (default 3).")
 @click.option("--deep", is_flag=True, default=None, help="Also run the slower probe checks (NN904: overfit a few samples).")

@@ -41,9 +41,9 @@ class Config:
     probe_steps: int = 3  # instrumented training steps
     deep: bool = False  # opt-in probe checks that cost more (NN904)
     # seconds; the whole lint of one file (import, every target, every forward), after which its
-    # child process is killed and the file is NN002. Generous: it must leave room for the other
-    # limits inside it (--probe-timeout per forward, a training script's own time limit).
-    file_timeout: float = 600.0
+    # child process is killed and the file is NN002. Generous: it must leave room for the limits
+    # inside it (--probe-timeout per forward; a training script's own, 600 s by default).
+    file_timeout: float = 900.0
     source: Path | None = None  # the file the settings were read from
 
     def __post_init__(self) -> None:

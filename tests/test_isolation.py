@@ -393,7 +393,7 @@ def test_without_fork_files_are_linted_in_process_with_a_note(monkeypatch):
 
 
 def test_file_timeout_is_a_setting():
-    assert Config().file_timeout == 600
+    assert Config().file_timeout == 900
     assert config_from_table({"file-timeout": 30}).file_timeout == 30
 
 

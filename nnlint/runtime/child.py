@@ -187,6 +187,7 @@ def _collect(pid: int, read_end: int, timeout: float | None, messages: list[Any]
                 if wait is not None and wait <= 0:
                     _kill_group(pid)
                     os.waitpid(pid, 0)
+                    _drain(frames, read_end, relay)
                     return Ending(timed_out=timeout), frames.garbled
                 if pidfd is None:
                     wait = _POLL_SECONDS if wait is None else min(wait, _POLL_SECONDS)
@@ -197,14 +198,20 @@ def _collect(pid: int, read_end: int, timeout: float | None, messages: list[Any]
                     elif not (frames.read(read_end) if key.data == "pipe" else relay.read()):  # type: ignore[union-attr]
                         selector.unregister(key.fd)  # end of file: wait for the child's end alone
                 if ended or (pidfd is None and _has_ended(pid)):
-                    frames.drain(read_end)
-                    if relay is not None:
-                        relay.drain()
+                    _drain(frames, read_end, relay)
                     _kill_group(pid)  # what it started and left running (it is not reaped yet: its group stays valid)
                     return _ending(os.waitpid(pid, 0)[1]), frames.garbled
         finally:
             if pidfd is not None:
                 os.close(pidfd)
+
+
+def _drain(frames: _Frames, read_end: int, relay: _Relay | None) -> None:
+    """Everything still in the pipes once the child has ended (a process it started may hold them
+    open, so there may be no end of file)."""
+    frames.drain(read_end)
+    if relay is not None:
+        relay.drain()
 
 
 def _pidfd(pid: int) -> int | None:
@@ -264,8 +271,6 @@ class _Frames:
         return bool(data)
 
     def drain(self, fd: int) -> None:
-        """Everything still in the pipe once the child has ended (a process it started may hold
-        the pipe open, so there may be no end of file)."""
         os.set_blocking(fd, False)
         with contextlib.suppress(BlockingIOError):
             while self.read(fd):
