@@ -34,6 +34,32 @@ def seconds(paths: list[Path], mode: list[str], probe: bool) -> float:
     return elapsed
 
 
+MATMULS = """\
+import time
+import torch
+from torch import nn
+
+a = torch.randn(512, 512)
+start = time.perf_counter()
+for _ in range(50):
+    a @ a
+open(__file__ + ".out", "w").write(f"{torch.get_num_threads()} {time.perf_counter() - start:.3f}")
+model = nn.Linear(4, 2)
+"""
+
+
+def torch_threads(folder: Path) -> None:
+    """torch's intra-op threads in a child of the fork server: as many, and as fast, as in-process
+    (a parent that had started them before forking would leave its children hanging)."""
+    first, second = folder / "a.py", folder / "b.py"  # the second child is forked after the warm-up imports
+    for path in (first, second):
+        path.write_text(MATMULS)
+    for mode, flags in MODES.items():
+        seconds([first, second], flags, probe=False)
+        threads, elapsed = Path(f"{second}.out").read_text().split()
+        print(f"{mode:>20}: 50 matmuls 512x512 at import: {float(elapsed):.2f} s on {threads} torch threads")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=50)
@@ -62,6 +88,8 @@ def main() -> None:
         )
     isolated, in_process = marginals.values()
     print(f"{'isolation costs':>20}: {(isolated - in_process) * 1000:+.0f} ms per file")
+    with tempfile.TemporaryDirectory() as folder:
+        torch_threads(Path(folder))
 
 
 if __name__ == "__main__":

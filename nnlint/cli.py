@@ -176,7 +176,7 @@ def _lint(paths: list[Path], config: Config, skip_non_model_files: bool, *, isol
         return lint_paths(paths, config, skip_non_model_files=skip_non_model_files)
     # This process is the fork server: it runs no user code, and no torch operation when it
     # imported torch itself, so that children may use torch's threads.
-    lint_one = IsolatedFileLinter(torch_threads_usable=fresh_process)
+    lint_one = IsolatedFileLinter(fresh_process=fresh_process)
     return lint_paths(paths, config, skip_non_model_files=skip_non_model_files, lint_one=lint_one)
 
 

@@ -60,18 +60,20 @@ def isolation_unavailable() -> str | None:
 class IsolatedFileLinter:
     """`lint_file` in a child process; an `engine.FileLinter`.
 
-    `torch_threads_usable`: this process has run no parallel torch operation, so a child can use
-    torch's intra-op threads. Otherwise (a process that imported torch before nnlint ran, a test
-    session) a child that started them would hang (GNU OpenMP's thread pool does not survive a
-    fork), and each child runs torch on one thread.
+    `fresh_process`: this process imported torch for this command, and has run no torch operation
+    since, so a child can use torch's intra-op threads. Otherwise (a process that imported torch
+    before nnlint ran: a test session, a notebook) a child that started them would hang (GNU
+    OpenMP's thread pool does not survive a fork), and each child runs torch on one thread; and
+    since such a process lives on, it imports what every lint imports before the first file, once
+    for all the runs it will serve.
     """
 
-    def __init__(self, *, torch_threads_usable: bool = False) -> None:
-        self.torch_threads_usable = torch_threads_usable
+    def __init__(self, *, fresh_process: bool = False) -> None:
+        self.fresh_process = fresh_process
         self._served = 0
 
     def __call__(self, path: Path, config: Config, *, explicit: bool) -> FileResult:
-        if self._served == 1:
+        if self._served == (1 if self.fresh_process else 0):
             _import_what_every_lint_imports(config)
         self._served += 1
         path = path.resolve()
@@ -81,7 +83,7 @@ class IsolatedFileLinter:
         return _file_result(run, path, config)
 
     def _lint_in_child(self, send: Send, path: Path, config: Config, explicit: bool) -> None:
-        if not self.torch_threads_usable:
+        if not self.fresh_process:
             import torch
 
             torch.set_num_threads(1)
@@ -108,8 +110,9 @@ def _captured_stderr() -> TextIO | None:
 
 
 def _import_what_every_lint_imports(config: Config) -> None:
-    """Before the second file: imports the first child made, made once here, for every later
-    child to inherit (a single file's child pays for its own, no more than this process would)."""
+    """Before the second file (the first, in a process that lives on): imports the first child
+    made, made once here, for every later child to inherit (a single file's child pays for its
+    own, no more than this process would)."""
     for name in (*_LINT_IMPORTS, *(() if config.static else _PROBE_IMPORTS)):
         # A later torch that moved it, or this process's imports in a bad state (an import stopped
         # halfway by an earlier in-process lint): the children import what they need, or say why not.
