@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -17,6 +18,7 @@ from nnlint import __version__
 from nnlint.config import Config, find_config_file, load_config, parse_codes, parse_severity, parse_shape, parse_timeout
 from nnlint.errors import NnlintError
 from nnlint.render import OutputFormat, display_path, render, render_statistics
+from nnlint.report import Report
 
 if TYPE_CHECKING:
     from nnlint.script.lint import ScriptOptions
@@ -108,6 +110,21 @@ def _codes(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     return parse_codes(value) if value is not None else None
 
 
+def _exit_130_on_interrupt(command: Callable[..., None]) -> Callable[..., None]:
+    """Ctrl-C: one line and exit 130 (1 means findings), after the user's state is put back (the
+    in-process lint's context managers) or the file's child process is killed."""
+
+    @functools.wraps(command)
+    def interruptible(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo("nnlint: interrupted", err=True)
+            sys.exit(130)
+
+    return interruptible
+
+
 @main.command(_LINT)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--select", callback=_codes, help="Codes or prefixes to check (NN1, NN104, ALL).")
@@ -115,6 +132,11 @@ def _codes(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--static", is_flag=True, default=None, help="Only the static checks; skip the probe.")
 @click.option("--device", help="Probe device: auto, cpu, cuda[:N] (auto: cuda when available).")
 @click.option("--probe-timeout", callback=_seconds, help="Stop the forward (graph building, probe) after this many seconds (default 60).")
+@click.option(
+    "--file-timeout",
+    callback=_seconds,
+    help="Stop linting a file (import, every forward, the probe) after this many seconds: NN002 (default 900).",
+)
 @click.option("--probe-steps", type=click.IntRange(min=1), help="Instrumented training steps the probe runs (default 3).")
 @click.option(
     "--script-timeout",
@@ -143,6 +165,8 @@ def _codes(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     is_flag=True,
     help="Skip named files that do not import torch or define no model, as in a folder (for pre-commit, which names every file).",
 )
+@click.option("--no-isolation", is_flag=True, help="Lint every file in nnlint's own process instead of one child process each (debugging).")
+@_exit_130_on_interrupt
 def check(
     paths: tuple[Path, ...],
     output_format: str,
@@ -151,18 +175,27 @@ def check(
     config_file: Path | None,
     statistics: bool,
     skip_non_model_files: bool,
+    no_isolation: bool,
     **options: Any,
 ) -> None:
     """Lint model files or folders of them."""
+    fresh_process = "torch" not in sys.modules  # no torch operation can have run here yet
     fmt = OutputFormat(output_format)
     if statistics and fmt not in (OutputFormat.TEXT, OutputFormat.JSON):
         _fail(f"--statistics prints text or json, not {fmt.value}")
     try:
         with _imported_outside_garbage_collection():
             config = _config(list(paths), config_file, options)  # imports the rules, and torch
-            from nnlint.engine import lint_paths  # imported here: `nnlint --help` should not wait for torch
+            from nnlint import engine, isolation  # noqa: F401 - imported here: `nnlint --help` should not wait for torch
 
-        report = lint_paths(list(paths), config, skip_non_model_files=skip_non_model_files, script=_script_options(options))
+        report = _lint(
+            list(paths),
+            config,
+            skip_non_model_files,
+            isolated=not no_isolation,
+            fresh_process=fresh_process,
+            script=_script_options(options),
+        )
     except NnlintError as error:
         _fail(str(error))
     if verbose:
@@ -181,6 +214,30 @@ def check(
         where = f"{display_path(problem.file)}: " if problem.file else ""
         click.echo(f"nnlint: {where}{problem.message}", err=True)
     sys.exit(report.exit_code)
+
+
+def _lint(
+    paths: list[Path],
+    config: Config,
+    skip_non_model_files: bool,
+    *,
+    isolated: bool,
+    fresh_process: bool,
+    script: ScriptOptions | None = None,
+) -> Report:
+    """Each file in its own child process (nnlint/isolation.py), or all of them here (--no-isolation)."""
+    from nnlint.engine import lint_paths
+    from nnlint.isolation import IsolatedFileLinter, isolation_unavailable
+
+    why_not = isolation_unavailable() if isolated else None
+    if why_not is not None:
+        click.echo(f"nnlint: note: linting in nnlint's own process: {why_not}", err=True)
+    if not isolated or why_not is not None:
+        return lint_paths(paths, config, skip_non_model_files=skip_non_model_files, script=script)
+    # This process is the fork server: it runs no user code, and no torch operation when it
+    # imported torch itself, so that children may use torch's threads.
+    lint_one = IsolatedFileLinter(fresh_process=fresh_process)
+    return lint_paths(paths, config, skip_non_model_files=skip_non_model_files, script=script, lint_one=lint_one)
 
 
 @main.command("rules")
@@ -322,6 +379,7 @@ def _config(paths: list[Path], config_file: Path | None, options: dict[str, Any]
         batch_size=options["batch_size"],
         graph=options["graph_method"],
         probe_timeout=options["probe_timeout"],
+        file_timeout=options["file_timeout"],
         probe_steps=options["probe_steps"],
         deep=options["deep"],
         fail_on=parse_severity(fail_on) if fail_on else None,

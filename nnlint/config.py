@@ -42,6 +42,10 @@ class Config:
     probe_steps: int = 3  # instrumented training steps
     deep: bool = False  # opt-in probe checks that cost more (NN904)
     targets: tuple[str, ...] = ()  # `file.py::expression` entries, files relative to the config file
+    # seconds; the whole lint of one file (import, every target, every forward), after which its
+    # child process is killed and the file is NN002. Generous: it must leave room for the limits
+    # inside it (--probe-timeout per forward; a training script's own, 600 s by default).
+    file_timeout: float = 900.0
     source: Path | None = None  # the file the settings were read from
 
     def __post_init__(self) -> None:
@@ -92,6 +96,7 @@ _KEYS = {
     "probe-steps": "probe_steps",
     "deep": "deep",
     "targets": "targets",
+    "file-timeout": "file_timeout",
 }
 
 
@@ -265,4 +270,5 @@ _PARSERS = {
     "probe-steps": _parse_positive_int,
     "deep": _parse_bool,
     "targets": parse_targets,
+    "file-timeout": parse_timeout,
 }

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import traceback
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from nnlint.config import Config
 from nnlint.context import BatchSize, RuleContext
 from nnlint.errors import LoadError, NoModelError
+from nnlint.file_result import FileResult
 from nnlint.findings import Finding, Location, Phase
 from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
 from nnlint.inputs import InputError, example_input_for, training_batch_size
@@ -303,6 +304,16 @@ class Linter:
         cause = error.__cause__ or error
         self.tracebacks.append("".join(traceback.format_exception(cause)))
 
+    def absorb(self, result: FileResult) -> None:
+        """Add one file's result, linted on its own (here or in a child process), to this run."""
+        self.ledger.absorb(result.ledger, len(self.reports))
+        self.reports += result.reports
+        self.problems += result.problems
+        self.tracebacks += result.tracebacks
+
+    def file_result(self, path: Path) -> FileResult:
+        return FileResult(str(path), tuple(self.reports), tuple(self.problems), tuple(self.tracebacks), self.ledger)
+
     # -- the whole run -------------------------------------------------------------------------
     def report(self) -> Report:
         """The final report, with NN003 for every suppression that silenced nothing."""
@@ -381,11 +392,77 @@ def _describe_input(value: object) -> str:
     return f"an input of shape {'x'.join(map(str, shape))}" if shape is not None else "an input"
 
 
-def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool = False, script: ScriptOptions | None = None) -> Report:
-    """Lint every model file under `paths` in this process; a file that fails does not stop the rest.
+class FileLinter(Protocol):
+    """Lints one file on its own: `lint_file` here, or the same call in a child process (nnlint/isolation.py)."""
+
+    def __call__(
+        self, path: Path, config: Config, *, explicit: bool, chosen: Sequence[str] = (), script: ScriptOptions | None = None
+    ) -> FileResult: ...
+
+
+def lint_file(
+    path: Path,
+    config: Config,
+    *,
+    explicit: bool = True,
+    chosen: Sequence[str] = (),
+    script: ScriptOptions | None = None,
+    on_target: Callable[[LoadedTarget], None] | None = None,
+) -> FileResult:
+    """Import one model file and lint each of its targets (or run a training script to its first
+    step, nnlint.script); everything it produced, ready to merge.
+
+    `explicit`: the file was named, so a file without a model is a problem rather than skipped.
+    `chosen`: the `file.py::expression` targets named for this file. `script`: a named training
+    script's arguments and time limit. `on_target` is told which target is about to be linted (a
+    child process passes it on, so that a child that dies names the target it died in).
+    """
+    linter = Linter(config)
+    if _lint_as_script(linter, path, script, explicit):
+        return linter.file_result(path)
+    try:
+        with loaded_model_file(path, chosen) as loaded_file:
+            notes = loaded_file.notes
+            for loaded in loaded_file.targets:
+                if on_target is not None:
+                    on_target(loaded)
+                linter.lint(loaded, notes)
+                notes = []
+    except NoModelError as error:
+        if explicit:
+            linter.problems.append(Problem(error.path, error.message))
+    except LoadError as error:
+        linter._keep_traceback(error)
+        linter.problems.append(Problem(error.path, error.message))
+    return linter.file_result(path)
+
+
+def unlintable_file(
+    path: Path, config: Config, name: str, location: Location | None, reason: str, fix: str, traceback_text: str | None = None
+) -> FileResult:
+    """A file whose lint ended without a result (its process exited, was killed or ran out of
+    time): NN002 on the target it was in, or on the file itself."""
+    rule = rules_by_code()["NN002"]
+    message = f"`{name}` cannot be linted: {reason}"
+    finding = Finding(rule.code, rule.slug, rule.severity, rule.phase, message, location=location or Location(str(path), 1), fix=fix)
+    kept = (finding,) if config.is_enabled(rule.code) else ()
+    report = TargetReport(name=name, file=str(path), graph=None, device=None, findings=kept, notes=() if kept else (message,))
+    return FileResult(str(path), (report,), tracebacks=(traceback_text,) if traceback_text else ())
+
+
+def lint_paths(
+    paths: list[Path],
+    config: Config,
+    *,
+    skip_non_model_files: bool = False,
+    script: ScriptOptions | None = None,
+    lint_one: FileLinter = lint_file,
+) -> Report:
+    """Lint every model file under `paths`, each on its own; a file that fails does not stop the rest.
 
     `skip_non_model_files`: named files without a model are skipped quietly, as in a folder.
     `script`: a named training script's arguments and time limit (script mode, nnlint.script).
+    `lint_one` lints one file: in this process by default, in a child process from the CLI.
     """
     linter = Linter(config)
     paths, chosen = _chosen_targets(paths, config)
@@ -393,23 +470,9 @@ def lint_paths(paths: list[Path], config: Config, *, skip_non_model_files: bool 
     linter.problems += [Problem(error.path, error.message) for error in errors]
     linted_from: dict[Path, int] = defaultdict(int)
     for path, explicit in files:
-        reports_before = len(linter.reports)
-        if _lint_as_script(linter, path, script, explicit):
-            linted_from[path] += len(linter.reports) - reports_before
-            continue
-        try:
-            with loaded_model_file(path, chosen.get(path.resolve(), ())) as loaded_file:
-                notes = loaded_file.notes
-                for loaded in loaded_file.targets:
-                    linter.lint(loaded, notes)
-                    notes = []
-                    linted_from[path] += 1
-        except NoModelError as error:
-            if explicit:
-                linter.problems.append(Problem(error.path, error.message))
-        except LoadError as error:
-            linter._keep_traceback(error)
-            linter.problems.append(Problem(error.path, error.message))
+        result = lint_one(path, config, explicit=explicit, chosen=chosen.get(path.resolve(), ()), script=script)
+        linter.absorb(result)
+        linted_from[path] += len(result.reports)
     for folder in (p for p in paths if p.is_dir()):
         if not any(linted_from[f] for f, _ in files if folder in f.parents) and not any(
             Path(p.file or "").is_relative_to(folder) for p in linter.problems

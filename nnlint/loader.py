@@ -21,6 +21,7 @@ import importlib.util
 import inspect
 import os
 import re
+import stat
 import sys
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -100,9 +101,26 @@ def collect_model_files(paths: list[Path], named_as_found: bool = False) -> tupl
             if not found:
                 errors.append(LoadError(str(path), "no Python files that import torch in this folder"))
             files.extend(found)
+        elif path.exists():
+            errors.append(LoadError(str(path), "not a regular file (a FIFO, device or socket): not read"))
         else:
             errors.append(LoadError(str(path), "no such file or directory"))
-    return files, errors
+    return _each_file_once(files), errors
+
+
+def _each_file_once(files: list[tuple[Path, bool]]) -> list[tuple[Path, bool]]:
+    """The first of each file reached twice (a symlink to it, a folder and a file in it, a path
+    given twice), named explicitly if any of its paths was."""
+    first: dict[str, int] = {}
+    unique: list[tuple[Path, bool]] = []
+    for path, explicit in files:
+        key = os.path.realpath(path)
+        if key not in first:
+            first[key] = len(unique)
+            unique.append((path, explicit))
+        elif explicit:
+            unique[first[key]] = (unique[first[key]][0], True)
+    return unique
 
 
 def _python_files(folder: Path) -> Iterator[Path]:
@@ -110,7 +128,16 @@ def _python_files(folder: Path) -> Iterator[Path]:
         folders[:] = sorted(
             f for f in folders if not f.startswith(".") and f not in _SKIPPED_FOLDERS and not (Path(root, f) / "pyvenv.cfg").exists()
         )
-        yield from (Path(root, name) for name in sorted(names) if name.endswith(".py"))
+        yield from (Path(root, name) for name in sorted(names) if name.endswith(".py") and _is_regular_file(Path(root, name)))
+
+
+def _is_regular_file(path: Path) -> bool:
+    """A regular file, or a symlink to one: a FIFO named `x.py` would block the scan, and a symlink
+    to /dev/zero would be read until memory runs out."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _looks_like_model_code(path: Path) -> bool:

@@ -28,9 +28,23 @@ class SuppressionLedger:
     used: set[tuple[Suppression, str]] = field(default_factory=set)
     # Every file whose comments were consulted, with the first target (by index) that did.
     consulted_by: dict[str, int] = field(default_factory=dict)
+    # The comments of each consulted file, as read when it was first consulted: a ledger merged
+    # from a child process judges them without reading the user's files again.
+    comments: dict[str, tuple[Suppression, ...]] = field(default_factory=dict)
 
     def consult(self, file: str, target_index: int) -> None:
         self.consulted_by.setdefault(file, target_index)
+        if file not in self.comments:
+            self.comments[file] = suppressions_in(file)
+
+    def absorb(self, other: SuppressionLedger, first_target: int) -> None:
+        """Take in the ledger of one file linted on its own, whose targets are numbered from
+        `first_target` in this run: the merged ledger is the one a single pass would have kept."""
+        self.used |= other.used
+        for file, index in other.consulted_by.items():
+            self.consulted_by.setdefault(file, first_target + index)
+        for file, comments in other.comments.items():
+            self.comments.setdefault(file, comments)
 
     def suppresses(self, finding: Finding, target_file: str | None, target_index: int) -> bool:
         """Whether a comment silences `finding`, remembering the comment as used if so."""
@@ -52,7 +66,11 @@ class SuppressionLedger:
 
     def unused(self) -> list[tuple[Suppression, str]]:
         return [
-            (s, code) for file in sorted(self.consulted_by) for s in suppressions_in(file) for code in s.codes if (s, code) not in self.used
+            (s, code)
+            for file in sorted(self.consulted_by)
+            for s in self.comments.get(file, ())
+            for code in s.codes
+            if (s, code) not in self.used
         ]
 
 

@@ -17,7 +17,7 @@ def test_top_level_help_lists_the_lint_options_and_the_subcommands():
         assert f"  {option} " in lint_section, option
     assert "--help" not in lint_section  # once, under Options
     commands = result.stdout.split("\nCommands:\n", 1)[1]
-    assert [line.split()[0] for line in commands.splitlines() if line.strip()] == ["check", "explain", "rules"]
+    assert [line.split()[0] for line in commands.splitlines() if line.strip()] == ["check", "explain", "rules", "watch"]
 
 
 def test_the_lint_options_shown_are_the_ones_that_work_without_the_subcommand(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import signal
 import sys
 import threading
@@ -125,3 +126,7 @@ def _arm_watchdog(state: _State, seconds: float) -> Callable[[], None]:
 
 
 protect(deadline, contextlib._GeneratorContextManager.__exit__, contextlib.ExitStack.__exit__)
+# Nor inside an import: the first meta run imports torch's symbolic shapes and sympy (seconds on a
+# loaded machine), and an import stopped halfway leaves submodules without their parent's
+# attributes (`module 'sympy' has no attribute 'core'`) for the rest of the process.
+protect(importlib._bootstrap._find_and_load)  # type: ignore[attr-defined]

@@ -1,0 +1,207 @@
+"""Each file linted in its own child process, the CLI's default (`--no-isolation` turns it off).
+
+The CLI process is the fork server: it has imported torch and nnlint, and never runs the user's
+code. Each file is linted by `nnlint.engine.lint_file` in a child forked from it, which sends its
+result back as JSON (nnlint/wire.py) and leaves (nnlint/runtime/child.py). So nothing a file does
+can end nnlint (`sys.exit`, `os._exit`, a signal, a crash), hang it past `--file-timeout`, write
+into the report on stdout, or leave state behind for the next file (the default dtype or device,
+the working directory, threads, modules): each child starts from the parent's state, and is gone
+afterwards. A child that ends without a result is NN002 for its file, in one line that says how
+it ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from nnlint.config import Config
+from nnlint.engine import lint_file, unlintable_file
+from nnlint.file_result import FileResult
+from nnlint.findings import Location
+from nnlint.loader import LoadedTarget
+from nnlint.runtime.child import ChildRun, Send, can_fork, run_in_child
+from nnlint.runtime.lazy_dynamo import find_wrapped_functions
+from nnlint.wire import WireError, decode_file_result, encode_file_result
+
+if TYPE_CHECKING:
+    from nnlint.script.lint import ScriptOptions
+
+# Imported by the first lint in a process (graph building reaches torch's symbolic shapes, which
+# import sympy: about 0.3 s), so imported once in the parent rather than again in every child.
+_LINT_IMPORTS = ("torch.fx.experimental.symbolic_shapes",)
+_PROBE_IMPORTS = ("nnlint.probe.session", "nnlint.probe.evidence", "numpy.random")
+
+_EXIT_FIX = (
+    "keep exits out of the code nnlint runs (module level, constructors, forward, @nnlint.target functions): "
+    'put a script\'s entry point under `if __name__ == "__main__":`'
+)
+_TIMEOUT_FIX = "make the forward finish, or raise --file-timeout (--probe-timeout bounds each forward), or pass --static"
+_CRASH_FIX = "run the model once in Python to see the crash; --no-isolation lints in nnlint's own process, for debugging"
+_CRASH_SIGNALS = {"SIGSEGV", "SIGBUS", "SIGABRT", "SIGFPE", "SIGILL"}
+
+
+def isolation_unavailable() -> str | None:
+    """Why files cannot be linted in child processes here, or None when they can."""
+    if not can_fork():
+        return "this platform cannot fork a process"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return "CUDA is already initialized in this process, and a forked child could not use it"
+    return None
+
+
+class IsolatedFileLinter:
+    """`lint_file` in a child process; an `engine.FileLinter`.
+
+    `fresh_process`: this process imported torch for this command, and has run no torch operation
+    since, so a child can use torch's intra-op threads. Otherwise (a process that imported torch
+    before nnlint ran: a test session, a notebook) a child that started them would hang (GNU
+    OpenMP's thread pool does not survive a fork), and each child runs torch on one thread; and
+    since such a process lives on, it imports what every lint imports before the first file, once
+    for all the runs it will serve.
+    """
+
+    def __init__(self, *, fresh_process: bool = False) -> None:
+        self.fresh_process = fresh_process
+        self._served = 0
+
+    def __call__(
+        self, path: Path, config: Config, *, explicit: bool, chosen: Sequence[str] = (), script: ScriptOptions | None = None
+    ) -> FileResult:
+        if self._served == (1 if self.fresh_process else 0):
+            _import_what_every_lint_imports(config)
+        self._served += 1
+        path = path.resolve()
+        run = run_in_child(
+            lambda send: self._lint_in_child(send, path, config, explicit, chosen, script),
+            timeout=config.file_timeout,
+            output=_captured_stderr(),
+        )
+        return _file_result(run, path, config)
+
+    def _lint_in_child(
+        self, send: Send, path: Path, config: Config, explicit: bool, chosen: Sequence[str], script: ScriptOptions | None
+    ) -> None:
+        if not self.fresh_process:
+            import torch
+
+            torch.set_num_threads(1)
+
+        def started(loaded: LoadedTarget) -> None:
+            send({"target": loaded.name, "location": [str(loaded.location.file), loaded.location.line] if loaded.location else None})
+
+        try:
+            # Only results cross back (as JSON); the arguments reach the child by fork.
+            result = lint_file(path, config, explicit=explicit, chosen=chosen, script=script, on_target=started)
+        except BaseException as error:  # noqa: B036 - SystemExit, GeneratorExit…: this file's failure, not nnlint's
+            send({"failed": _escaped(error, path), "traceback": "".join(traceback.format_exception(error))})
+            return
+        send({"result": encode_file_result(_with_leftover_threads(result))})
+
+
+def _captured_stderr() -> TextIO | None:
+    """sys.stderr when it is not this process's fd 2 (a caller captures it, as click's CliRunner
+    does): the child's output is relayed there rather than written to fd 2."""
+    stream = sys.stderr
+    try:
+        return None if stream is None or stream.fileno() == 2 else stream
+    except (AttributeError, OSError, ValueError):
+        return stream
+
+
+def _import_what_every_lint_imports(config: Config) -> None:
+    """Before the second file (the first, in a process that lives on): imports the first child
+    made, made once here, for every later child to inherit (a single file's child pays for its
+    own, no more than this process would)."""
+    for name in (*_LINT_IMPORTS, *(() if config.static else _PROBE_IMPORTS)):
+        # A later torch that moved it, or this process's imports in a bad state (an import stopped
+        # halfway by an earlier in-process lint): the children import what they need, or say why not.
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    find_wrapped_functions()
+    if gc.get_freeze_count():
+        gc.freeze()  # as the CLI froze torch's own objects: a child's collections skip them
+
+
+def _file_result(run: ChildRun, path: Path, config: Config) -> FileResult:
+    """The child's result, or NN002 saying how it ended without one."""
+    name, location = path.name, None
+    traceback_text: str | None = None
+    for message in run.messages:
+        if not isinstance(message, dict):
+            continue
+        if "result" in message:
+            try:
+                return decode_file_result(message["result"])
+            except WireError as error:
+                return unlintable_file(
+                    path, config, name, location, f"the process linting it sent a result nnlint cannot read ({error})", _CRASH_FIX
+                )
+        if "target" in message:
+            name, location = _started_target(message, name, location)
+        if "failed" in message:
+            traceback_text = message.get("traceback") if isinstance(message.get("traceback"), str) else None
+            reason = f"{message['failed']} while it was being linted" if isinstance(message["failed"], str) else "it failed"
+            return unlintable_file(path, config, name, location, reason, _EXIT_FIX, traceback_text)
+    ending = run.ending
+    if ending.timed_out is not None:
+        reason = f"its lint {ending.describe()} (--file-timeout); the process linting it was stopped"
+        return unlintable_file(path, config, name, location, reason, _TIMEOUT_FIX)
+    if run.garbled is not None:
+        return unlintable_file(path, config, name, location, f"the process linting it sent no usable result: {run.garbled}", _CRASH_FIX)
+    reason = f"the process linting it {ending.describe()} before the lint finished"
+    if ending.signal is not None:
+        crashed = _signal_name(ending.signal) in _CRASH_SIGNALS
+        return unlintable_file(path, config, name, location, reason + (" (a crash in native code)" if crashed else ""), _CRASH_FIX)
+    return unlintable_file(path, config, name, location, reason + " (`os._exit` or an exit call in the model's code)", _EXIT_FIX)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return ""
+
+
+def _started_target(message: dict[str, Any], name: str, location: Location | None) -> tuple[str, Location | None]:
+    target, where = message.get("target"), message.get("location")
+    if not isinstance(target, str):
+        return name, location
+    if isinstance(where, list) and len(where) == 2 and isinstance(where[0], str) and type(where[1]) is int:
+        return target, Location(where[0], where[1])
+    return target, None
+
+
+def _escaped(error: BaseException, path: Path) -> str:
+    """`called sys.exit(0) (line 9)`, `raised GeneratorExit (line 9)`: what left the lint, and where."""
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if Path(frame.filename) == path]
+    where = f" (line {lines[-1]})" if lines else ""
+    if isinstance(error, SystemExit):
+        return f"called sys.exit({error.code!r}){where}"
+    detail = str(error).strip().splitlines()
+    return f"raised {type(error).__name__}{': ' + detail[0] if detail else ''}{where}"
+
+
+def _with_leftover_threads(result: FileResult) -> FileResult:
+    """Say so when the file left threads running: they end with the child, but would have kept
+    a plain `python` run (and an in-process lint) alive."""
+    left = _running_threads(threading.enumerate())
+    if not left or not result.reports:
+        return result
+    last = result.reports[-1]
+    note = f"the file left {len(left)} thread{'s' if len(left) > 1 else ''} running ({', '.join(left)}); stopped when its lint ended"
+    return replace(result, reports=(*result.reports[:-1], replace(last, notes=(*last.notes, note))))
+
+
+def _running_threads(threads: Iterable[threading.Thread]) -> list[str]:
+    return [f"`{thread.name}`" for thread in threads if thread is not threading.main_thread() and thread.is_alive() and not thread.daemon]
