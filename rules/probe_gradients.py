@@ -70,6 +70,11 @@ _ZERO_GRADIENT_OPS = frozenset({
 })  # fmt: skip
 
 
+def _inputs_all_zero(probe: ProbeResult) -> bool:
+    stats = probe.inputs
+    return stats is not None and all(low == high == 0 for low, high in zip(stats.minimum, stats.maximum, strict=False))
+
+
 def _all_gradients_zero(graph: ModelGraph, layers: tuple[LayerGradient, ...]) -> Hit:
     """Every weight gradient exactly zero: no learning rate helps; name what blocks them."""
     cause, fix, location = (
@@ -181,7 +186,8 @@ def vanishing_gradients(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     probe = _probe(context)
     layers = probe.layers
     if layers and all(layer.finite and layer.grad_norm == 0 for layer in layers):
-        yield _all_gradients_zero(graph, layers)
+        if probe.non_finite is None and not _inputs_all_zero(probe):
+            yield _all_gradients_zero(graph, layers)  # (NaN in the data is NN803's; an all-zero batch explains itself)
         return
     if len(layers) < context.threshold("min-layers"):
         return
