@@ -255,9 +255,11 @@ def _hazards(w: Writer, family: _Family) -> None:
         w.forward.insert(0, statement)
         w.features.add("hazard_state_in_forward")
     if w.chance(8):  # module-level set-up at import, after the model is built
+        # (not the default dtype when nnlint builds the model from its class: a float64 model would
+        # then meet the float32 example input, broken for the user too)
         w.at_import = w.choose(
             (
-                "torch.set_default_dtype(torch.float64)",
+                *(("torch.set_default_dtype(torch.float64)",) if w.discovery != "class" else ()),
                 "torch.backends.cudnn.deterministic = True",
                 "torch.set_num_threads(1)",
                 "os.chdir(os.path.dirname(os.path.abspath(__file__)))",
