@@ -38,6 +38,7 @@ from nnlint.graph.ops import (
     SHAPE_OPS,
 )
 from nnlint.registry import Hit, rule
+from nnlint.runtime.state import user_grad
 from nnlint.sources import attribute_assignments
 
 # Layers whose weights multiply their input: the ones whose units can be symmetric.
@@ -393,7 +394,7 @@ def _already_trained(tensor: torch.Tensor, optimizer: object) -> bool:
     the optimizer holds state for it (Adam's moments, SGD's momentum buffer), or its version counter
     shows more in-place writes than any initialization makes."""
     state = getattr(optimizer, "state", None)
-    if tensor.grad is not None or (isinstance(state, dict) and state.get(tensor)):
+    if user_grad(tensor) is not None or (isinstance(state, dict) and state.get(tensor)):
         return True
     return getattr(tensor, "_version", 0) >= _TRAINED_WRITES  # torch's per-tensor in-place write counter
 

@@ -79,7 +79,7 @@ def test_the_pytest_example_passes_on_a_clean_model_and_fails_on_a_buggy_one(tmp
 
 def test_the_configuration_example_is_read_by_the_config_loader(tmp_path):
     pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text(snippet("toml", "[tool.nnlint]"))
+    pyproject.write_text(snippet("toml", "[tool.nnlint.thresholds]"))  # the full example (the other names targets)
     config = load_config(pyproject)
     assert config.select == ("ALL",) and config.ignore == ("NN106",) and config.fail_on is Severity.WARNING
     assert not config.is_enabled("NN106") and config.is_enabled("NN105")

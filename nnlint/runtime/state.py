@@ -349,18 +349,32 @@ def preserved_generators() -> Iterator[None]:
 
 
 # -- what the user's objects hold besides their registered tensors ------------------------------
+# The user's `.grad` of each parameter `detached_grads` has set aside, by id, while it is aside.
+_GRADS_SET_ASIDE: dict[int, torch.Tensor] = {}
+
+
+def user_grad(parameter: torch.Tensor) -> torch.Tensor | None:
+    """The parameter's `.grad` as the user left it, also while nnlint has set it aside (a rule that
+    asks whether a weight was already trained reads this, not `.grad`)."""
+    return _GRADS_SET_ASIDE.get(id(parameter), parameter.grad)
+
+
 @contextmanager
 def detached_grads(modules: list[nn.Module]) -> Iterator[None]:
     """Every parameter's `.grad` is set aside while the block runs and put back after, with its
     `requires_grad`: a loss that closes over the model and calls backward on it accumulates into
     a fresh `.grad`, never into the user's existing one."""
     saved = [(p, p.grad, p.requires_grad) for module in modules for p in module.parameters()]
+    set_aside = [id(parameter) for parameter, grad, _ in saved if grad is not None and id(parameter) not in _GRADS_SET_ASIDE]
     try:
         for parameter, grad, _ in saved:
             if grad is not None:
+                _GRADS_SET_ASIDE.setdefault(id(parameter), grad)
                 parameter.grad = None
         yield
     finally:
+        for key in set_aside:
+            _GRADS_SET_ASIDE.pop(key, None)
         for parameter, grad, requires_grad in saved:
             if parameter.grad is not grad:
                 parameter.grad = grad
