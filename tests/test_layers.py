@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import nnlint
-
-ROOT = Path(nnlint.__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: its docs/ and rules/ (an installed nnlint has no docs/)
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 

@@ -12,10 +12,9 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-import nnlint
 from nnlint.runtime import torch_compat
 
-ROOT = Path(nnlint.__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: its docs/ and rules/ (an installed nnlint has no docs/)
 # torch's private names, as code reaches them: `torch._x`, `torch.utils._pytree`, `nn.modules.x._Base`,
 # a module's `._parameters` / `._buffers` / `._modules`.
 PRIVATE_TORCH = re.compile(r"\btorch(\.\w+)*\._(?!_)\w|\bnn\.modules\.\w+\._\w|\._(parameters|buffers|modules)\b")
