@@ -21,6 +21,11 @@ EPOCH_SCALE_SCHEDULERS = frozenset({"StepLR", "MultiStepLR", "ExponentialLR", "C
 PER_STEP_SCHEDULERS = frozenset({"OneCycleLR", "CyclicLR"})
 
 
+def _and_more(modules: Sequence[str]) -> str:
+    """ " and 3 more" after the first of several module paths a finding names (nothing for one)."""
+    return f" and {len(modules) - 1} more" if len(modules) > 1 else ""
+
+
 def _run(context: RuleContext) -> RunRecord:
     assert context.run is not None  # guaranteed by requires=("run",)
     return context.run
@@ -459,7 +464,7 @@ def training_in_eval_mode(graph: ModelGraph | None, context: RuleContext) -> Ite
     if found is None or not found.modules:
         return
     first = found.modules[0]
-    more = f" and {len(found.modules) - 1} more" if len(found.modules) > 1 else ""
+    more = _and_more(found.modules)
     yield Hit(
         message=(
             f"{found.steps} of {run.steps} optimizer steps ran with the model in evaluation mode, from step {found.first_step} "
@@ -759,7 +764,7 @@ def validation_in_train_mode(graph: ModelGraph | None, context: RuleContext) -> 
         return
     first = in_train_mode[0]
     module = first.train_mode_modules[0]
-    more = f" and {len(first.train_mode_modules) - 1} more" if len(first.train_mode_modules) > 1 else ""
+    more = _and_more(first.train_mode_modules)
     yield Hit(
         message=(
             f"{len(in_train_mode)} of {len(run.evaluations)} validation passes ran with the model in training mode, the first "
