@@ -13,6 +13,7 @@ from torch.overrides import TorchFunctionMode
 
 from nnlint.runtime.escapes import user_code
 from nnlint.runtime.lazy_dynamo import dynamo_import_deferred
+from nnlint.runtime.shape_formulas import ShapeFormulas
 from nnlint.runtime.state import preserved_process_state
 from nnlint.runtime.torch_compat import meta_nonzero_assumed, parse_to, tree_flatten, tree_map_only
 
@@ -157,7 +158,9 @@ def run_with_tensors(
             return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
         args, kwargs = tree_map_only(torch.Tensor, lambda t: t if t.is_meta else input_copy(t), (args, kwargs))
         # Tensors the forward creates itself (`torch.empty(B, T, H)`) land on meta: nothing is allocated.
-        with torch.device("meta"), MetaRun(), _data_dependent_shapes_assumed(), dynamo_import_deferred():
+        # Common layers' shapes come from formulas, so most runs never enter torch's Python meta
+        # kernels and the symbolic-shapes machinery they import (see nnlint.runtime.shape_formulas).
+        with torch.device("meta"), MetaRun(), ShapeFormulas(), _data_dependent_shapes_assumed(), dynamo_import_deferred():
             return functional_call(runner, prefixed, args, kwargs, tie_weights=False)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "BatchNormBase",
     "ConvBase",
     "DisableTorchFunction",
+    "DispatchMode",
     "DropoutBase",
     "InstanceNormBase",
     "LossBase",
@@ -60,6 +61,18 @@ TensorBase = torch._C.TensorBase  # where tensor methods are defined in C (x.add
 
 # -- torch function modes --------------------------------------------------------------------------------
 DisableTorchFunction = torch._C.DisableTorchFunction  # run our own tensor code past an active mode
+
+
+class DispatchMode(torch.utils._python_dispatch.TorchDispatchMode):
+    """The base of a mode that sees every aten op (nnlint.runtime.shape_formulas).
+
+    torch wraps a subclass's `__torch_dispatch__` in `torch._disable_dynamo`, which imports
+    `torch._dynamo` (0.8 s) on the first op; torch's documented opt-out is this classmethod.
+    nnlint's modes never run inside `torch.compile`, where alone the wrapper matters."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False
 
 
 def torch_function_mode_depth() -> int:
