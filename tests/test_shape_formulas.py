@@ -81,6 +81,19 @@ ANSWERED: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = [
     (aten.div.Tensor, (meta(4, 10), meta(4, 1)), {}),
     (aten.mul.Scalar, (meta(4, 12, 10, 64), 0.125), {}),
     (aten.add.Scalar, (meta(4, 12), 1), {}),
+    (aten.mul.Scalar, (meta(4, 12, 64, 10).transpose(2, 3), 0.125), {}),  # k.transpose(-2, -1) * scale
+    (aten.mul.Scalar, (meta(8, 10, 3 * 48)[..., 48:96].view(8, 10, 4, 12).transpose(1, 2), 0.125), {}),  # a slice of qkv
+    (aten.add.Tensor, (meta(4, 10, 32), meta(10, 4, 32).transpose(0, 1)), {}),
+    (aten._safe_softmax.default, (meta(4, 12, 10, 10), -1), {}),
+    (aten._softmax.default, (meta(4, 10), 1, False), {}),
+    (aten.tril.default, (meta(16, 16, dtype=torch.bool),), {}),
+    (aten.triu.default, (meta(3, 16, 16), 1), {}),
+    (aten.where.self, (meta(16, 16, dtype=torch.bool), meta(), meta()), {}),
+    (aten.where.self, (meta(2, 16, 16, dtype=torch.bool), meta(2, 16, 16), meta()), {}),
+    (aten.arange.default, (128,), {"device": torch.device("meta")}),
+    (aten.arange.start, (3, 250), {"dtype": torch.int64, "device": "meta"}),
+    (aten.arange.start_step, (10, 0, -3), {"device": "meta"}),
+    (aten.arange.start_step, (0, 10, 4), {"device": "meta"}),
     (aten.embedding.default, (meta(100, 16), meta(4, 7, dtype=torch.int64)), {}),
     (aten.embedding.default, (meta(100, 16), meta(9, dtype=torch.int32), 0), {}),
     (aten.cat.default, ([meta(2, 64, 16, 16), meta(2, 32, 16, 16)], 1), {}),
@@ -113,6 +126,8 @@ DECLINED: list[tuple[Any, tuple[Any, ...]]] = [
     (aten.relu.default, (meta(0, 3),)),
     (aten.add.Tensor, (meta(2, 3), meta(2, 3, dtype=torch.float64))),
     (aten.add.Tensor, (meta(2, 1), meta(1, 3))),
+    (aten.arange.start, (0.5, 4.0)),
+    (aten.mul.Scalar, (meta(4, 1, 8).transpose(0, 2), 2.0)),
     (aten.native_batch_norm.default, (meta(8, 16, 1, 1), None, None, None, None, True, 0.1, 1e-5)),
     # A bias of the wrong length: meta does not check it (a real run does); torch's answer stands.
     (aten.convolution.default, (meta(8, 3, 9, 9), meta(16, 3, 3, 3), meta(8), [1, 1], [0, 0], [1, 1], False, [0, 0], 1)),
@@ -149,6 +164,43 @@ def test_cases_outside_the_formulas_run_torch_kernel(op, args):
     assert formula_for(op)(*args) is None
     with ShapeFormulas():
         assert _described(op(*args)) == _described(op(*args))
+
+
+def _random_operand(shape: list[int], generator: torch.Generator) -> torch.Tensor:
+    """A meta tensor of `shape`, or a broadcastable part of it, laid out as views lay it out:
+    contiguous, transposed, or a slice of a wider tensor."""
+    kept = [size if torch.rand((), generator=generator) < 0.7 else 1 for size in shape]
+    kept = kept[int(torch.randint(0, len(kept), (), generator=generator)) :] if torch.rand((), generator=generator) < 0.3 else kept
+    layout = int(torch.randint(0, 3, (), generator=generator))
+    if layout == 1 and len(kept) >= 2:
+        return meta(*kept[:-2], kept[-1], kept[-2]).transpose(-1, -2)
+    if layout == 2 and kept:
+        return meta(*kept[:-1], 2 * kept[-1])[..., : kept[-1]]
+    return meta(*kept)
+
+
+def test_elementwise_formulas_match_torch_on_random_layouts():
+    """Broadcasting and strides are where an elementwise formula could drift from torch: 600
+    random pairs (shapes with and without size-1 dimensions, transposed and sliced views)."""
+    generator = torch.Generator().manual_seed(17)
+    answered = 0
+    for _ in range(600):
+        shape = [int(size) for size in torch.randint(1, 5, (int(torch.randint(1, 5, (), generator=generator)),), generator=generator)]
+        left, right = _random_operand(shape, generator), _random_operand(shape, generator)
+        for op, args in [(aten.add.Tensor, (left, right)), (aten.mul.Tensor, (right, left)), (aten.mul.Scalar, (left, 0.5))]:
+            by_formula = formula_for(op)(*args)
+            try:
+                expected = op(*args)
+            except RuntimeError:
+                assert by_formula is None  # shapes that do not broadcast: torch's error
+                continue
+            if by_formula is not None:
+                answered += 1
+                assert _described(by_formula) == _described(expected), (
+                    op,
+                    [(t.shape, t.stride()) for t in args if isinstance(t, torch.Tensor)],
+                )
+    assert answered > 600  # the formulas answer most of them; the rest run torch's kernel
 
 
 class _Bottleneck(nn.Module):

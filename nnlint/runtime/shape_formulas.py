@@ -72,9 +72,19 @@ def _same_dtype(*tensors: torch.Tensor) -> bool:
     return len({t.dtype for t in tensors}) == 1
 
 
+def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
 def _standard(tensor: torch.Tensor) -> bool:
-    """Contiguous, and not also channels-last contiguous (where torch may pick either layout)."""
-    if not tensor.is_contiguous():
+    """Exactly the strides `torch.empty` gives (`is_contiguous` ignores the stride of a size-1
+    dimension; torch's layout rules do not), and not also channels-last contiguous (where torch
+    may pick either layout)."""
+    if tensor.stride() != _contiguous_strides(tensor.shape):
         return False
     if tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last):
         return False
@@ -176,7 +186,7 @@ def _batch_norm(
 def _layer_norm(input: Any, normalized_shape: Any, weight: Any, bias: Any, eps: float) -> tuple[torch.Tensor, ...] | None:
     """LayerNorm: the output has the input's shape; mean and rstd one value per normalized row."""
     vectors = [v for v in (weight, bias) if v is not None]
-    if not (_meta(input, *vectors) and _same_dtype(input, *vectors) and input.is_contiguous()):
+    if not (_meta(input, *vectors) and _same_dtype(input, *vectors) and input.stride() == _contiguous_strides(input.shape)):
         return None
     normalized = _ints(normalized_shape, len(normalized_shape)) if isinstance(normalized_shape, (list, tuple)) else None
     if not normalized or len(normalized) > input.dim() or list(input.shape[-len(normalized) :]) != normalized:
@@ -252,7 +262,9 @@ def _max_pool2d(
 @_formula(aten.mean.dim)
 def _mean(self: Any, dim: Any, keepdim: bool = False, *, dtype: Any = None) -> torch.Tensor | None:
     """`x.mean(dims)` (AdaptiveAvgPool2d(1) and global average pooling): the reduced shape."""
-    if not (_meta(self) and self.is_contiguous() and dtype is None and isinstance(keepdim, bool) and self.dim() > 0):
+    if not (
+        _meta(self) and self.stride() == _contiguous_strides(self.shape) and dtype is None and isinstance(keepdim, bool) and self.dim() > 0
+    ):
         return None
     dims = _ints(dim, len(dim)) if isinstance(dim, (list, tuple)) and dim else None
     if dims is None or any(not -self.dim() <= d < self.dim() for d in dims):
@@ -282,15 +294,28 @@ def _unary_in_place(self: Any, *args: Any, **kwargs: Any) -> torch.Tensor | None
 @_formula(aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor)
 def _binary(self: Any, other: Any, *args: Any, **kwargs: Any) -> torch.Tensor | None:
     """Arithmetic between two tensors of one dtype: the broadcast shape (residual sums, scaling)."""
-    if "rounding_mode" in kwargs or not (
-        _meta(self, other) and _same_dtype(self, other) and self.is_contiguous() and other.is_contiguous()
-    ):
+    if "rounding_mode" in kwargs or not (_meta(self, other) and _same_dtype(self, other)):
+        return None
+    decided = _leading_operand_decides(self, other)
+    if decided is not None:
+        return _new(decided, self.dtype)
+    if not (_standard(self) and _standard(other)):
         return None
     shape = _broadcast(self.shape, other.shape)
     full = [t for t in (self, other) if list(t.shape) == shape]
     if shape is None or not full or not all(_standard(t) for t in full):
         return None  # torch orders the output's strides from the operands: left to it unless plainly contiguous
     return _new(shape, self.dtype)
+
+
+def _leading_operand_decides(self: torch.Tensor, other: torch.Tensor) -> list[int] | None:
+    """The output shape when `self` alone fixes a contiguous output: it has that shape, is
+    contiguous and has no dimension of size 1, so torch's stride ordering, which asks the
+    operands in turn, never reaches `other` (a residual sum with a transposed view)."""
+    shape = _broadcast(self.shape, other.shape)
+    if shape is None or list(self.shape) != shape or 1 in shape or self.stride() != _contiguous_strides(shape):
+        return None
+    return shape
 
 
 @_formula(aten.add_.Tensor, aten.sub_.Tensor, aten.mul_.Tensor, aten.div_.Tensor)
@@ -303,10 +328,71 @@ def _binary_in_place(self: Any, other: Any, *args: Any, **kwargs: Any) -> torch.
 
 @_formula(aten.mul.Scalar, aten.add.Scalar, aten.sub.Scalar, aten.div.Scalar)
 def _with_scalar(self: Any, other: Any, *args: Any, **kwargs: Any) -> torch.Tensor | None:
-    """A float tensor and a Python int or float: the tensor's shape and dtype (attention scaling)."""
-    if kwargs or args or type(other) not in (int, float) or not (_meta(self) and _standard(self)):
+    """A float tensor and a Python int or float: the tensor's shape and dtype (attention scaling,
+    often of a transposed view, whose dimension order torch keeps)."""
+    if kwargs or args or type(other) not in (int, float) or not _meta(self):
+        return None
+    if _standard(self):
+        return _new(self.shape, self.dtype)
+    strides = _strides_in_input_order(self)
+    return None if strides is None else torch.empty_strided(tuple(self.shape), strides, dtype=self.dtype, device="meta")
+
+
+def _strides_in_input_order(tensor: torch.Tensor) -> tuple[int, ...] | None:
+    """A one-input elementwise output's strides: contiguous, with the dimensions ordered as the
+    input's strides order them (torch's rule, so a transposed or sliced view gives a transposed
+    output). Only where that order is plain: no dimension of size 1, no two strides equal."""
+    if 1 in tensor.shape or len(set(tensor.stride())) != tensor.dim() or min(tensor.stride(), default=1) < 1:
+        return None
+    strides = [0] * tensor.dim()
+    expected = 1
+    for _, dim in sorted((stride, dim) for dim, stride in enumerate(tensor.stride())):
+        strides[dim] = expected
+        expected *= tensor.shape[dim]
+    return tuple(strides)
+
+
+@_formula(aten._safe_softmax.default, aten._softmax.default)
+def _softmax(self: Any, dim: Any, dtype_or_half: Any = None) -> torch.Tensor | None:
+    """Softmax over one dimension (attention weights): the input's shape."""
+    if not (_meta(self) and _standard(self) and isinstance(dim, int) and -self.dim() <= dim < max(self.dim(), 1)):
+        return None
+    if dtype_or_half not in (None, False):  # `_safe_softmax`'s dtype, `_softmax`'s half_to_float
         return None
     return _new(self.shape, self.dtype)
+
+
+@_formula(aten.tril.default, aten.triu.default)
+def _triangle(self: Any, diagonal: int = 0) -> torch.Tensor | None:
+    """`torch.tril(mask)` (causal masks): the input's shape and dtype."""
+    if not (_meta(self, dtypes=(*_FLOATS, torch.bool, torch.int64)) and _standard(self) and self.dim() >= 2):
+        return None
+    return _new(self.shape, self.dtype) if isinstance(diagonal, int) else None
+
+
+@_formula(aten.where.self)
+def _where(condition: Any, self: Any, other: Any) -> torch.Tensor | None:
+    """`torch.where(mask, x, y)` on a full-shape contiguous mask (masked_fill-style attention masks)."""
+    if not (_meta(condition, dtypes=(torch.bool,)) and _meta(self, other) and _same_dtype(self, other) and _standard(condition)):
+        return None
+    if _broadcast(condition.shape, self.shape, other.shape) != list(condition.shape):
+        return None
+    if any(t.dim() > 0 and (list(t.shape) != list(condition.shape) or not _standard(t)) for t in (self, other)):
+        return None
+    return _new(condition.shape, self.dtype)
+
+
+@_formula(aten.arange.default, aten.arange.start, aten.arange.start_step)
+def _arange(*bounds: Any, dtype: Any = None, layout: Any = None, device: Any = None, pin_memory: Any = None) -> torch.Tensor | None:
+    """`torch.arange` of ints on meta (position ids): `ceil((end - start) / step)` int64 values."""
+    if device is None or torch.device(device).type != "meta" or layout not in (None, torch.strided) or dtype not in (None, torch.int64):
+        return None
+    if not 1 <= len(bounds) <= 3 or any(type(b) is not int for b in bounds):
+        return None
+    start, end, step = (0, bounds[0], 1) if len(bounds) == 1 else (*bounds, 1)[:3]
+    if step == 0 or (end - start) * step < 0:
+        return None
+    return _new((-((start - end) // step),), torch.int64)
 
 
 # -- indexing and joining ---------------------------------------------------------------------------------
@@ -315,7 +401,12 @@ def _embedding(
     weight: Any, indices: Any, padding_idx: int = -1, scale_grad_by_freq: bool = False, sparse: bool = False
 ) -> torch.Tensor | None:
     """nn.Embedding: one row of the table per index, shape `indices.shape + (dim,)`."""
-    if not (_meta(weight) and _meta(indices, dtypes=(torch.int64, torch.int32)) and weight.dim() == 2 and indices.is_contiguous()):
+    if not (
+        _meta(weight)
+        and _meta(indices, dtypes=(torch.int64, torch.int32))
+        and weight.dim() == 2
+        and indices.stride() == _contiguous_strides(indices.shape)
+    ):
         return None
     return _new((*indices.shape, weight.shape[1]), weight.dtype)
 
