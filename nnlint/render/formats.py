@@ -16,18 +16,27 @@ class OutputFormat(StrEnum):
 
 
 def render(report: Report, output_format: OutputFormat, *, color: bool = False, width: int | None = None) -> str:
-    from nnlint.render import github, json_format, junit, sarif, text
-
+    # Each format imported when asked for: a run renders one (junit's XML modules alone cost ~50 ms).
     match output_format:
         case OutputFormat.TEXT:
+            from nnlint.render import text
+
             return text.render(report, color=color, width=width)
         case OutputFormat.JSON:
+            from nnlint.render import json_format
+
             return json_format.render(report)
         case OutputFormat.SARIF:
+            from nnlint.render import sarif
+
             return sarif.render(report)
         case OutputFormat.GITHUB:
+            from nnlint.render import github
+
             return github.render(report)
         case OutputFormat.JUNIT:
+            from nnlint.render import junit
+
             return junit.render(report)
         case _:
             assert_never(output_format)
