@@ -253,7 +253,8 @@ class Session:
         elif result.steps < self.requested.steps or self.batch < self.full_batch or left_out:
             notes.append(f"{self._what_fit(result.steps)}, {self.elapsed():.1f} s: fitted to --probe-budget {self.requested.budget:g} s")
         if left_out:
-            why = f"the probe stopped first ({self.stopped})" if self.stopped else f"it did not fit --probe-budget {self.requested.budget:g} s"
+            budget_text = f"--probe-budget {self.requested.budget:g} s"
+            why = f"the probe stopped first ({self.stopped})" if self.stopped else f"it did not fit {budget_text}"
             notes += [MeasureNote(measure, f"not measured: {why}") for measure in left_out]
         return dataclasses.replace(
             result, notes=tuple(notes), full_batch=self.full_batch, seconds=self.elapsed(), stopped=self.stopped is not None
