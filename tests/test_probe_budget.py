@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from expectations import ROOT, found_findings, lint, rule_fixtures
 from probe_helpers import lint_model
 from torch import nn
 
@@ -155,3 +156,19 @@ def test_a_forward_that_never_returns_is_still_nn002(tmp_path, isolation):
     findings = report["targets"][0]["findings"]
     assert code == 2 and [f["code"] for f in findings] == ["NN002"]
     assert "did not finish within 1 s (--probe-timeout)" in findings[0]["message"]
+
+
+# -- the budget changes no finding on the fixtures and the held-out set -----------------------------
+CORPUS = [*rule_fixtures(), *sorted((ROOT / "bench" / "heldout").glob("*.py"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_the_budget_changes_no_finding(path):
+    """The same codes at the same lines with the default budget as with none (the full fixed work):
+    these models fit it, so nothing is reduced, and the planning itself (the timed slice) leaves
+    no trace in what the probe measures."""
+    budgeted = lint(path)
+    unlimited = lint(path, probe_budget=None)
+    assert found_findings(budgeted) == found_findings(unlimited)
+    assert budgeted.exit_code == unlimited.exit_code

@@ -47,9 +47,8 @@ from nnlint.targets import Target
 _DEVICE_MISMATCH = re.compile(r"on the same device|device mismatch|Expected .* device", re.IGNORECASE)
 
 
-# Samples are reduced only from a batch at least this many times the fewest the measurements
-# need: timing the slice costs a step on `fewest` samples, and a made-up batch of 4 gains little.
-_WORTH_A_SLICE = 4
+# A training step (forward, loss, backward) costs about this many forwards.
+_STEP_PER_FORWARD = 3.0
 
 
 class ProbeSkipped(Exception):
@@ -251,14 +250,16 @@ class Session:
         if self.stopped is not None:
             notes.append(f"stopped after {self.elapsed():.1f} s: measured what fit ({self.stopped})")
         elif result.steps < self.requested.steps or self.batch < self.full_batch or left_out:
-            notes.append(f"{self._what_fit(result.steps)}, {self.elapsed():.1f} s: fitted to --probe-budget {self.requested.budget:g} s")
+            notes.append(f"{self._what_fit(result.steps)}, {self.elapsed():.1f} s: fitted to {self._budget_text()}")
         if left_out:
-            budget_text = f"--probe-budget {self.requested.budget:g} s"
-            why = f"the probe stopped first ({self.stopped})" if self.stopped else f"it did not fit {budget_text}"
+            why = f"the probe stopped first ({self.stopped})" if self.stopped else f"it did not fit {self._budget_text()}"
             notes += [MeasureNote(measure, f"not measured: {why}") for measure in left_out]
         return dataclasses.replace(
             result, notes=tuple(notes), full_batch=self.full_batch, seconds=self.elapsed(), stopped=self.stopped is not None
         )
+
+    def _budget_text(self) -> str:
+        return f"--probe-budget {self.requested.budget:g} s" if self.requested.budget is not None else "no --probe-budget"
 
     def _what_fit(self, steps: int) -> str:
         """What the probe ran, beside what it was asked: "3 steps on 8 of 128 samples"."""
@@ -286,11 +287,11 @@ class Session:
 
     # -- the budget (nnlint/probe/budget.py) ----------------------------------------------------
     def _fewer_samples_if_needed(self) -> None:
-        """Time one step on a slice of the fewest samples the measurements allow; train on fewer
+        """Time a forward on a slice of the fewest samples the measurements allow; train on fewer
         samples than the batch only when the whole batch would not fit the budget."""
         fewest = self._samples_needed()
-        if self.batch < _WORTH_A_SLICE * fewest:
-            return  # a slice would cost more than the fewer samples could save
+        if fewest >= self.batch:
+            return
         slice_ = checks.chunks((self.args, self.kwargs), self.batch, fewest)[0][1]
         try:
             with self._seeded(), self._training_configuration():
@@ -316,19 +317,16 @@ class Session:
         return min(self.batch, 2)
 
     def _timed_step(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
-        """Seconds for one plain forward → loss → backward on these inputs, on scratch buffers
-        (BatchNorm's running statistics stay as they were); the gradients are cleared after."""
+        """Seconds for one training step on these inputs, estimated from a plain training-mode
+        forward (a backward costs about two forwards), on scratch buffers: BatchNorm's running
+        statistics stay as they were, and no gradient is left."""
         scratch = dict(self.tensors) | {name: self.tensors[name].clone() for name in self.buffer_names}
         start = time.monotonic()
         output = self.forward(Instrument(self.model), args, kwargs, "training mode", tensors=scratch)
-        self.forward_worked = True
-        loss = self.compute_loss(synthetic_loss(output, self.device, torch.Generator().manual_seed(self.settings.seed)), output)
-        if loss.requires_grad:
-            self.backward(loss, scratch)
         seconds = time.monotonic() - start
-        for parameter in self.parameters.values():
-            parameter.grad = None
-        return seconds
+        self.forward_worked = True
+        del output
+        return _STEP_PER_FORWARD * seconds
 
     def _out_of_budget(self) -> bool:
         return self.requested.budget is not None and self.elapsed() > self.requested.budget
@@ -347,7 +345,7 @@ class Session:
     def _extra_measurements(self, steps: _Steps, samples: checks.OutputSamples, chunk: int, labels: Any) -> dict[str, Any]:
         wanted = self.settings.measures
         if wanted and self._out_of_budget():
-            self.stopped = f"--probe-budget {self.requested.budget:g} s"
+            self.stopped = self._budget_text()
             self.settings = dataclasses.replace(self.settings, measures=frozenset())
             return {}
         found: dict[str, Any] = {}
@@ -460,7 +458,7 @@ class Session:
                 if step >= self.settings.steps:
                     break
             elif step > 1 and self._out_of_budget():
-                self.stopped = f"--probe-budget {self.requested.budget:g} s"
+                self.stopped = self._budget_text()
                 break
             for parameter in parameters:
                 parameter.grad = None
