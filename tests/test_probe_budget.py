@@ -85,6 +85,22 @@ def test_a_big_batch_is_probed_on_fewer_samples_and_the_note_says_so():
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
 
 
+def _fitted_note(report) -> str:
+    return next(note for note in report.targets[0].notes if "--probe-budget" in note and "NN" not in note)
+
+
+def test_batchnorm_keeps_the_batch_unless_it_is_made_up_and_over_images():
+    """A made-up input (no example input, no batch size) has no training batch to keep: BatchNorm2d
+    is trained on two of its samples; BatchNorm1d, whose statistics are over the samples alone,
+    and a user's own example input keep every sample."""
+    images = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    assert " on 2 of 4 samples" in _fitted_note(lint_model(images, Config(probe_budget=1e-6)))
+    given = lint_model(images, Config(probe_budget=1e-6), example_input=torch.randn(16, 3, 32, 32))
+    assert " on 16 samples" in _fitted_note(given)
+    features = nn.Sequential(nn.Linear(10, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    assert " on 4 samples" in _fitted_note(lint_model(features, Config(probe_budget=1e-6)))
+
+
 def test_without_a_budget_the_probe_does_its_full_fixed_work():
     report = lint_model(_CostsPerSample(), Config(probe_budget=None), example_input=torch.randn(64, 16))
     notes = report.targets[0].notes

@@ -310,10 +310,15 @@ class Session:
 
     def _samples_needed(self) -> int:
         """The fewest samples the requested measurements keep their meaning on: BatchNorm's need
-        the training batch; real data's input statistics need all of it; the rest need two."""
-        batchnorm = self.settings.measures & {Measure.BATCHNORM_SPREAD, Measure.TRAIN_EVAL_GAP}
-        if (batchnorm and _trains_batchnorm(self.model)) or self.settings.input_source == "example_batch":
+        the training batch; real data's input statistics need all of it; the rest need two. A
+        made-up input with no known training batch has no batch size to keep: there BatchNorm
+        over images or volumes (statistics over every pixel of a channel) needs two samples too."""
+        if self.settings.input_source == "example_batch":
             return self.batch
+        if self.settings.measures & {Measure.BATCHNORM_SPREAD, Measure.TRAIN_EVAL_GAP} and _trains_batchnorm(self.model):
+            made_up = self.settings.input_source == "random" and self.settings.training_batch_size is None
+            if not (made_up and _batchnorm_is_spatial(self.model)):
+                return self.batch
         return min(self.batch, 2)
 
     def _timed_step(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
@@ -629,6 +634,11 @@ def _leading_dimension(value: Any) -> int | None:
 def _trains_batchnorm(model: nn.Module) -> bool:
     """Whether a BatchNorm normalizes with batch statistics in the model's training configuration."""
     return any(isinstance(m, BatchNormBase) and (m.training or not model.training) for m in model.modules())
+
+
+def _batchnorm_is_spatial(model: nn.Module) -> bool:
+    """Every BatchNorm normalizes images or volumes (2d/3d), never features of one value a sample."""
+    return all(isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)) for m in model.modules() if isinstance(m, BatchNormBase))
 
 
 def _calling_layer(owner: str, called: dict[str, int]) -> str | None:
