@@ -92,7 +92,8 @@ def main() -> None:
 
 
 def run(files: list[Path], repeat: int, base: Path | None, options: argparse.Namespace) -> None:
-    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {'with' if options.load else 'without'} two busy processes")
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"load average at start: {load}; {'with' if options.load else 'without'} two busy processes")
     print(f"{'model':<12} {'floor s':>8} {'before s':>9} {'after s':>8} {'before×':>8} {'after×':>7}  verdicts (before / after)")
     before_ratios, after_ratios = [], []
     for path in files:
@@ -119,7 +120,9 @@ def run(files: list[Path], repeat: int, base: Path | None, options: argparse.Nam
         if befores:
             before_ratios.append(before / floor)
         said = f"{'/'.join(sorted(verdicts['before'])) or '-'} / {'/'.join(sorted(verdicts['after']))}"
-        print(f"{path.stem:<12} {floor:>8.2f} {before:>9.2f} {after:>8.2f} {before / floor:>8.2f} {after / floor:>7.2f}  {said}", flush=True)
+        print(
+            f"{path.stem:<12} {floor:>8.2f} {before:>9.2f} {after:>8.2f} {before / floor:>8.2f} {after / floor:>7.2f}  {said}", flush=True
+        )
     for name, ratios in (("before", before_ratios), ("after", after_ratios)):
         if ratios:
             print(f"{name}: median {statistics.median(ratios):.2f}× the floor, worst {max(ratios):.2f}×")

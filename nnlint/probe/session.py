@@ -47,6 +47,14 @@ from nnlint.targets import Target
 _DEVICE_MISMATCH = re.compile(r"on the same device|device mismatch|Expected .* device", re.IGNORECASE)
 
 
+def _compute_clock() -> float:
+    """The probing thread's CPU time. The budget counts it rather than wall time, so that a busy
+    machine (other jobs, a shared CI runner) takes longer but plans, and so finds, the same; the
+    wall-clock limit is --probe-timeout. Threads torch starts for one operation are not counted:
+    on a many-core machine the work fits sooner, as it runs sooner."""
+    return time.thread_time()
+
+
 # A training step (forward, loss, backward) costs about this many forwards.
 _STEP_PER_FORWARD = 3.0
 
@@ -174,6 +182,7 @@ class Session:
         self.batch = 1
         self.requested = settings  # what was asked; `settings` becomes what the budget allows
         self.started = time.monotonic()
+        self.started_cpu = _compute_clock()
         self.forward_worked = False  # one forward returned: running out of time is then slowness, not a hang
         self.labels: Any = None
         self.full_batch = 1
@@ -269,7 +278,12 @@ class Session:
         return f"{of_steps} on {of_samples}"
 
     def elapsed(self) -> float:
+        """Wall-clock seconds since the probe started (what notes report)."""
         return time.monotonic() - self.started
+
+    def computed(self) -> float:
+        """Seconds of the probe's own compute since it started: what the budget counts."""
+        return _compute_clock() - self.started_cpu
 
     def result_so_far(self, stopped: str) -> ProbeResult:
         """The result of the steps that completed before the probe was stopped (--probe-timeout);
@@ -299,7 +313,7 @@ class Session:
         except ProbeFailed:
             return  # the forward rejects part of the batch (dimension 0 is a guess): train on all of it
         overfit = checks.OVERFIT_SAMPLES if self.settings.deep else 0
-        left = self.settings.budget - self.elapsed()  # type: ignore[operator]
+        left = self.settings.budget - self.computed()  # type: ignore[operator]
         chunk = self.settings.training_batch_size or self.batch
         samples = budget.samples_to_train_on(left, seconds / fewest, self.batch, fewest, self.settings.measures, chunk, overfit)
         if samples < self.batch:
@@ -326,15 +340,15 @@ class Session:
         forward (a backward costs about two forwards), on scratch buffers: BatchNorm's running
         statistics stay as they were, and no gradient is left."""
         scratch = dict(self.tensors) | {name: self.tensors[name].clone() for name in self.buffer_names}
-        start = time.monotonic()
+        start = _compute_clock()
         output = self.forward(Instrument(self.model), args, kwargs, "training mode", tensors=scratch)
-        seconds = time.monotonic() - start
+        seconds = _compute_clock() - start
         self.forward_worked = True
         del output
         return _STEP_PER_FORWARD * seconds
 
     def _out_of_budget(self) -> bool:
-        return self.requested.budget is not None and self.elapsed() > self.requested.budget
+        return self.requested.budget is not None and self.computed() > self.requested.budget
 
     def _plan_after_first_step(self, step_seconds: float, chunked: bool) -> None:
         """Steps and checks for the rest of the budget, from what the first step took."""
@@ -343,7 +357,7 @@ class Session:
         overfit = min(checks.OVERFIT_SAMPLES, self.batch) / self.batch
         wanted = self.settings.measures if self.settings.deep else self.settings.measures - {Measure.OVERFIT}
         steps, kept = budget.after_first_step(
-            self.requested.budget - self.elapsed(), step_seconds, self.settings.steps, wanted, chunked, overfit
+            self.requested.budget - self.computed(), step_seconds, self.settings.steps, wanted, chunked, overfit
         )
         self.settings = dataclasses.replace(self.settings, steps=steps, measures=kept | (self.settings.measures - wanted))
 
@@ -456,10 +470,10 @@ class Session:
         batchnorm_inputs = bool({Measure.BATCHNORM_SPREAD, Measure.TRAIN_EVAL_GAP} & self.settings.measures)
         measuring = Instrument(self.model, statistics=True, batchnorm_inputs=batchnorm_inputs)
         parameters = list(self.parameters.values())
-        step, first_started = 0, time.monotonic()
+        step, first_started = 0, _compute_clock()
         while step < max(self.settings.steps, 1):
             if step == 1:
-                self._plan_after_first_step(time.monotonic() - first_started, chunked=self.chunk < self.batch)
+                self._plan_after_first_step(_compute_clock() - first_started, chunked=self.chunk < self.batch)
                 if step >= self.settings.steps:
                     break
             elif step > 1 and self._out_of_budget():
