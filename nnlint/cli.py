@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import io
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from nnlint import __version__
-from nnlint.config import Config, find_config_file, load_config, parse_codes, parse_severity, parse_shape, parse_timeout
+from nnlint.config import Config, find_config_file, load_config, parse_budget, parse_codes, parse_severity, parse_shape, parse_timeout
 from nnlint.errors import NnlintError
 from nnlint.render import OutputFormat, display_path, render, render_statistics
 from nnlint.report import Report
@@ -108,6 +109,15 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
         raise click.BadParameter(str(error)) from None
 
 
+def _budget(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Checked here, applied in `_config` (None there means "not given", and "none" is a value)."""
+    try:
+        parse_budget(value) if value is not None else None
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return value
+
+
 def _codes(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
     return parse_codes(value) if value is not None else None
 
@@ -140,6 +150,11 @@ def _exit_130_on_interrupt(command: Callable[..., None]) -> Callable[..., None]:
     help="Stop linting a file (import, every forward, the probe) after this many seconds: NN002 (default 900).",
 )
 @click.option("--probe-steps", type=click.IntRange(min=1), help="Instrumented training steps the probe runs (default 3).")
+@click.option(
+    "--probe-budget",
+    callback=_budget,
+    help="Seconds the probe plans its work to fit: fewer steps, samples or optional checks (default 10; none: no budget).",
+)
 @click.option(
     "--script-timeout",
     callback=_seconds,
@@ -372,7 +387,7 @@ def _config(paths: list[Path], config_file: Path | None, options: dict[str, Any]
     source = config_file if config_file is not None else find_config_file(_common_folder(paths))
     config = load_config(source)
     fail_on = options.pop("fail_on")
-    return config.with_overrides(
+    config = config.with_overrides(
         select=options["select"],
         ignore=options["ignore"],
         static=options["static"],
@@ -386,6 +401,12 @@ def _config(paths: list[Path], config_file: Path | None, options: dict[str, Any]
         deep=options["deep"],
         fail_on=parse_severity(fail_on) if fail_on else None,
     )
+    return _with_budget(config, options["probe_budget"])
+
+
+def _with_budget(config: Config, value: str | None) -> Config:
+    """`--probe-budget`, applied on its own: "none" turns the budget off (None elsewhere means "not given")."""
+    return config if value is None else dataclasses.replace(config, probe_budget=parse_budget(value))
 
 
 def _common_folder(paths: list[Path]) -> Path:

@@ -40,6 +40,8 @@ class Config:
     graph: str = "auto"  # "auto", "fx" or "recorded"
     probe_timeout: float = 60.0  # seconds; building the graph or probing longer stops with NN002
     probe_steps: int = 3  # instrumented training steps
+    # seconds the probe plans its work to fit (fewer steps, samples or optional checks); None: no budget
+    probe_budget: float | None = 10.0
     deep: bool = False  # opt-in probe checks that cost more (NN904)
     targets: tuple[str, ...] = ()  # `file.py::expression` entries, files relative to the config file
     # seconds; the whole lint of one file (import, every target, every forward), after which its
@@ -94,6 +96,7 @@ _KEYS = {
     "batch-size": "batch_size",
     "probe-timeout": "probe_timeout",
     "probe-steps": "probe_steps",
+    "probe-budget": "probe_budget",
     "deep": "deep",
     "targets": "targets",
     "file-timeout": "file_timeout",
@@ -201,6 +204,16 @@ def parse_timeout(value: Any) -> float:
     return seconds
 
 
+def parse_budget(value: Any) -> float | None:
+    """Seconds, a positive number; "none" (or "off") for no budget: the probe's full fixed workload."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return parse_timeout(value)
+    except ValueError:
+        raise ValueError(f'expected a positive number of seconds or "none", got {value!r}') from None
+
+
 def _parse_bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
@@ -268,6 +281,7 @@ _PARSERS = {
     "batch-size": _parse_positive_int,
     "probe-timeout": parse_timeout,
     "probe-steps": _parse_positive_int,
+    "probe-budget": parse_budget,
     "deep": _parse_bool,
     "targets": parse_targets,
     "file-timeout": parse_timeout,

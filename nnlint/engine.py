@@ -198,9 +198,10 @@ class Linter:
             steps=self.config.probe_steps,
             timeout=self.config.probe_timeout,
             deep=self.config.deep,
-            measures=frozenset().union(*(rule.needs for rule in [*probe_rules, *measured_static])),
+            measures=frozenset().union(*(rule.needs for rule in [*self._runnable(probe_rules, graph, loaded, context), *measured_static])),
             training_batch_size=context.batch_size.value if context.batch_size else None,
             input_source=_input_source(loaded.target),
+            budget=self.config.probe_budget,
         )
         try:
             probe = run_probe(loaded.target.model, example_input, loaded.target, settings)
@@ -225,6 +226,15 @@ class Linter:
         notes.extend(f"probe: {self._probe_note(note)}" for note in probe.notes)
         measured = [_with_probe_evidence(rules[finding.code], finding, probe) for finding in findings]
         return measured + self._run_rules(Phase.PROBE, graph, dataclasses.replace(context, probe=probe), loaded, skipped), probe
+
+    def _runnable(self, rules: list[Rule], graph: ModelGraph, loaded: LoadedTarget, context: RuleContext) -> list[Rule]:
+        """The probe rules whose requirements (other than the probe itself) are met: only their
+        measurements are worth the probe's time."""
+        return [
+            rule
+            for rule in rules
+            if _missing_requirement(rule, graph, loaded.target, context.batch_size, None, self.config.deep) in (None, "probe")
+        ]
 
     def _gradient_flow(self, probe: ProbeResult | None) -> GradientFlow | None:
         """The chart's data; none for fewer than two layers, or when a gradient is NaN/Inf (NN803 says where)."""

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 import torch
@@ -65,14 +65,14 @@ def example_input_for(loaded: LoadedTarget, input_shape: tuple[int, ...] | None,
 
     The candidates come from an ordered list of sources (`input_sources`); the first given one
     wins, else the first made-up one the forward accepts (`verified_input`)."""
-    made_up_ones: list[InputSource] = []
-    for source in input_sources(loaded, input_shape):
+    sources = input_sources(loaded, input_shape)
+    for source in sources:
         if not source.checked:
             return source.value, False
-        made_up_ones.append(source)
-        if len(made_up_ones) >= _CANDIDATES_TRIED:
-            break
-    return verified_input(loaded.target.model, made_up_ones, trains), True
+        # Given sources come first: the rest are made up, and made (random tensors) only when tried.
+        made_up_ones = islice(chain([source], sources), _CANDIDATES_TRIED)
+        return verified_input(loaded.target.model, made_up_ones, trains), True
+    return verified_input(loaded.target.model, [], trains), True
 
 
 def input_sources(loaded: LoadedTarget, input_shape: tuple[int, ...] | None) -> Iterator[InputSource]:
@@ -96,7 +96,7 @@ def infer_input(model: nn.Module, trains: bool = True, construction: Mapping[str
     return verified_input(model, list(islice(made_up_sources(model, construction or {}), _CANDIDATES_TRIED)), trains)
 
 
-def verified_input(model: nn.Module, candidates: list[InputSource], trains: bool = True) -> Any:
+def verified_input(model: nn.Module, candidates: Iterable[InputSource], trains: bool = True) -> Any:
     """The first candidate input the forward accepts in evaluation mode and, when `trains` (the
     probe will train on it), in training mode too, where a branch may need more (Inception's
     auxiliary head rejects 224×224 images only in training mode). When none is accepted, the
@@ -105,7 +105,9 @@ def verified_input(model: nn.Module, candidates: list[InputSource], trains: bool
     tried_real: list[int] = []
     evaluation_only = None  # the first input only evaluation mode accepts: used when none suits both modes
     first_reason: str | None = None
+    tried: list[InputSource] = []  # consumed one by one: a later candidate is made only if needed
     for index, candidate in enumerate(candidates):
+        tried.append(candidate)
         verdict, reason = _verdict_on_meta(model, candidate.value)
         first_reason = first_reason or reason
         if verdict is True:
@@ -120,10 +122,10 @@ def verified_input(model: nn.Module, candidates: list[InputSource], trains: bool
     if evaluation_only is not None:
         return evaluation_only
     # A meta kernel can be stricter than the real one; give the first candidates a real try.
-    for index in [i for i in range(len(candidates)) if i not in tried_real][: real_tries - len(tried_real)]:
-        if accepts(model, candidates[index].value, on_meta=False):
-            return candidates[index].value
-    raise InputError(_no_input_message(model, candidates, first_reason))
+    for index in [i for i in range(len(tried)) if i not in tried_real][: real_tries - len(tried_real)]:
+        if accepts(model, tried[index].value, on_meta=False):
+            return tried[index].value
+    raise InputError(_no_input_message(model, tried, first_reason))
 
 
 def _no_input_message(model: nn.Module, candidates: list[InputSource], first_reason: str | None) -> str:

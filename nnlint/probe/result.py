@@ -195,3 +195,6 @@ class ProbeResult:
     input_source: str = "example_input"  # "example_input", "example_batch" or "random"
     target_range: TargetRange | None = None  # example_batch's float targets
     notes: tuple[str | MeasureNote, ...] = ()
+    full_batch: int | None = None  # the example's samples, when the probe trained on `batch` of them (--probe-budget)
+    seconds: float | None = None  # how long the probe ran
+    stopped: bool = False  # it ran out of time (--probe-budget, --probe-timeout) and reports what it measured

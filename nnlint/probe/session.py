@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -30,7 +31,7 @@ from torch.func import functional_call
 
 from nnlint.graph import one_line
 from nnlint.measures import Measure
-from nnlint.probe import checks
+from nnlint.probe import budget, checks
 from nnlint.probe.instrument import Instrument, is_leaf
 from nnlint.probe.loss import LossError, ProbeLoss, build_loss, main_output, synthetic_loss, to_device
 from nnlint.probe.result import InitialLoss, LayerGradient, MeasureNote, ModuleStats, NonFinite, ProbeResult, TargetRange
@@ -44,6 +45,18 @@ from nnlint.runtime.torch_compat import BatchNormBase, foreach_norm, tree_flatte
 from nnlint.targets import Target
 
 _DEVICE_MISMATCH = re.compile(r"on the same device|device mismatch|Expected .* device", re.IGNORECASE)
+
+
+def _compute_clock() -> float:
+    """The probing thread's CPU time. The budget counts it rather than wall time, so that a busy
+    machine (other jobs, a shared CI runner) takes longer but plans, and so finds, the same; the
+    wall-clock limit is --probe-timeout. Threads torch starts for one operation are not counted:
+    on a many-core machine the work fits sooner, as it runs sooner."""
+    return time.thread_time()
+
+
+# A training step (forward, loss, backward) costs about this many forwards.
+_STEP_PER_FORWARD = 3.0
 
 
 class ProbeSkipped(Exception):
@@ -78,15 +91,21 @@ def run_probe(model: nn.Module, example_input: Any, target: Target, settings: Pr
         raise ProbeSkipped("the model's weights are on the meta device; the probe needs real weights")
     devices = _devices(settings.device, model)
     sessions: list[Session] = []
+    # The user's code runs several times here: its warnings would repeat, and belong to its own runs.
+    related = (target.loss_fn, target.example_input, target.example_batch, example_input)
     try:
-        # The user's code runs several times here: its warnings would repeat, and belong to its own runs.
-        related = (target.loss_fn, target.example_input, target.example_batch, example_input)
         with preserved_user_state(model, *related), warnings.catch_warnings(), deadline(settings.timeout):
             warnings.simplefilter("ignore")
             return _first_device_that_works(model, example_input, target, settings, devices, sessions)
     except ProbeTimeout:
-        module = sessions[-1].running_module() if sessions else None
-        raise ProbeTimedOut(settings.timeout or 0, module) from None
+        session = sessions[-1] if sessions else None
+        if session is None or not session.forward_worked:
+            raise ProbeTimedOut(settings.timeout or 0, session.running_module() if session else None) from None
+    # Slow, not broken: a forward returned, so what was measured before --probe-timeout is the result.
+    stopped = f"--probe-timeout {settings.timeout:g} s"
+    with preserved_user_state(model, *related), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return session.result_so_far(stopped)
 
 
 def _first_device_that_works(
@@ -161,6 +180,16 @@ class Session:
         self.args: tuple[Any, ...] = ()
         self.kwargs: dict[str, Any] = {}
         self.batch = 1
+        self.requested = settings  # what was asked; `settings` becomes what the budget allows
+        self.started = time.monotonic()
+        self.started_cpu = _compute_clock()
+        self.forward_worked = False  # one forward returned: running out of time is then slowness, not a hang
+        self.labels: Any = None
+        self.full_batch = 1
+        self.progress: _Steps | None = None
+        self.samples: checks.OutputSamples | None = None
+        self.chunk = 1
+        self.stopped: str | None = None
 
     def running_module(self) -> str | None:
         return self.instrument.running_module() if self.instrument else None
@@ -180,45 +209,164 @@ class Session:
         # Real data runs with its own labels; `example_input` is for the model without `example_batch`.
         inputs = to_device(real[0] if real is not None else self.example_input, self.device)
         self.args, self.kwargs = call_arguments(inputs)
-        self.batch = _leading_dimension(inputs) or 1
+        self.batch = self.full_batch = _leading_dimension(inputs) or 1
         if self.batch == 1 and _trains_batchnorm(self.model):
             raise ProbeSkipped("a batch of one sample cannot train BatchNorm; give an example input of at least 2 samples")
+        self.labels = labels
+        if self.settings.budget is not None:
+            self._fewer_samples_if_needed()
         wanted = self.settings.measures
         chunk = self.settings.training_batch_size or self.batch
-        chunk = chunk if 1 < chunk < self.batch else self.batch
-        samples = checks.OutputSamples(self.batch)
+        self.chunk = chunk = chunk if 1 < chunk < self.batch else self.batch
+        self.samples = samples = checks.OutputSamples(self.batch)
         with self._seeded(), self._training_configuration():
-            steps = self._steps(labels, samples if Measure.TRAIN_EVAL_GAP in wanted and chunk == self.batch else None)
-            instrument = self.measured
-            assert instrument is not None and steps.loss is not None
-            losses = [float(value) for value in torch.stack(steps.losses).tolist()]
-            layers, total = self._gradient_profile(steps, instrument)
-            modules = instrument.module_results()
-            result = ProbeResult(
-                device=str(self.device),
-                steps=len(losses),
-                batch=self.batch,
-                loss_source=steps.loss.source,
-                losses=tuple(losses),
-                inputs=instrument.input_stats,
-                modules=tuple(modules),
-                activations=tuple(instrument.activation_results()),
-                layers=tuple(layers),
-                total_grad_norm=total,
-                without_grad=tuple(sorted((name, name.rpartition(".")[0]) for name in steps.without_grad)),
-                non_finite=self._non_finite(steps, losses, layers, modules),
-                batchnorm_spread=tuple(instrument.batchnorm_spread(self.settings.training_batch_size or self.batch)),
-                initial_loss=_initial_loss(steps.loss, losses),
-                targets_source=steps.loss.targets,
-                input_source=self.settings.input_source,
-                target_range=target_range(labels),
-            )
-            result = dataclasses.replace(result, **self._extra_measurements(steps, samples, chunk, labels))
+            steps = self._steps(self.labels, samples if Measure.TRAIN_EVAL_GAP in wanted and chunk == self.batch else None)
+            result = self._result(steps)
+            result = dataclasses.replace(result, **self._extra_measurements(steps, samples, chunk, self.labels))
+        return self._with_notes(result, steps)
+
+    def _result(self, steps: _Steps) -> ProbeResult:
+        """What the training steps measured (the extra measurements are added to it)."""
+        instrument = self.measured
+        assert instrument is not None and steps.loss is not None
+        losses = [float(value) for value in torch.stack(steps.losses).tolist()]
+        layers, total = self._gradient_profile(steps, instrument)
+        modules = instrument.module_results()
+        return ProbeResult(
+            device=str(self.device),
+            steps=len(losses),
+            batch=self.batch,
+            loss_source=steps.loss.source,
+            losses=tuple(losses),
+            inputs=instrument.input_stats,
+            modules=tuple(modules),
+            activations=tuple(instrument.activation_results()),
+            layers=tuple(layers),
+            total_grad_norm=total,
+            without_grad=tuple(sorted((name, name.rpartition(".")[0]) for name in steps.without_grad)),
+            non_finite=self._non_finite(steps, losses, layers, modules),
+            batchnorm_spread=tuple(instrument.batchnorm_spread(self.settings.training_batch_size or self.batch)),
+            initial_loss=_initial_loss(steps.loss, losses),
+            targets_source=steps.loss.targets,
+            input_source=self.settings.input_source,
+            target_range=target_range(self.labels),
+        )
+
+    def _with_notes(self, result: ProbeResult, steps: _Steps) -> ProbeResult:
+        assert steps.loss is not None
         notes = list(self.notes) + (["loss_fn returned a non-scalar tensor; the probe averaged it"] if steps.loss.non_scalar else [])
-        return dataclasses.replace(result, notes=tuple(notes))
+        left_out = sorted(self.requested.measures - self.settings.measures - ({Measure.OVERFIT} if not self.requested.deep else set()))
+        if self.stopped is not None:
+            notes.append(f"stopped after {self.elapsed():.1f} s: measured what fit ({self.stopped})")
+        elif result.steps < self.requested.steps or self.batch < self.full_batch or left_out:
+            notes.append(f"{self._what_fit(result.steps)}, {self.elapsed():.1f} s: fitted to {self._budget_text()}")
+        if left_out:
+            why = f"the probe stopped first ({self.stopped})" if self.stopped else f"it did not fit {self._budget_text()}"
+            notes += [MeasureNote(measure, f"not measured: {why}") for measure in left_out]
+        return dataclasses.replace(
+            result, notes=tuple(notes), full_batch=self.full_batch, seconds=self.elapsed(), stopped=self.stopped is not None
+        )
+
+    def _budget_text(self) -> str:
+        return f"--probe-budget {self.requested.budget:g} s" if self.requested.budget is not None else "no --probe-budget"
+
+    def _what_fit(self, steps: int) -> str:
+        """What the probe ran, beside what it was asked: "3 steps on 8 of 128 samples"."""
+        plural = "s" if steps != 1 or steps < self.requested.steps else ""
+        of_steps = f"{steps} of {self.requested.steps} steps" if steps < self.requested.steps else f"{steps} step{plural}"
+        of_samples = f"{self.batch} of {self.full_batch} samples" if self.batch < self.full_batch else f"{self.batch} samples"
+        return f"{of_steps} on {of_samples}"
+
+    def elapsed(self) -> float:
+        """Wall-clock seconds since the probe started (what notes report)."""
+        return time.monotonic() - self.started
+
+    def computed(self) -> float:
+        """Seconds of the probe's own compute since it started: what the budget counts."""
+        return _compute_clock() - self.started_cpu
+
+    def result_so_far(self, stopped: str) -> ProbeResult:
+        """The result of the steps that completed before the probe was stopped (--probe-timeout);
+        no extra measurement. Raises ProbeSkipped when not even the first step completed."""
+        steps = self.progress
+        self.stopped = stopped
+        self.settings = dataclasses.replace(self.settings, measures=frozenset())
+        if steps is None or self.measured is None or not steps.grad_norms or steps.loss is None:
+            seconds = f"{self.elapsed():.1f} s"
+            raise ProbeSkipped(f"it stopped after {seconds} ({stopped}): a forward ran, but a whole training step did not fit")
+        del steps.losses[len(steps.grad_norms) :]
+        with self._seeded(), self._training_configuration():
+            result = self._result(steps)
+        return self._with_notes(result, steps)
+
+    # -- the budget (nnlint/probe/budget.py) ----------------------------------------------------
+    def _fewer_samples_if_needed(self) -> None:
+        """Time a forward on a slice of the fewest samples the measurements allow; train on fewer
+        samples than the batch only when the whole batch would not fit the budget."""
+        fewest = self._samples_needed()
+        if fewest >= self.batch:
+            return
+        slice_ = checks.chunks((self.args, self.kwargs), self.batch, fewest)[0][1]
+        try:
+            with self._seeded(), self._training_configuration():
+                seconds = self._timed_step(*slice_)
+        except ProbeFailed:
+            return  # the forward rejects part of the batch (dimension 0 is a guess): train on all of it
+        overfit = checks.OVERFIT_SAMPLES if self.settings.deep else 0
+        left = self.settings.budget - self.computed()  # type: ignore[operator]
+        chunk = self.settings.training_batch_size or self.batch
+        samples = budget.samples_to_train_on(left, seconds / fewest, self.batch, fewest, self.settings.measures, chunk, overfit)
+        if samples < self.batch:
+            self.args, self.kwargs = checks.chunks((self.args, self.kwargs), self.batch, samples)[0][1]
+            if self.labels is not None:
+                self.labels = checks.chunks(self.labels, self.batch, samples)[0][1]
+            self.batch = samples
+
+    def _samples_needed(self) -> int:
+        """The fewest samples the requested measurements keep their meaning on: BatchNorm's need
+        the training batch; real data's input statistics need all of it; the rest need two. A
+        made-up input with no known training batch has no batch size to keep: there BatchNorm
+        over images or volumes (statistics over every pixel of a channel) needs two samples too."""
+        if self.settings.input_source == "example_batch":
+            return self.batch
+        if self.settings.measures & {Measure.BATCHNORM_SPREAD, Measure.TRAIN_EVAL_GAP} and _trains_batchnorm(self.model):
+            made_up = self.settings.input_source == "random" and self.settings.training_batch_size is None
+            if not (made_up and _batchnorm_is_spatial(self.model)):
+                return self.batch
+        return min(self.batch, 2)
+
+    def _timed_step(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
+        """Seconds for one training step on these inputs, estimated from a plain training-mode
+        forward (a backward costs about two forwards), on scratch buffers: BatchNorm's running
+        statistics stay as they were, and no gradient is left."""
+        scratch = dict(self.tensors) | {name: self.tensors[name].clone() for name in self.buffer_names}
+        start = _compute_clock()
+        output = self.forward(Instrument(self.model), args, kwargs, "training mode", tensors=scratch)
+        seconds = _compute_clock() - start
+        self.forward_worked = True
+        del output
+        return _STEP_PER_FORWARD * seconds
+
+    def _out_of_budget(self) -> bool:
+        return self.requested.budget is not None and self.computed() > self.requested.budget
+
+    def _plan_after_first_step(self, step_seconds: float, chunked: bool) -> None:
+        """Steps and checks for the rest of the budget, from what the first step took."""
+        if self.requested.budget is None:
+            return
+        overfit = min(checks.OVERFIT_SAMPLES, self.batch) / self.batch
+        wanted = self.settings.measures if self.settings.deep else self.settings.measures - {Measure.OVERFIT}
+        steps, kept = budget.after_first_step(
+            self.requested.budget - self.computed(), step_seconds, self.settings.steps, wanted, chunked, overfit
+        )
+        self.settings = dataclasses.replace(self.settings, steps=steps, measures=kept | (self.settings.measures - wanted))
 
     def _extra_measurements(self, steps: _Steps, samples: checks.OutputSamples, chunk: int, labels: Any) -> dict[str, Any]:
         wanted = self.settings.measures
+        if wanted and self._out_of_budget():
+            self.stopped = self._budget_text()
+            self.settings = dataclasses.replace(self.settings, measures=frozenset())
+            return {}
         found: dict[str, Any] = {}
         train_eval = Measure.TRAIN_EVAL_GAP in wanted
         tensors = checks.calibrated_buffers(self, self.measured) if train_eval else self.tensors
@@ -318,11 +466,19 @@ class Session:
         """The training steps. The first one measures everything (inputs, activations, module
         outputs); every one measures the gradients; the first two keep samples of each module's
         output for the train-eval gap. Later steps pay only for module-call tracking."""
-        steps = _Steps()
+        steps = self.progress = _Steps()
         batchnorm_inputs = bool({Measure.BATCHNORM_SPREAD, Measure.TRAIN_EVAL_GAP} & self.settings.measures)
         measuring = Instrument(self.model, statistics=True, batchnorm_inputs=batchnorm_inputs)
         parameters = list(self.parameters.values())
-        for step in range(max(self.settings.steps, 1)):
+        step, first_started = 0, _compute_clock()
+        while step < max(self.settings.steps, 1):
+            if step == 1:
+                self._plan_after_first_step(_compute_clock() - first_started, chunked=self.chunk < self.batch)
+                if step >= self.settings.steps:
+                    break
+            elif step > 1 and self._out_of_budget():
+                self.stopped = self._budget_text()
+                break
             for parameter in parameters:
                 parameter.grad = None
             instrument = measuring if step == 0 else Instrument(self.model)
@@ -331,6 +487,7 @@ class Session:
                 steps.training_runs.append({})
                 record = instrument.on_output = samples.recorder(steps.training_runs[-1])
             output = self.forward(instrument, self.args, self.kwargs, "training mode")
+            self.forward_worked = True
             if record is not None:
                 samples.record_output(record, output)  # type: ignore[union-attr]
             if steps.loss is None:
@@ -344,7 +501,8 @@ class Session:
                     name for name, p in self.parameters.items() if p.grad is None and self._ran(name.rpartition(".")[0], measuring)
                 }
             steps.grad_norms.append(self._grad_norms(parameters))
-        self.measured = measuring
+            self.measured = measuring
+            step += 1
         return steps
 
     def _first_loss(self, steps: _Steps, output: Any) -> torch.Tensor:
@@ -490,6 +648,11 @@ def _leading_dimension(value: Any) -> int | None:
 def _trains_batchnorm(model: nn.Module) -> bool:
     """Whether a BatchNorm normalizes with batch statistics in the model's training configuration."""
     return any(isinstance(m, BatchNormBase) and (m.training or not model.training) for m in model.modules())
+
+
+def _batchnorm_is_spatial(model: nn.Module) -> bool:
+    """Every BatchNorm normalizes images or volumes (2d/3d), never features of one value a sample."""
+    return all(isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)) for m in model.modules() if isinstance(m, BatchNormBase))
 
 
 def _calling_layer(owner: str, called: dict[str, int]) -> str | None:

@@ -19,3 +19,5 @@ class ProbeSettings:
     # Where the input came from: "example_input", "example_batch", or "random" (inferred or --input-shape).
     input_source: str = "example_input"
     seed: int = 0
+    # Seconds the probe plans its work to fit (nnlint/probe/budget.py); None: the fixed workload above.
+    budget: float | None = None
