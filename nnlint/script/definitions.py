@@ -16,11 +16,13 @@ Only these module-level statements run, each on its own (one that raises is skip
   `type` is an `argparse.FileType`, which opens its default file while parsing) and
   `opt = parser.parse_args()`, parsed from the script's own arguments (those after `--`, else
   none, so its defaults); a parse that fails (a required argument) is skipped, silently;
-- `try:` blocks made only of the above (`try: import wandb / except ImportError: wandb = None`).
+- `try:` blocks made only of the above (`try: import wandb / except ImportError: wandb = None`);
+- the device choice `device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')`: a
+  forward that puts its initial state on the global `device` (yunjey/pytorch-tutorial's RNN)
+  cannot run without it.
 
 Everything else is skipped: the `if __name__ == "__main__":` block, loops, `with` blocks, bare
-calls and any other assignment whose value calls something: dataset constructors, downloads,
-`torch.device(...)`, the CUDA checks a script does at the top.
+calls and any other assignment whose value calls something: dataset constructors, downloads.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def script_definitions(path: Path, args: Sequence[str] = ()) -> Iterator[Definit
 
 def _run_if_definitional(statement: ast.stmt, definitions: Definitions, filename: str) -> None:
     namespace = definitions.module.__dict__
-    if not (_is_definitional_block(statement) or _is_argparse_setup(statement, namespace)):
+    if not (_is_definitional_block(statement) or _is_argparse_setup(statement, namespace) or _is_device_choice(statement, namespace)):
         model = _model_construction(statement, namespace)
         if model is None:
             definitions.skipped_lines.append(statement.lineno)
@@ -171,6 +173,22 @@ def _is_argparse_setup(statement: ast.stmt, namespace: dict[str, object]) -> boo
         return isinstance(statement, ast.Assign) and not value.args and not value.keywords
     opens_files = any(keyword.arg == "type" and "FileType" in ast.unparse(keyword.value) for keyword in value.keywords)
     return method in _PARSER_SETUP and not opens_files
+
+
+def _is_device_choice(statement: ast.stmt, namespace: dict[str, object]) -> bool:
+    """`device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')`: a `torch.device`
+    whose other calls only ask what is available (or are pure builtins)."""
+    import torch
+
+    if not isinstance(statement, ast.Assign) or not isinstance(statement.value, ast.Call):
+        return False
+    if _resolve(statement.value.func, namespace) is not torch.device:
+        return False
+    asks = (torch.cuda.is_available, torch.backends.mps.is_available, torch.cuda.device_count)
+    inner = [node for node in ast.walk(statement.value) if isinstance(node, ast.Call) and node is not statement.value]
+    return all(
+        _resolve(call.func, namespace) in asks or (isinstance(call.func, ast.Name) and call.func.id in _PURE_BUILTINS) for call in inner
+    )
 
 
 def _resolve(node: ast.expr, namespace: dict[str, object]) -> object:
