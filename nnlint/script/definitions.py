@@ -19,7 +19,11 @@ Only these module-level statements run, each on its own (one that raises is skip
 - `try:` blocks made only of the above (`try: import wandb / except ImportError: wandb = None`);
 - the device choice `device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')`: a
   forward that puts its initial state on the global `device` (yunjey/pytorch-tutorial's RNN)
-  cannot run without it.
+  cannot run without it;
+- `if`/`elif` chains whose conditions call nothing (`if opt.dataset == 'fake':`): the branch
+  the condition picks, statement by statement by the rules above (pytorch/examples dcgan sets its
+  image channels `nc = 3` beside the dataset it builds there; the dataset is not built). A module
+  run this way is not `__main__`, so `if __name__ == "__main__":` picks nothing.
 
 Everything else is skipped: the `if __name__ == "__main__":` block, loops, `with` blocks, bare
 calls and any other assignment whose value calls something: dataset constructors, downloads.
@@ -98,6 +102,13 @@ def script_definitions(path: Path, args: Sequence[str] = ()) -> Iterator[Definit
 
 def _run_if_definitional(statement: ast.stmt, definitions: Definitions, filename: str) -> None:
     namespace = definitions.module.__dict__
+    if isinstance(statement, ast.If):
+        branch = _branch_taken(statement, namespace, filename)
+        if branch is None:
+            definitions.skipped_lines.append(statement.lineno)
+        for inner in branch or ():
+            _run_if_definitional(inner, definitions, filename)
+        return
     if not (_is_definitional_block(statement) or _is_argparse_setup(statement, namespace) or _is_device_choice(statement, namespace)):
         model = _model_construction(statement, namespace)
         if model is None:
@@ -173,6 +184,18 @@ def _is_argparse_setup(statement: ast.stmt, namespace: dict[str, object]) -> boo
         return isinstance(statement, ast.Assign) and not value.args and not value.keywords
     opens_files = any(keyword.arg == "type" and "FileType" in ast.unparse(keyword.value) for keyword in value.keywords)
     return method in _PARSER_SETUP and not opens_files
+
+
+def _branch_taken(statement: ast.If, namespace: dict[str, object], filename: str) -> list[ast.stmt] | None:
+    """The statements an `if` whose condition calls nothing would run; None when its condition
+    calls something or cannot be evaluated here (a name the skipped statements would have set)."""
+    if any(isinstance(node, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)) for node in ast.walk(statement.test)):
+        return None
+    try:
+        chosen = bool(eval(compile(ast.Expression(statement.test), filename, "eval"), namespace))  # noqa: S307 - call-free
+    except Exception:
+        return None
+    return statement.body if chosen else statement.orelse
 
 
 def _is_device_choice(statement: ast.stmt, namespace: dict[str, object]) -> bool:

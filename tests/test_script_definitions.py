@@ -1,0 +1,85 @@
+"""A training script's definitions (the `--static` path, and the fallback when a script fails
+before its first step): `if`/`elif` chains whose conditions call nothing run the branch they pick."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from test_cli_core import run
+
+from nnlint.script.definitions import script_definitions
+
+DCGAN = """\
+    '''pytorch/examples dcgan/main.py's shape: argparse at module level, the dataset chosen by an
+    if/elif chain on --dataset that also sets the image channels `nc`, read by the Generator's
+    last layer; torchvision stands for a package that is not installed here.'''
+    import argparse
+    import torch
+    import torch.nn as nn
+    import torchvision_is_not_installed_here as dset
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--dataset', required=True, help='cifar10 | mnist | fake')
+    parser.add_argument('--nz', type=int, default=16)
+    opt = parser.parse_args()
+
+    if opt.dataset in ['imagenet', 'folder', 'lfw']:
+        dataset = dset.ImageFolder(root='data')
+        nc = 3
+    elif opt.dataset == 'mnist':
+        dataset = dset.MNIST(root='data', download=True)
+        nc = 1
+    elif opt.dataset == 'fake':
+        dataset = dset.FakeData(image_size=(3, 64, 64))
+        nc = 3
+
+    nz = int(opt.nz)
+
+    class Generator(nn.Module):
+        def __init__(self, ngpu):
+            super().__init__()
+            self.ngpu = ngpu
+            self.main = nn.Sequential(
+                nn.ConvTranspose2d(nz, 32, 4, 1, 0, bias=False),
+                nn.BatchNorm2d(32),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(32, nc, 4, 2, 1, bias=False),
+                nn.Tanh(),
+            )
+
+        def forward(self, input):
+            return self.main(input)
+
+    netG = Generator(1)
+
+    if __name__ == '__main__':
+        dataloader = torch.utils.data.DataLoader(dataset, batch_size=64)
+        optimizer = torch.optim.Adam(netG.parameters())
+        for data in dataloader:
+            optimizer.zero_grad()
+            netG(torch.randn(64, nz, 1, 1)).mean().backward()
+            optimizer.step()
+"""
+
+
+def test_the_branch_an_argument_picks_sets_what_the_models_read(tmp_path):
+    script = tmp_path / "main.py"
+    script.write_text(textwrap.dedent(DCGAN))
+    for dataset, channels in (("mnist", 1), ("fake", 3)):
+        with script_definitions(script, ["--dataset", dataset]) as definitions:
+            namespace = vars(definitions.module)
+            assert namespace["nc"] == channels
+            assert "dataset" not in namespace  # the dataset constructors in the branch are not run
+            assert namespace["netG"].main[3].out_channels == channels
+    with script_definitions(script, ["--dataset", "cifar10"]) as definitions:
+        assert "nc" not in vars(definitions.module)  # no branch taken
+
+
+def test_a_script_whose_channels_are_set_beside_its_dataset_is_linted_from_its_definitions(tmp_path):
+    script = tmp_path / "main.py"
+    script.write_text(textwrap.dedent(DCGAN))
+    code, out, err = run("--static", "--format", "json", str(script), "--", "--dataset", "fake")
+    assert code == 0, err  # before: NN002, `Generator(1)` raised NameError: name 'nc' is not defined
+    (target,) = json.loads(out)["targets"]
+    assert target["name"] == "netG" and target["graph"] is not None and target["findings"] == []
