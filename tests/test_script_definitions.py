@@ -83,3 +83,41 @@ def test_a_script_whose_channels_are_set_beside_its_dataset_is_linted_from_its_d
     assert code == 0, err  # before: NN002, `Generator(1)` raised NameError: name 'nc' is not defined
     (target,) = json.loads(out)["targets"]
     assert target["name"] == "netG" and target["graph"] is not None and target["findings"] == []
+
+
+SIAMESE = """\
+    '''pytorch/examples siamese_network/main.py's shape: the model's tower is a torchvision ResNet
+    built in the constructor; here the package is one that is not installed.'''
+    import torch
+    import torch.nn as nn
+    import torchvision_is_not_installed_here as torchvision
+
+    class SiameseNetwork(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.resnet = torchvision.models.resnet18(weights=None)
+            self.fc = nn.Linear(1000, 1)
+
+        def forward(self, input1, input2):
+            return self.fc(self.resnet(input1) * self.resnet(input2))
+
+    if __name__ == '__main__':
+        model = SiameseNetwork()
+        optimizer = torch.optim.Adadelta(model.parameters())
+        optimizer.step()
+"""
+
+
+def test_a_model_that_needs_a_package_that_did_not_import_says_so_in_one_line(tmp_path):
+    script = tmp_path / "main.py"
+    script.write_text(textwrap.dedent(SIAMESE))
+    code, out, err = run("--static", "--format", "json", str(script))
+    assert code == 2
+    (target,) = json.loads(out)["targets"]
+    (finding,) = target["findings"]
+    assert finding["code"] == "NN002"
+    assert finding["message"] == (
+        "`SiameseNetwork` cannot be linted: `SiameseNetwork()` raised NameError: name 'torchvision' is not defined (line 10): "
+        "`torchvision` is imported at line 5, which failed here "
+        "(ModuleNotFoundError: No module named 'torchvision_is_not_installed_here'); install it where nnlint runs"
+    )

@@ -36,6 +36,7 @@ import ast
 import builtins
 import contextlib
 import io
+import re
 import sys
 import types
 from collections.abc import Iterator, Sequence
@@ -59,6 +60,17 @@ class Definitions:
     failed: list[str] = field(default_factory=list)  # statements that raised: "line 12: NameError: ..."
     found: LoadedFile | None = None  # the models, found as model-file mode finds them
     no_model: str | None = None  # why none was found
+    # Names an import that raised would have bound: `torchvision` -> (line, "ModuleNotFoundError: ...").
+    unimported: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def explained(self, problem: str) -> str:
+        """A target's problem, with the reason when it is a name a failed import would have bound
+        (`SiameseNetwork()` raised NameError: name 'torchvision' is not defined)."""
+        missing = _UNDEFINED_NAME.search(problem)
+        if missing is None or missing.group(1) not in self.unimported:
+            return problem
+        line, error = self.unimported[missing.group(1)]
+        return f"{problem}: `{missing.group(1)}` is imported at line {line}, which failed here ({error}); install it where nnlint runs"
 
     def note(self) -> str:
         failed = f"; {len(self.failed)} raised and were left out ({self.failed[0]})" if self.failed else ""
@@ -123,8 +135,13 @@ def _run_if_definitional(statement: ast.stmt, definitions: Definitions, filename
     except BaseException as error:  # an import that exits or raises: skip it, as a statement not run
         said = str(error).strip().splitlines()
         definitions.failed.append(f"line {statement.lineno}: {type(error).__name__}{': ' + said[0] if said else ''}")
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            for alias in statement.names:
+                bound = alias.asname or alias.name.split(".")[0]
+                definitions.unimported[bound] = (statement.lineno, f"{type(error).__name__}{': ' + said[0] if said else ''}")
 
 
+_UNDEFINED_NAME = re.compile(r"NameError: name '(\w+)' is not defined")
 _PURE_BUILTINS = frozenset(
     {"int", "float", "str", "bool", "tuple", "list", "dict", "set", "len", "min", "max", "abs", "round", "range", "sorted", "sum"}
 )

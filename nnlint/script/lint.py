@@ -122,5 +122,6 @@ def _lint_definitions(linter: Linter, path: Path, why: str, args: tuple[str, ...
             return
         notes = [f"{why}; {definitions.note()}", *definitions.found.notes]
         for loaded in definitions.found.targets:
+            loaded.problem = definitions.explained(loaded.problem) if loaded.problem else None
             linter.lint(loaded, notes)
             notes = []
