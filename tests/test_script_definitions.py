@@ -121,3 +121,28 @@ def test_a_model_that_needs_a_package_that_did_not_import_says_so_in_one_line(tm
         "`torchvision` is imported at line 5, which failed here "
         "(ModuleNotFoundError: No module named 'torchvision_is_not_installed_here'); install it where nnlint runs"
     )
+
+
+REMOVED_NAME = """\
+    '''A Hugging Face Trainer script of the transformers 4 era (TextDataset, removed in transformers 5,
+    as in many GPT-2 fine-tuning tutorials); `torch.nn` stands for the library here, so the test
+    needs no transformers: the script imports a name the installed library does not have.'''
+    from torch.nn import Linear, TextDataset
+
+    train_dataset = TextDataset(file_path="train.txt", block_size=128)
+    model = Linear.from_pretrained("gpt2")  # a download: not run from the definitions
+    model.train()
+    model(train_dataset).sum().backward()
+"""
+
+
+def test_a_script_that_imports_a_name_its_library_no_longer_has_is_one_line_naming_it(tmp_path):
+    script = tmp_path / "main.py"
+    script.write_text(textwrap.dedent(REMOVED_NAME))
+    code, out, err = run(str(script))
+    assert code == 2
+    (line,) = [line for line in err.splitlines() if line.startswith("nnlint:")]
+    assert line.startswith(
+        f"nnlint: {script}: the script raised ImportError: cannot import name 'TextDataset' from 'torch.nn' at line 4 "
+        "before its first optimizer step (`python main.py` fails the same way: fix the import or install what it needs)"
+    )

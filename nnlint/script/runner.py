@@ -40,6 +40,7 @@ DEFAULT_SCRIPT_TIMEOUT = 600.0
 # probe) must still fit in the file's own limit (--file-timeout), or nothing would be reported.
 _LINT_AFTER_TIMEOUT = 30.0  # seconds kept for it beside --probe-timeout
 _ARGPARSE_ERROR = re.compile(r"^\S+: error: (.+)$", re.MULTILINE)
+_INSTALLED_AT = re.compile(r" \((?:/|[A-Za-z]:\\)[^)]*\)")  # `cannot import name 'X' from 'pkg' (/path/to/pkg/__init__.py)`
 
 
 class Ending(enum.Enum):
@@ -72,6 +73,11 @@ class ScriptOutcome:
         if self.error_line and not where:
             where = f" at {self.error_line.file}:{self.error_line.line}"
         if self.ending is Ending.RAISED:
+            if self.error and self.error.startswith(("ImportError", "ModuleNotFoundError")):
+                # transformers 5 removed `TextDataset`: the script's own bug, whatever nnlint does.
+                error = _INSTALLED_AT.sub("", self.error)
+                fix = f"`python {self.path.name}` fails the same way: fix the import or install what it needs"
+                return f"the script raised {error}{where} before its first optimizer step ({fix})"
             return f"the script raised {self.error}{where} before its first optimizer step"
         if self.ending is Ending.EXITED:
             said = _ARGPARSE_ERROR.findall(self.output)
