@@ -54,7 +54,7 @@ def test_a_script_still_in_its_first_evaluation_is_linted_from_what_it_built(tmp
     notes = json.loads(stdout)["targets"][0]["notes"]
     assert notes[0] == (
         "the script did not reach its first optimizer step within 2 s; linted the model and optimizer it had built "
-        "(input from its first forward, its first 8 of 16 samples)"
+        "(input from its first forward, its first 4 of 16 samples)"
     )
     assert "the model's own loss (output[1])" in " ".join(notes)  # `logits, loss = model(X, Y)` under no_grad
     assert not (tmp_path / "ckpt.txt").exists()  # nothing after the first step ran
@@ -109,7 +109,7 @@ def test_a_model_built_but_not_called_yet_is_found_in_the_scripts_frames(tmp_pat
 
 def test_the_script_limit_leaves_the_lint_of_what_it_built_room_in_the_files_limit():
     assert script_deadline(600.0, 900.0, 60.0) == 600.0  # the defaults: --script-timeout as given
-    assert script_deadline(600.0, 115.0, 60.0) == 57.5  # a 115 s file limit: half of it for the script
+    assert script_deadline(600.0, 115.0, 60.0) == 46.0  # a 115 s file limit: 40 % of it for the script
     assert script_deadline(600.0, 300.0, 60.0) == 210.0  # the probe's 60 s and 30 s for the rest
     assert script_deadline(5.0, 115.0, 60.0) == 5.0
     assert script_deadline(None, 0.0, 60.0) is None  # no file limit, no script limit

@@ -342,7 +342,7 @@ def _at(site: Location | None) -> str:
 
 
 # -- a script stopped by its time limit before its first step ----------------------------------
-_SAMPLES_KEPT = 8  # a slow script's input is cut to its first samples: the lint must stay quick
+_SAMPLES_KEPT = 4  # a slow script's input is cut to its first samples: the lint must stay quick
 
 
 def models_built_so_far(

@@ -162,7 +162,7 @@ def script_deadline(script_timeout: float | None, file_timeout: float | None, pr
     linting what it built (up to --probe-timeout, and a margin) still ends within --file-timeout."""
     if not file_timeout or file_timeout <= 0:
         return script_timeout
-    kept = min((probe_timeout or 0.0) + _LINT_AFTER_TIMEOUT, file_timeout / 2)
+    kept = min((probe_timeout or 0.0) + _LINT_AFTER_TIMEOUT, file_timeout * 0.6)
     limit = file_timeout - kept
     return limit if script_timeout is None or script_timeout <= 0 else min(script_timeout, limit)
 
