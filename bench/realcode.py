@@ -47,6 +47,8 @@ DEFAULT_TIMEOUT = 300.0
 CORPUS_VARIABLE = "NNLINT_REALCODE_CORPUS"
 # How many of the files a run wrote are listed: enough to see a checkpoint or a dataset download.
 LISTED_WRITES = 5
+# What nnlint's start-up (Python, torch, nnlint's own imports) takes before a file's time starts.
+STARTUP_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -103,14 +105,18 @@ def select_cases(cases: list[Case], only: list[str] | None, include_holdout: boo
 # -- one run ------------------------------------------------------------------------------------
 
 
-def nnlint_argv(case: Case, nnlint: list[str], report_file: Path) -> list[str]:
+def nnlint_argv(case: Case, nnlint: list[str], report_file: Path, timeout: float | None = None) -> list[str]:
     """The case's command with its `nnlint` replaced by the chosen executable and the JSON report
     sent to a file (a script's own prints on stdout must not break the report), placed before
-    `--` so that they stay nnlint's options and not the script's."""
+    `--` so that they stay nnlint's options and not the script's. With `timeout`, nnlint is told
+    the time it has (`--file-timeout`, less its start-up), as a user with a CI time limit would
+    tell it: a slow training script is then linted from what it built before the limit."""
     words = shlex.split(case.command)
     if not words or words[0] != "nnlint":
         raise SystemExit(f"realcode: {case.id}: the command must start with 'nnlint': {case.command!r}")
     ours = ["--format", "json", "--output", str(report_file)]
+    if timeout is not None and "--file-timeout" not in words:
+        ours += ["--file-timeout", f"{max(timeout - STARTUP_SECONDS, timeout / 2):g}"]
     rest = words[1:]
     if "--" in rest:
         cut = rest.index("--")
@@ -145,7 +151,7 @@ def run_case(case: Case, corpus: Path, nnlint: list[str], timeout: float) -> Out
         shutil.copytree(source, root, symlinks=True)
         before = snapshot(root)
         report_file = Path(scratch) / "report.json"
-        argv = nnlint_argv(case, nnlint, report_file)
+        argv = nnlint_argv(case, nnlint, report_file, timeout)
         started = time.perf_counter()
         exit_code, stdout, stderr, timed_out = run_with_timeout(argv, root / case.cwd, case_environment(case, root), timeout)
         seconds = time.perf_counter() - started

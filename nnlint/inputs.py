@@ -277,6 +277,7 @@ def _companion_argument(model: nn.Module, tensor: torch.Tensor, name: str) -> An
 # (channels, height, width), and `img_size`/`image_size` on the model or its patch embedding.
 _INPUT_CONFIGS = ("pretrained_cfg", "default_cfg")
 _IMAGE_SIZE_ATTRIBUTES = ("img_size", "image_size", "input_size", "input_resolution")
+_RECURRENT = (nn.modules.rnn.RNNBase, nn.modules.rnn.RNNCellBase)
 
 
 def _declared_image_sizes(model: nn.Module, construction: Mapping[str, Any]) -> tuple[list[tuple[int, ...]], list[tuple[int, int]]]:
@@ -284,12 +285,17 @@ def _declared_image_sizes(model: nn.Module, construction: Mapping[str, Any]) -> 
     arguments it was built with (`ViT(image_size=256, ...)`, a config object), declare."""
     shapes: list[tuple[int, ...]] = []
     sides: list[tuple[int, int]] = []
-    for attributes in [*_declared_values(construction), *(vars(module) for module in model.modules())]:
+    # An RNN's `input_size` is its feature count, and so is the argument of a model whose first
+    # layer is one (yunjey/pytorch-tutorial's `RNN(input_size, hidden_size, ...)`): not an image side.
+    recurrent = isinstance(_first_shaping_layer(model), _RECURRENT)
+    names = tuple(name for name in _IMAGE_SIZE_ATTRIBUTES if not (recurrent and name == "input_size"))
+    modules = [vars(module) for module in model.modules() if not isinstance(module, _RECURRENT)]
+    for attributes in [*_declared_values(construction), *modules]:
         for name in _INPUT_CONFIGS:
             size = attributes.get(name, {}).get("input_size") if isinstance(attributes.get(name), dict) else None
             if isinstance(size, (tuple, list)) and len(size) == 3 and all(isinstance(n, int) and n > 0 for n in size):
                 shapes.append((INFERRED_BATCH, *size))
-        for name in _IMAGE_SIZE_ATTRIBUTES:
+        for name in names:
             side = _side(attributes.get(name))
             if side is not None:
                 sides.append(side)
@@ -358,9 +364,12 @@ def _shapes_for(layer: nn.Module, batch: int, declared_sides: Sequence[tuple[int
     if isinstance(layer, (nn.Conv3d, nn.ConvTranspose3d)):
         return [((batch, layer.in_channels, *sides), None) for sides in _VOLUME_SIDES]
     if isinstance(layer, nn.modules.rnn.RNNBase):
+        # Also as many steps as features: an image read row by row, the forward reshaping it to
+        # (batch, rows, row) (pytorch/examples mnist_rnn, yunjey/pytorch-tutorial's recurrent network).
+        lengths = dict.fromkeys((_SEQUENCE_LENGTH, layer.input_size))
         if layer.batch_first:
-            return [((batch, _SEQUENCE_LENGTH, layer.input_size), None)]
-        return [((_SEQUENCE_LENGTH, batch, layer.input_size), None)]
+            return [((batch, n, layer.input_size), None) for n in lengths]
+        return [((n, batch, layer.input_size), None) for n in lengths]
     if isinstance(layer, nn.modules.rnn.RNNCellBase):
         return [((batch, layer.input_size), None)]
     if isinstance(layer, nn.Linear):

@@ -369,7 +369,8 @@ def batch_samples_mixed(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     """A sample's output depends on other samples in the batch (a view/permute or batch_first bug).
 
     ## What it does
-    In evaluation mode (so BatchNorm uses its running statistics; one without them has its batch
+    In evaluation mode (so BatchNorm uses its running statistics; one without them, and a
+    functional `F.batch_norm` given none — MAML's transductive batch norm — has its batch
     statistics held constant), backpropagates from the outputs of the first and last samples and
     measures the gradient that reaches the other samples' inputs (the embeddings' outputs for
     token inputs), relative to their own. Flags a share above `max-dependence` (1e-5; independent

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import math
 import zlib
 from collections.abc import Callable, Iterator
@@ -12,7 +13,9 @@ from contextlib import contextmanager
 from typing import Any, Protocol, cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from nnlint.graph import one_line
 from nnlint.measures import Measure
@@ -243,17 +246,47 @@ def _spread(grad: torch.Tensor | None, own: list[int]) -> float:
 def _batch_statistics_detached(model: nn.Module) -> Iterator[None]:
     """BatchNorm with `track_running_stats=False` normalizes with batch statistics in evaluation
     too, coupling samples by design (a static rule reports that): treat its statistics as constants
-    here, so the mixing measurement sees only coupling nobody intended. Its output values do not change."""
+    here, so the mixing measurement sees only coupling nobody intended. Its output values do not
+    change. The same for a functional `F.batch_norm` given no running statistics (MAML-style
+    functional forwards: transductive batch norm on purpose)."""
     handles = [
         module.register_forward_hook(_normalize_with_detached_statistics)
         for module in model.modules()
         if isinstance(module, BatchNormBase) and not module.track_running_stats
     ]
     try:
-        yield
+        with _FunctionalBatchStatisticsDetached():
+            yield
     finally:
         for handle in handles:
             handle.remove()
+
+
+class _FunctionalBatchStatisticsDetached(TorchFunctionMode):
+    """`F.batch_norm(x, None, None, w, b, training=True)`: no running statistics to use, so the
+    batch's are used in evaluation too (with training=False it could not run at all); computed
+    here as constants. A call given running statistics is left as it is: `training=True` there
+    ignores them at evaluation, a coupling nobody intended."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is not F.batch_norm:
+            return func(*args, **kwargs)
+        try:
+            call = _BATCH_NORM.bind(*args, **kwargs)
+        except TypeError:
+            return func(*args, **kwargs)
+        call.apply_defaults()
+        given = call.arguments
+        x = given["input"]
+        if given["running_mean"] is not None or given["running_var"] is not None or not given["training"] or x.dim() < 2:
+            return func(*args, **kwargs)
+        dims = [0, *range(2, x.dim())]
+        mean, var = x.mean(dims).detach(), x.var(dims, correction=0).detach()
+        return func(x, mean, var, given["weight"], given["bias"], False, 0.0, given["eps"])
+
+
+_BATCH_NORM = inspect.signature(F.batch_norm)
 
 
 def _normalize_with_detached_statistics(module: BatchNormBase, args: Any, output: Any) -> Any:

@@ -39,7 +39,15 @@ from nnlint.probe.settings import ProbeSettings
 from nnlint.runtime.escapes import user_code
 from nnlint.runtime.execution import call_arguments, run_with_tensors
 from nnlint.runtime.randomness import seed_cpu_generators
-from nnlint.runtime.state import is_on_meta, model_device, preserved_process_state, preserved_user_state, training_flags
+from nnlint.runtime.state import (
+    is_on_meta,
+    model_device,
+    preserved_process_state,
+    preserved_user_state,
+    reset_tensor_attributes,
+    tensor_attributes,
+    training_flags,
+)
 from nnlint.runtime.timeout import ProbeTimeout, deadline, protect
 from nnlint.runtime.torch_compat import BatchNormBase, foreach_norm, tree_flatten, tree_map_only
 from nnlint.targets import Target
@@ -190,6 +198,7 @@ class Session:
         self.samples: checks.OutputSamples | None = None
         self.chunk = 1
         self.stopped: str | None = None
+        self.kept_state: list[tuple[nn.Module, str, Any]] = []  # tensors the model keeps between calls
 
     def running_module(self) -> str | None:
         return self.instrument.running_module() if self.instrument else None
@@ -202,6 +211,7 @@ class Session:
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> ProbeResult:
         self.tensors, self.copy_of = checks.copies(self.model, self.device)
+        self.kept_state = tensor_attributes(self.model)
         self.parameters = {n: self.copy_of[id(p)] for n, p in self.model.named_parameters() if p.requires_grad and p.is_floating_point()}
         self.buffer_names = [name for name, _ in self.model.named_buffers(remove_duplicate=False) if name in self.tensors]
         real = self.target.labeled_batch
@@ -427,6 +437,7 @@ class Session:
         # Fresh copies every time: a forward that writes its input (`x /= 255`) must find the same
         # values in every step, and a leaf the mixing check made require grad is written as a copy.
         args, kwargs = tree_map_only(torch.Tensor, torch.clone, (args, kwargs))
+        reset_tensor_attributes(self.kept_state)  # a hidden state the last step stored is not this one's
         try:
             with instrument, device, user_code(), preserved_process_state(generators=False):
                 output = functional_call(self.model, self.tensors if tensors is None else tensors, args, kwargs, tie_weights=False)

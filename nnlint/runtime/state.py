@@ -24,6 +24,8 @@ from nnlint.runtime.torch_compat import (
     set_version_counters,
     stored_tensors,
     torch_function_mode_depth,
+    tree_flatten,
+    tree_map_only,
 )
 
 
@@ -78,6 +80,30 @@ def _copy_container(container: Any) -> Any:
     if isinstance(container, list):
         return list(container)
     return set(container) if isinstance(container, set) else dict(container)
+
+
+def tensor_attributes(model: nn.Module) -> list[tuple[nn.Module, str, Any]]:
+    """The tensors a model keeps between calls in plain attributes (not parameters, buffers or
+    submodules), with the object each holds now: an RNN's state its forward stores
+    (`self.hidden = (h, c)`), which the user's loop re-initialises before each batch."""
+    kept = []
+    for module in model.modules():
+        for name, value in vars(module).items():
+            if name in _MODULE_BOOKKEEPING or name in ("_parameters", "_buffers", "_modules", "_flat_weights"):
+                continue
+            leaves = [value] if isinstance(value, torch.Tensor) else tree_flatten(value)[0] if isinstance(value, (tuple, list)) else []
+            tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+            if tensors and not any(isinstance(t, nn.Parameter) for t in tensors):
+                kept.append((module, name, value))
+    return kept
+
+
+def reset_tensor_attributes(kept: list[tuple[nn.Module, str, Any]]) -> None:
+    """Put each attribute back as `tensor_attributes` found it, detached from any graph: what the
+    user's loop gives each step (`model.hidden = model.init_hidden()`, or word_language_model's
+    `repackage_hidden`), rather than the state a previous step left, whose graph is freed."""
+    for module, name, value in kept:
+        module.__dict__[name] = tree_map_only(torch.Tensor, lambda t: t.detach() if t.grad_fn is not None else t, value)
 
 
 @contextmanager

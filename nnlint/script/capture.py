@@ -165,6 +165,9 @@ class Capture:
         self._loader_sites: weakref.WeakKeyDictionary[DataLoader, Location | None] = weakref.WeakKeyDictionary()
         self._iterators: weakref.WeakKeyDictionary[Any, LoaderUse] = weakref.WeakKeyDictionary()
         self._loader: LoaderUse | None = None
+        # The arguments of each outermost module's first call, taken when it starts: a script
+        # stopped by its time limit in the middle of a long evaluation still has its model's input.
+        self._first_calls: dict[int, ModuleCall] = {}
 
     # -- installing and removing ----------------------------------------------------------------
     @contextlib.contextmanager
@@ -228,6 +231,8 @@ class Capture:
         return Location(first.f_code.co_filename, first.f_lineno) if first is not None else None
 
     def _on_forward_start(self, module: nn.Module, args: Any) -> None:
+        if self._depth == 0 and id(module) not in self._first_calls and not isinstance(module, LossBase):
+            self._first_calls[id(module)] = ModuleCall(module, tuple(args), {}, None)
         self._depth += 1
 
     def _on_forward_end(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
@@ -342,3 +347,12 @@ class Capture:
     def called_modules(self) -> list[ModuleCall]:
         """The latest call of every outermost module, oldest first (for a script that never stepped)."""
         return [calls[-1] for calls in self._calls.values()]
+
+    def first_calls(self) -> list[ModuleCall]:
+        """Each outermost module's first call (positional arguments only: a global pre-hook is not
+        given the keyword ones; no output), in the order they started."""
+        return list(self._first_calls.values())
+
+    def so_far(self) -> StepRecord:
+        """What the capture knew when the script was stopped before any step (`optimizer` None)."""
+        return self._record(None)

@@ -16,11 +16,17 @@ Only these module-level statements run, each on its own (one that raises is skip
   `type` is an `argparse.FileType`, which opens its default file while parsing) and
   `opt = parser.parse_args()`, parsed from the script's own arguments (those after `--`, else
   none, so its defaults); a parse that fails (a required argument) is skipped, silently;
-- `try:` blocks made only of the above (`try: import wandb / except ImportError: wandb = None`).
+- `try:` blocks made only of the above (`try: import wandb / except ImportError: wandb = None`);
+- the device choice `device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')`: a
+  forward that puts its initial state on the global `device` (yunjey/pytorch-tutorial's RNN)
+  cannot run without it;
+- `if`/`elif` chains whose conditions call nothing (`if opt.dataset == 'fake':`): the branch
+  the condition picks, statement by statement by the rules above (pytorch/examples dcgan sets its
+  image channels `nc = 3` beside the dataset it builds there; the dataset is not built). A module
+  run this way is not `__main__`, so `if __name__ == "__main__":` picks nothing.
 
 Everything else is skipped: the `if __name__ == "__main__":` block, loops, `with` blocks, bare
-calls and any other assignment whose value calls something: dataset constructors, downloads,
-`torch.device(...)`, the CUDA checks a script does at the top.
+calls and any other assignment whose value calls something: dataset constructors, downloads.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import ast
 import builtins
 import contextlib
 import io
+import re
 import sys
 import types
 from collections.abc import Iterator, Sequence
@@ -53,6 +60,17 @@ class Definitions:
     failed: list[str] = field(default_factory=list)  # statements that raised: "line 12: NameError: ..."
     found: LoadedFile | None = None  # the models, found as model-file mode finds them
     no_model: str | None = None  # why none was found
+    # Names an import that raised would have bound: `torchvision` -> (line, "ModuleNotFoundError: ...").
+    unimported: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def explained(self, problem: str) -> str:
+        """A target's problem, with the reason when it is a name a failed import would have bound
+        (`SiameseNetwork()` raised NameError: name 'torchvision' is not defined)."""
+        missing = _UNDEFINED_NAME.search(problem)
+        if missing is None or missing.group(1) not in self.unimported:
+            return problem
+        line, error = self.unimported[missing.group(1)]
+        return f"{problem}: `{missing.group(1)}` is imported at line {line}, which failed here ({error}); install it where nnlint runs"
 
     def note(self) -> str:
         failed = f"; {len(self.failed)} raised and were left out ({self.failed[0]})" if self.failed else ""
@@ -96,7 +114,14 @@ def script_definitions(path: Path, args: Sequence[str] = ()) -> Iterator[Definit
 
 def _run_if_definitional(statement: ast.stmt, definitions: Definitions, filename: str) -> None:
     namespace = definitions.module.__dict__
-    if not (_is_definitional_block(statement) or _is_argparse_setup(statement, namespace)):
+    if isinstance(statement, ast.If):
+        branch = _branch_taken(statement, namespace, filename)
+        if branch is None:
+            definitions.skipped_lines.append(statement.lineno)
+        for inner in branch or ():
+            _run_if_definitional(inner, definitions, filename)
+        return
+    if not (_is_definitional_block(statement) or _is_argparse_setup(statement, namespace) or _is_device_choice(statement, namespace)):
         model = _model_construction(statement, namespace)
         if model is None:
             definitions.skipped_lines.append(statement.lineno)
@@ -110,8 +135,13 @@ def _run_if_definitional(statement: ast.stmt, definitions: Definitions, filename
     except BaseException as error:  # an import that exits or raises: skip it, as a statement not run
         said = str(error).strip().splitlines()
         definitions.failed.append(f"line {statement.lineno}: {type(error).__name__}{': ' + said[0] if said else ''}")
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            for alias in statement.names:
+                bound = alias.asname or alias.name.split(".")[0]
+                definitions.unimported[bound] = (statement.lineno, f"{type(error).__name__}{': ' + said[0] if said else ''}")
 
 
+_UNDEFINED_NAME = re.compile(r"NameError: name '(\w+)' is not defined")
 _PURE_BUILTINS = frozenset(
     {"int", "float", "str", "bool", "tuple", "list", "dict", "set", "len", "min", "max", "abs", "round", "range", "sorted", "sum"}
 )
@@ -171,6 +201,34 @@ def _is_argparse_setup(statement: ast.stmt, namespace: dict[str, object]) -> boo
         return isinstance(statement, ast.Assign) and not value.args and not value.keywords
     opens_files = any(keyword.arg == "type" and "FileType" in ast.unparse(keyword.value) for keyword in value.keywords)
     return method in _PARSER_SETUP and not opens_files
+
+
+def _branch_taken(statement: ast.If, namespace: dict[str, object], filename: str) -> list[ast.stmt] | None:
+    """The statements an `if` whose condition calls nothing would run; None when its condition
+    calls something or cannot be evaluated here (a name the skipped statements would have set)."""
+    if any(isinstance(node, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)) for node in ast.walk(statement.test)):
+        return None
+    try:
+        chosen = bool(eval(compile(ast.Expression(statement.test), filename, "eval"), namespace))  # noqa: S307 - call-free
+    except Exception:
+        return None
+    return statement.body if chosen else statement.orelse
+
+
+def _is_device_choice(statement: ast.stmt, namespace: dict[str, object]) -> bool:
+    """`device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')`: a `torch.device`
+    whose other calls only ask what is available (or are pure builtins)."""
+    import torch
+
+    if not isinstance(statement, ast.Assign) or not isinstance(statement.value, ast.Call):
+        return False
+    if _resolve(statement.value.func, namespace) is not torch.device:
+        return False
+    asks = (torch.cuda.is_available, torch.backends.mps.is_available, torch.cuda.device_count)
+    inner = [node for node in ast.walk(statement.value) if isinstance(node, ast.Call) and node is not statement.value]
+    return all(
+        _resolve(call.func, namespace) in asks or (isinstance(call.func, ast.Name) and call.func.id in _PURE_BUILTINS) for call in inner
+    )
 
 
 def _resolve(node: ast.expr, namespace: dict[str, object]) -> object:

@@ -12,8 +12,8 @@ from nnlint.report import Problem
 from nnlint.runtime.torch_compat import LossBase
 from nnlint.script.capture import Capture, ModuleCall
 from nnlint.script.definitions import script_definitions
-from nnlint.script.models import _detached, _example_input, _name, script_models
-from nnlint.script.runner import DEFAULT_SCRIPT_TIMEOUT, Ending, ScriptOutcome, script_run
+from nnlint.script.models import _detached, _example_input, _name, models_built_so_far, script_models
+from nnlint.script.runner import DEFAULT_SCRIPT_TIMEOUT, Ending, ScriptOutcome, script_deadline, script_run
 from nnlint.sources import recorded_site
 from nnlint.targets import Target
 
@@ -42,7 +42,9 @@ def lint_script(linter: Linter, path: Path, options: ScriptOptions, named: bool 
         _lint_definitions(linter, path, "--static: the training script was not run", options.args)
         return
     capture = Capture(path.resolve().parent)
-    with script_run(path, options.args, capture, options.timeout) as outcome:
+    config = linter.config
+    timeout = script_deadline(options.timeout, config.file_timeout, config.probe_timeout)
+    with script_run(path, options.args, capture, timeout) as outcome:
         if outcome.ending is Ending.STEPPED and outcome.record is not None:
             models = script_models(outcome.record, outcome.namespace, path)
             for model in models:
@@ -59,8 +61,20 @@ def lint_script(linter: Linter, path: Path, options: ScriptOptions, named: bool 
         if outcome.ending is Ending.FINISHED:
             _lint_called_modules(linter, path, outcome, capture.called_modules())
             return
+        if outcome.ending is Ending.TIMED_OUT and timeout is not None and _lint_built_so_far(linter, path, outcome, capture, timeout):
+            return
         _keep_script_output(linter, outcome)
-    _lint_definitions(linter, path, outcome.problem(options.timeout), options.args)
+    _lint_definitions(linter, path, outcome.problem(timeout), options.args)
+
+
+def _lint_built_so_far(linter: Linter, path: Path, outcome: ScriptOutcome, capture: Capture, limit: float) -> bool:
+    """A slow script is not a broken one: stopped by its time limit before its first step, it is
+    linted from the model and optimizer it had built (False: it had built no model yet)."""
+    found = {**{k: v for k, v in outcome.namespace.items() if not k.startswith("_")}, **outcome.frame_modules}
+    models = models_built_so_far(capture.so_far(), capture.first_calls(), found, found, path, limit)
+    for model in models:
+        linter.lint(model.loaded, model.notes)
+    return bool(models)
 
 
 def _lint_called_modules(linter: Linter, path: Path, outcome: ScriptOutcome, calls: list[ModuleCall]) -> None:
@@ -108,5 +122,6 @@ def _lint_definitions(linter: Linter, path: Path, why: str, args: tuple[str, ...
             return
         notes = [f"{why}; {definitions.note()}", *definitions.found.notes]
         for loaded in definitions.found.targets:
+            loaded.problem = definitions.explained(loaded.problem) if loaded.problem else None
             linter.lint(loaded, notes)
             notes = []

@@ -339,3 +339,125 @@ def _summary(record: StepRecord, optimizer: torch.optim.Optimizer | None, loss: 
 
 def _at(site: Location | None) -> str:
     return f" at {Path(site.file).name}:{site.line}" if site is not None else ""
+
+
+# -- a script stopped by its time limit before its first step ----------------------------------
+_SAMPLES_KEPT = 4  # a slow script's input is cut to its first samples: the lint must stay quick
+
+
+def models_built_so_far(
+    record: StepRecord, first_calls: list[ModuleCall], found: Mapping[str, Any], namespace: Mapping[str, Any], path: Any, limit: float
+) -> list[ScriptModel]:
+    """The lint targets for a script stopped by its time limit before its first optimizer step
+    (nanoGPT's `estimate_loss()` of 200 batches at iteration 0): each model an optimizer holds the
+    parameters of (else each model it called), paired with that optimizer, with the arguments of
+    its first forward (an evaluation under `no_grad` counts) cut to their first samples.
+
+    `found`: modules the script's frames or globals held, for a model built but not called yet
+    (its input is then inferred as for a model file)."""
+    held_by: list[tuple[torch.optim.Optimizer | None, Location | None, set[int] | None]]
+    held_by = [
+        (optimizer, site, {id(p) for group in optimizer.param_groups for p in group["params"]}) for optimizer, site in record.optimizers
+    ]
+    firsts = {id(call.module): call for call in first_calls}
+    completed = {id(call.module): call for call in record.calls}
+    models: list[ScriptModel] = []
+    chosen: set[int] = set()
+    for optimizer, site, held in held_by or [(None, None, None)]:
+        for module in _stopped_models(first_calls, found, held):
+            if id(module) in chosen:
+                continue
+            chosen.add(id(module))
+            first, last = firsts.get(id(module)), completed.get(id(module))
+            models.append(_model_so_far(module, first, last, optimizer, site, record, namespace, path, limit))
+    return models
+
+
+def _stopped_models(first_calls: list[ModuleCall], found: Mapping[str, Any], held: set[int] | None) -> list[nn.Module]:
+    """The outermost called modules holding parameters in `held` (any parameters when no optimizer
+    was built), then, only if none was called, the outermost such modules the script held."""
+
+    def trained(module: nn.Module) -> bool:
+        if isinstance(module, LossBase):
+            return False
+        return any(True for _ in module.parameters()) if held is None else any(id(p) in held for p in module.parameters())
+
+    for modules in ([call.module for call in first_calls], [m for m in found.values() if isinstance(m, nn.Module)]):
+        kept = [m for m in modules if trained(m)]
+        outermost = [m for m in kept if not any(o is not m and any(sub is m for sub in o.modules()) for o in kept)]
+        if outermost:
+            return list({id(m): m for m in outermost}.values())
+    return []
+
+
+def _model_so_far(
+    model: nn.Module,
+    first: ModuleCall | None,
+    completed: ModuleCall | None,
+    optimizer: torch.optim.Optimizer | None,
+    optimizer_site: Location | None,
+    record: StepRecord,
+    namespace: Mapping[str, Any],
+    path: Any,
+    limit: float,
+) -> ScriptModel:
+    call = first if first is not None and first.args else completed
+    if not model.training:  # stopped inside an evaluation (`model.eval()`); the step it was heading for trains
+        model.train()
+    inputs, cut = (None, None) if call is None else _first_samples(_detached(_example_input(call)))
+    target = Target(model, example_input=inputs, optimizer=optimizer, name=_name(model, namespace))
+    own_loss = _own_loss_key(completed.output) if completed is not None else None
+    if own_loss is not None:
+        target.loss_fn = OutputLoss(own_loss)
+        if isinstance(inputs, tuple) and len(inputs) > 1:  # `model(X, Y)`: the targets are its second argument
+            target.example_batch = (inputs, inputs[1])
+    elif inputs is not None:
+        targets = _loader_targets(record, inputs)
+        if targets is not None:
+            target.example_batch = (inputs, _first_samples(_detached(targets))[0])
+    locations: dict[str, Location] = {}
+    if optimizer_site is not None:
+        locations["optimizer"] = optimizer_site
+    loader = loader_facts(record)
+    if cut is not None:
+        target.batch_size = cut
+    if loader is not None and loader.batch_size is not None:
+        target.batch_size = loader.batch_size
+        if loader.location is not None:
+            locations["batch_size"] = loader.location
+    if call is None:
+        source = "its input inferred: it had not called it yet"
+    else:
+        source = "input from its first forward" + (f", its first {_SAMPLES_KEPT} of {cut} samples" if cut is not None else "")
+    built = "the model and optimizer it had built" if optimizer is not None else "the model it had built"
+    notes = [f"the script did not reach its first optimizer step within {limit:.0f} s; linted {built} ({source})"]
+    if own_loss is not None:
+        notes.append(f"loss: {type(model).__name__}'s own loss (output[{own_loss!r}])")
+    loaded = LoadedTarget(target, target.name or type(model).__name__, Path(path), recorded_site(model), context_locations=locations)
+    loaded.data_loader = loader
+    return ScriptModel(loaded, notes)
+
+
+def _own_loss_key(output: Any) -> Any:
+    """The key of a floating-point scalar in the model's output (nanoGPT's `logits, loss`, a
+    Hugging Face output's `loss`), with or without a graph: an evaluation runs under `no_grad`."""
+    items: Iterator[tuple[Any, Any]]
+    if isinstance(output, Mapping):
+        items = iter(output.items())
+    elif isinstance(output, (tuple, list)):
+        items = iter(enumerate(output))
+    else:
+        return None
+    return next((key for key, value in items if isinstance(value, torch.Tensor) and value.dim() == 0 and value.is_floating_point()), None)
+
+
+def _first_samples(value: Any) -> tuple[Any, int | None]:
+    """`value` with every tensor of the batch's leading size cut to its first samples, and that
+    size when it was cut (None when the batch was small enough already)."""
+    from nnlint.runtime.torch_compat import tree_flatten, tree_map_only
+
+    leaves = [leaf for leaf in tree_flatten(value)[0] if isinstance(leaf, torch.Tensor) and leaf.dim() > 0]
+    if not leaves or leaves[0].shape[0] <= _SAMPLES_KEPT:
+        return value, None
+    size = leaves[0].shape[0]
+    return tree_map_only(torch.Tensor, lambda t: t[:_SAMPLES_KEPT].clone() if t.dim() > 0 and t.shape[0] == size else t, value), size

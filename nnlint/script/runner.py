@@ -23,7 +23,7 @@ import time
 import traceback
 import types
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,11 @@ from nnlint.sources import recording_construction_sites
 
 # A script may download a dataset or build a large model before it steps: ten minutes.
 DEFAULT_SCRIPT_TIMEOUT = 600.0
+# A script stopped by its time limit is linted from what it had built: that lint (the graph, the
+# probe) must still fit in the file's own limit (--file-timeout), or nothing would be reported.
+_LINT_AFTER_TIMEOUT = 30.0  # seconds kept for it beside --probe-timeout
 _ARGPARSE_ERROR = re.compile(r"^\S+: error: (.+)$", re.MULTILINE)
+_INSTALLED_AT = re.compile(r" \((?:/|[A-Za-z]:\\)[^)]*\)")  # `cannot import name 'X' from 'pkg' (/path/to/pkg/__init__.py)`
 
 
 class Ending(enum.Enum):
@@ -59,6 +63,9 @@ class ScriptOutcome:
     error_line: Location | None = None  # the script's deepest line in the traceback
     traceback: str | None = None  # for --verbose
     exit_code: object = None
+    # When it timed out: the modules in the script's own frames at that moment, by name (a
+    # `main()`'s locals are in no global namespace).
+    frame_modules: dict[str, Any] = field(default_factory=dict)
 
     def problem(self, timeout: float | None = None) -> str:
         """One line saying why the script did not reach its first optimizer step."""
@@ -66,6 +73,11 @@ class ScriptOutcome:
         if self.error_line and not where:
             where = f" at {self.error_line.file}:{self.error_line.line}"
         if self.ending is Ending.RAISED:
+            if self.error and self.error.startswith(("ImportError", "ModuleNotFoundError")):
+                # transformers 5 removed `TextDataset`: the script's own bug, whatever nnlint does.
+                error = _INSTALLED_AT.sub("", self.error)
+                fix = f"`python {self.path.name}` fails the same way: fix the import or install what it needs"
+                return f"the script raised {error}{where} before its first optimizer step ({fix})"
             return f"the script raised {self.error}{where} before its first optimizer step"
         if self.ending is Ending.EXITED:
             said = _ARGPARSE_ERROR.findall(self.output)
@@ -127,6 +139,7 @@ def _execute(path: Path, args: list[str], capture: Capture, timeout: float | Non
         _release_frames(stop)
     except ProbeTimeout as error:
         outcome.ending = Ending.TIMED_OUT
+        outcome.frame_modules = _modules_in_frames(error, resolved.parent)
         _release_frames(error)
     except SystemExit as error:
         outcome.ending, outcome.exit_code = Ending.EXITED, error.code
@@ -142,6 +155,31 @@ def _execute(path: Path, args: list[str], capture: Capture, timeout: float | Non
     outcome.seconds = time.perf_counter() - start
     outcome.output = output.getvalue()
     return outcome
+
+
+def script_deadline(script_timeout: float | None, file_timeout: float | None, probe_timeout: float | None) -> float | None:
+    """How long the script may run before its first step: --script-timeout, shortened so that
+    linting what it built (up to --probe-timeout, and a margin) still ends within --file-timeout."""
+    if not file_timeout or file_timeout <= 0:
+        return script_timeout
+    kept = min((probe_timeout or 0.0) + _LINT_AFTER_TIMEOUT, file_timeout * 0.6)
+    limit = file_timeout - kept
+    return limit if script_timeout is None or script_timeout <= 0 else min(script_timeout, limit)
+
+
+def _modules_in_frames(error: BaseException, folder: Path) -> dict[str, Any]:
+    """The modules the script's own frames (files in its folder) held when it was stopped."""
+    from torch import nn
+
+    inside = os.path.join(os.path.realpath(folder), "")
+    found: dict[str, Any] = {}
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        if not os.path.realpath(frame.f_code.co_filename).startswith(inside):
+            continue
+        for name, value in frame.f_locals.items():
+            if isinstance(value, nn.Module) and not name.startswith("_"):
+                found.setdefault(name, value)
+    return found
 
 
 def _one_line(error: BaseException) -> str:

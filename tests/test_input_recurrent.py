@@ -1,0 +1,114 @@
+"""Input inference for models whose first layer is an RNN: (batch, steps, features) or
+(steps, batch, features) as its `batch_first` says, also with as many steps as features (an image
+read row by row, which the forward reshapes to), and an RNN's `input_size` never taken for an
+image side. Each model is written here after a public project's pattern (named per class)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import torch
+from test_cli_core import run
+from torch import nn
+
+from nnlint.inputs import INFERRED_BATCH, infer_input
+
+
+class MnistRNN(nn.Module):
+    """pytorch/examples mnist_rnn/main.py: the forward takes (batch, 1, 28, 28) MNIST images and
+    reshapes them to (batch, 28, 28), 28 rows of 28 pixels, for a batch-first LSTM."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(input_size=28, hidden_size=64, batch_first=True)
+        self.batchnorm = nn.BatchNorm1d(64)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        input = input.reshape(-1, 28, 28)
+        output, _ = self.rnn(input)
+        return self.fc(self.batchnorm(output[:, -1, :]))
+
+
+def test_a_forward_that_reshapes_images_into_rows_gets_one_row_per_step():
+    # 16 steps of 28 features do not reshape to (-1, 28, 28); 28 steps do, with the batch kept.
+    # (Before: the LSTM's input_size=28 read as an image side gave 4x3x28x28, which reshapes to
+    # 12 "samples" and runs, on the wrong batch.)
+    assert infer_input(MnistRNN()).shape == (INFERRED_BATCH, 28, 28)
+
+
+class TimeMajorGRU(nn.Module):
+    """A sequence-first GRU encoder (pytorch/tutorials seq2seq_translation_tutorial's EncoderRNN
+    before batch_first; deepspeech.pytorch's BatchRNN): (steps, batch, features) in."""
+
+    def __init__(self, features: int = 12) -> None:
+        super().__init__()
+        self.gru = nn.GRU(features, 32)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output, _ = self.gru(x)
+        return self.head(output[-1])
+
+
+def test_a_sequence_first_rnn_gets_steps_first():
+    assert infer_input(TimeMajorGRU()).shape == (16, INFERRED_BATCH, 12)
+
+
+YUNJEY_RNN = """\
+    '''yunjey/pytorch-tutorial tutorials/02-intermediate/recurrent_neural_network/main.py: module-level
+    hyper-parameters, the device chosen at the top, and a forward that puts its initial state on
+    that global `device`; the training loop (which needs the MNIST dataset) reshapes each batch with
+    `images.reshape(-1, sequence_length, input_size)`.'''
+    import torch
+    import torch.nn as nn
+
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+    sequence_length = 28
+    input_size = 28
+    hidden_size = 128
+    num_layers = 2
+    num_classes = 10
+    learning_rate = 0.01
+
+    class RNN(nn.Module):
+        def __init__(self, input_size, hidden_size, num_layers, num_classes):
+            super(RNN, self).__init__()
+            self.hidden_size = hidden_size
+            self.num_layers = num_layers
+            self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
+            self.fc = nn.Linear(hidden_size, num_classes)
+
+        def forward(self, x):
+            h0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size).to(device)
+            c0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size).to(device)
+            out, _ = self.lstm(x, (h0, c0))
+            return self.fc(out[:, -1, :])
+
+    model = RNN(input_size, hidden_size, num_layers, num_classes).to(device)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+
+    if __name__ == '__main__':
+        for epoch in range(2):
+            images = torch.randn(100, 1, 28, 28)
+            labels = torch.randint(0, 10, (100,))
+            outputs = model(images.reshape(-1, sequence_length, input_size).to(device))
+            loss = criterion(outputs, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+"""
+
+
+def test_a_scripts_definitions_keep_its_device_choice_and_its_rnn_gets_sequences(tmp_path):
+    path = tmp_path / "main.py"
+    path.write_text(textwrap.dedent(YUNJEY_RNN))
+    code, out, err = run("--static", "--format", "json", str(path))
+    assert code == 0, err  # before: NameError: name 'device' is not defined, NN002
+    (target,) = json.loads(out)["targets"]
+    assert target["graph"] is not None and target["findings"] == []
+    # The constructor's input_size=28 is the LSTM's features, not an image side (4x3x28x28 before).
+    assert "no example input given: inferred an input of shape 4x16x28 from the first layer" in target["notes"]
