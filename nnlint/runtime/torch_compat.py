@@ -18,6 +18,7 @@ import torch
 import torch.fx
 from torch import nn
 from torch.nn.modules import module as _module_globals
+from torch.optim import optimizer as _optimizer_globals
 from torch.utils._pytree import tree_flatten, tree_map_only
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "foreach_norm",
     "foreach_sub",
     "global_module_hooks",
+    "global_optimizer_hooks",
     "meta_kernel_roots",
     "meta_nonzero_assumed",
     "parse_to",
@@ -90,6 +92,12 @@ _GLOBAL_HOOK_DICTS = (
 def global_module_hooks() -> dict[str, dict[Any, Any]]:
     """torch's process-wide module hook tables, by name (the live dicts: clear and update to restore)."""
     return {name: getattr(_module_globals, name) for name in _GLOBAL_HOOK_DICTS if hasattr(_module_globals, name)}
+
+
+def global_optimizer_hooks() -> dict[str, dict[Any, Any]]:
+    """torch's process-wide optimizer step hook tables (`register_optimizer_step_pre_hook`), by name."""
+    tables = ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks")
+    return {name: getattr(_optimizer_globals, name) for name in tables if hasattr(_optimizer_globals, name)}
 
 
 def remove_global_module_hook(handle: Any) -> None:
