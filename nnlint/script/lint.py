@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from nnlint.loader import LoadedTarget
 from nnlint.report import Problem
+from nnlint.runtime.lazy_dynamo import dynamo_import_deferred_for_training
 from nnlint.runtime.torch_compat import LossBase
 from nnlint.script.capture import Capture, ModuleCall
 from nnlint.script.definitions import script_definitions
@@ -42,7 +43,8 @@ def lint_script(linter: Linter, path: Path, options: ScriptOptions, named: bool 
         _lint_definitions(linter, path, "--static: the training script was not run", options.args)
         return
     capture = Capture(path.resolve().parent)
-    with script_run(path, options.args, capture, options.timeout) as outcome:
+    # The script's optimizer would import torch._dynamo (about 2 s) for nothing unless it compiles.
+    with dynamo_import_deferred_for_training(), script_run(path, options.args, capture, options.timeout) as outcome:
         if outcome.ending is Ending.STEPPED and outcome.record is not None:
             models = script_models(outcome.record, outcome.namespace, path)
             for model in models:
