@@ -48,10 +48,6 @@ def lint_script(linter: Linter, path: Path, options: ScriptOptions, named: bool 
         if outcome.ending is Ending.STEPPED and outcome.record is not None:
             models = script_models(outcome.record, outcome.namespace, path)
             for model in models:
-                # The script stopped before its first update: the gradients on its weights are that
-                # step's, not a sign of training (NN402 judges untrained weights by them).
-                for parameter in model.loaded.target.model.parameters():
-                    parameter.grad = None
                 linter.lint(model.loaded, model.notes)
             if models:
                 return
