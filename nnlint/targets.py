@@ -32,6 +32,9 @@ class Target:
     optimizer: Any = None
     batch_size: int | None = None
     name: str | None = None
+    # Script mode stopped the script at its first optimizer step: the gradients on the weights are
+    # that step's, computed before anything updated them, so they are no sign of earlier training.
+    grads_from_first_step: bool = False
 
     @property
     def labeled_batch(self) -> tuple[Any, Any] | None:

@@ -339,7 +339,7 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
     """
     max_ratio = context.threshold("max-ratio")
     for weight in layer_weights(graph, _SCALED_OPS | {"matmul", "mm"}):
-        if _already_trained(weight.tensor, context.target.optimizer):
+        if _already_trained(weight.tensor, context.target.optimizer, context.target.grads_from_first_step):
             continue  # initialization rules judge untrained weights: these moved with the data
         consumers = graph.consumers(weight.node, through=SHAPE_OPS | DROPOUTS | POOLING)
         if weight.tensor.numel() < 2 or any(graph.op(user) in NORMALIZATIONS for user in consumers):
@@ -388,13 +388,15 @@ def initialization_scale(graph: ModelGraph, context: RuleContext) -> Iterator[Hi
 _TRAINED_WRITES = 16
 
 
-def _already_trained(tensor: torch.Tensor, optimizer: object) -> bool:
+def _already_trained(tensor: torch.Tensor, optimizer: object, grads_from_first_step: bool = False) -> bool:
     """Whether a weight was already trained: it has a gradient (backward ran on it: initialization
-    never does that; a hand-written loop `param.data.add_(-lr * param.grad)` leaves no other trace),
-    the optimizer holds state for it (Adam's moments, SGD's momentum buffer), or its version counter
-    shows more in-place writes than any initialization makes."""
+    never does that; a hand-written loop `param.data.add_(-lr * param.grad)` leaves no other trace)
+    that is not the first step's of a script stopped before it (script mode), the optimizer holds
+    state for it (Adam's moments, SGD's momentum buffer), or its version counter shows more in-place
+    writes than any initialization makes."""
     state = getattr(optimizer, "state", None)
-    if user_grad(tensor) is not None or (isinstance(state, dict) and state.get(tensor)):
+    trained_by_backward = user_grad(tensor) is not None and not grads_from_first_step
+    if trained_by_backward or (isinstance(state, dict) and state.get(tensor)):
         return True
     return getattr(tensor, "_version", 0) >= _TRAINED_WRITES  # torch's per-tensor in-place write counter
 

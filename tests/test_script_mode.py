@@ -317,6 +317,47 @@ def test_the_capture_hooks_are_removed_after_the_run(tmp_path):
     assert dict(module_globals._global_forward_hooks) == forward_hooks
 
 
+SWITCHES_THEN_EXITS = """\
+import os, sys
+import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+torch.set_default_dtype(torch.float64)
+torch.set_default_device("meta")
+torch.use_deterministic_algorithms(True)
+torch.autograd.set_detect_anomaly(True)
+torch.set_num_threads(1)
+register_optimizer_step_pre_hook(lambda *args: None)
+os.environ["TRAIN_SEED"] = "1"
+sys.exit("configured, then stopped")
+"""
+
+
+def test_a_scripts_global_switches_are_put_back_each_only_if_it_changed(tmp_path, monkeypatch):
+    from torch.optim import optimizer as optimizer_globals
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    before = (torch.get_default_dtype(), torch.are_deterministic_algorithms_enabled(), torch.is_anomaly_enabled())
+    hooks = dict(optimizer_globals._global_optimizer_pre_hooks)
+    try:
+        with script_run(written(tmp_path, SWITCHES_THEN_EXITS)) as outcome:
+            assert outcome.ending is Ending.EXITED
+        after_threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+    assert (torch.get_default_dtype(), torch.are_deterministic_algorithms_enabled(), torch.is_anomaly_enabled()) == before
+    assert torch.empty(1).device.type == "cpu"  # the default device too (the script set meta)
+    assert after_threads == 2 and dict(optimizer_globals._global_optimizer_pre_hooks) == hooks
+    assert "TRAIN_SEED" not in os.environ
+    # A switch the script did not touch is not set again: setting determinism imports torch._inductor.
+    calls: list[object] = []
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda *args, **kwargs: calls.append(args))
+    with script_run(written(tmp_path, "import sys\nsys.exit(0)\n")) as outcome:
+        assert outcome.ending is Ending.EXITED
+    assert calls == []
+
+
 def test_a_script_without_an_optimizer_stops_after_its_first_backward(tmp_path):
     """pytorch/examples word_language_model/main.py's default: no optimizer, the update written by
     hand after `clip_grad_norm_` (`p.data.add_(p.grad, alpha=-lr)`), module-level argparse."""

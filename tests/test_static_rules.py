@@ -256,6 +256,17 @@ def test_layers_followed_by_normalization_are_not_judged_on_their_scale():
     assert not found(lint_model(model, torch.randn(16, 512)), "NN402")
 
 
+def test_a_gradient_means_trained_unless_it_is_the_first_steps_of_a_stopped_script():
+    """A weight with a gradient was trained (NN402 judges initializations only); script mode stops
+    before the first update, and says so on the target: that step's gradient is no training."""
+    model = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 3))
+    nn.init.normal_(model[0].weight, std=1.0)  # 16× the He scale
+    model(torch.randn(16, 512)).square().mean().backward()
+    assert not found(lint_model(model, torch.randn(16, 512)), "NN402")
+    assert [f.module for f in found(lint_model(model, torch.randn(16, 512), grads_from_first_step=True), "NN402")] == ["0"]
+    assert model[0].weight.grad is not None  # the user's gradient is still there
+
+
 def test_weights_on_the_meta_device_are_skipped_silently():
     with torch.device("meta"):
         model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))

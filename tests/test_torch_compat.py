@@ -169,3 +169,17 @@ def test_compiled_module_class_is_dynamos_wrapper_once_imported():
         assert compiled is sys.modules["torch._dynamo.eval_frame"].OptimizedModule
     else:
         assert compiled is None
+
+
+def test_training_roots_and_the_optimizer_step_shims_find_torchs_pieces():
+    roots = list(torch_compat.training_roots())
+    assert torch.optim.Optimizer.add_param_group in roots and torch.optim.Optimizer.zero_grad in roots
+    assert torch_compat._use_grad_code() is not None  # else the probe's optimizer step imports torch._dynamo again
+    tables = torch_compat.global_optimizer_hooks()
+    assert set(tables) == {"_global_optimizer_pre_hooks", "_global_optimizer_post_hooks"}
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    handle = register_optimizer_step_pre_hook(lambda *args: None)
+    assert handle.id in tables["_global_optimizer_pre_hooks"]
+    handle.remove()
+    assert torch_compat.is_dynamo_package("torch._dynamo") and not torch_compat.is_dynamo_package("torch._dynamo.utils")

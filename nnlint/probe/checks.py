@@ -26,7 +26,7 @@ from nnlint.probe.settings import ProbeSettings
 from nnlint.runtime.execution import run_with_tensors
 from nnlint.runtime.randomness import rng_states
 from nnlint.runtime.state import training_flags
-from nnlint.runtime.torch_compat import BatchNormBase, foreach_norm, foreach_sub, tree_flatten, tree_map_only
+from nnlint.runtime.torch_compat import BatchNormBase, foreach_norm, foreach_sub, step_without_dynamo_import, tree_flatten, tree_map_only
 from nnlint.targets import Target
 
 
@@ -385,7 +385,7 @@ def update_ratios(session: ProbeRun) -> list[UpdateRatio]:
     watched = [p for group in stepped.param_groups for p in group["params"] if id(p) in names and p.dim() >= 2 and p.grad is not None]
     before = [p.detach().clone() for p in watched]
     try:
-        stepped.step()
+        step_without_dynamo_import(stepped)
     except Exception as error:
         note = f"a copy of the optimizer could not step ({one_line(error)}); update ratios were not measured"
         session.notes.append(MeasureNote(Measure.UPDATE_RATIOS, note))

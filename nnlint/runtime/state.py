@@ -20,6 +20,7 @@ from nnlint.runtime.timeout import protect
 from nnlint.runtime.torch_compat import (
     default_device_context,
     global_module_hooks,
+    global_optimizer_hooks,
     pop_torch_function_modes,
     set_version_counters,
     stored_tensors,
@@ -232,8 +233,9 @@ def preserved_function_modes() -> Iterator[None]:
 
 @contextmanager
 def preserved_global_hooks() -> Iterator[None]:
-    """`register_module_forward_hook` and friends: process-wide hooks a forward may register."""
-    live_hooks = global_module_hooks()
+    """`register_module_forward_hook`, `register_optimizer_step_pre_hook` and friends: process-wide
+    hooks a forward or a training script may register."""
+    live_hooks = global_module_hooks() | global_optimizer_hooks()
     hooks = {name: dict(table) for name, table in live_hooks.items()}
     try:
         yield

@@ -18,6 +18,7 @@ import torch
 import torch.fx
 from torch import nn
 from torch.nn.modules import module as _module_globals
+from torch.optim import optimizer as _optimizer_globals
 from torch.utils._pytree import tree_flatten, tree_map_only
 
 __all__ = [
@@ -33,18 +34,22 @@ __all__ = [
     "compiled_module_class",
     "default_device_context",
     "dynamo_imported",
+    "is_dynamo_package",
     "disable_dynamo_cache_attribute",
     "disable_dynamo_wrapper_code",
     "fx_patcher_exit",
     "foreach_norm",
     "foreach_sub",
     "global_module_hooks",
+    "global_optimizer_hooks",
     "meta_kernel_roots",
+    "training_roots",
     "meta_nonzero_assumed",
     "parse_to",
     "pop_torch_function_modes",
     "remove_global_module_hook",
     "set_version_counters",
+    "step_without_dynamo_import",
     "stored_tensors",
     "torch_function_mode_depth",
     "tree_flatten",
@@ -103,6 +108,12 @@ _GLOBAL_HOOK_DICTS = (
 def global_module_hooks() -> dict[str, dict[Any, Any]]:
     """torch's process-wide module hook tables, by name (the live dicts: clear and update to restore)."""
     return {name: getattr(_module_globals, name) for name in _GLOBAL_HOOK_DICTS if hasattr(_module_globals, name)}
+
+
+def global_optimizer_hooks() -> dict[str, dict[Any, Any]]:
+    """torch's process-wide optimizer step hook tables (`register_optimizer_step_pre_hook`), by name."""
+    tables = ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks")
+    return {name: getattr(_optimizer_globals, name) for name in tables if hasattr(_optimizer_globals, name)}
 
 
 def remove_global_module_hook(handle: Any) -> None:
@@ -170,6 +181,11 @@ def dynamo_imported() -> bool:
     return "torch._dynamo" in sys.modules
 
 
+def is_dynamo_package(name: str) -> bool:
+    """Whether an import of `name` is the one that loads torch._dynamo itself (its submodules come after it)."""
+    return name == "torch._dynamo"
+
+
 def disable_dynamo_wrapper_code() -> types.CodeType | None:
     """The code of the `inner` wrapper `torch._compile._disable_dynamo` builds (None: another torch)."""
     disable = getattr(getattr(torch, "_compile", None), "_disable_dynamo", None)
@@ -186,6 +202,49 @@ def meta_kernel_roots() -> Iterator[object]:
     for name, module in list(sys.modules.items()):
         if name.startswith(_META_KERNEL_MODULES) and module is not None:
             yield from list(vars(module).values())
+
+
+def training_roots() -> Iterator[object]:
+    """The functions a training step starts from in torch.optim: its modules' globals (the functional
+    optimizers) and their classes' methods (`Optimizer.add_param_group`, `zero_grad`, `state_dict`)."""
+    for name, module in list(sys.modules.items()):
+        if (name == "torch.optim" or name.startswith("torch.optim.")) and module is not None:
+            for value in list(vars(module).values()):
+                yield value
+                if isinstance(value, type) and value.__module__.startswith("torch.optim"):
+                    yield from (getattr(member, "__func__", member) for member in list(vars(value).values()))
+
+
+def _use_grad_code() -> types.CodeType | None:
+    """The code of the `_use_grad` wrapper torch.optim's `_use_grad_for_differentiable` puts on `step`."""
+    decorator = getattr(sys.modules.get("torch.optim.optimizer"), "_use_grad_for_differentiable", None)
+    constants = decorator.__code__.co_consts if isinstance(decorator, types.FunctionType) else ()
+    return next((c for c in constants if isinstance(c, types.CodeType) and c.co_name == "_use_grad"), None)
+
+
+def step_without_dynamo_import(optimizer: torch.optim.Optimizer) -> None:
+    """`optimizer.step()` as torch runs it outside torch.compile, without the `import torch._dynamo`
+    its `_use_grad` wrapper makes first (about 2 s, for a `graph_break()` that does nothing outside
+    compile): the step hooks and the grad mode the wrapper sets are kept. Any step of another shape
+    (a subclass that wraps `step`, LBFGS, another torch) is called as it is."""
+    step = type(optimizer).step
+    hooked = bool(getattr(step, "hooked", False))  # Optimizer.profile_hook_step's wrapper: the step hooks
+    use_grad = getattr(step, "__wrapped__", None) if hooked else step
+    inner = getattr(use_grad, "__wrapped__", None)
+    code = _use_grad_code()
+    if dynamo_imported() or code is None or getattr(use_grad, "__code__", None) is not code or not isinstance(inner, types.FunctionType):
+        optimizer.step()
+        return
+
+    def plain_step(self: torch.optim.Optimizer) -> object:
+        previous = torch.is_grad_enabled()
+        try:
+            torch.set_grad_enabled(self.defaults["differentiable"])
+            return inner(self)
+        finally:
+            torch.set_grad_enabled(previous)
+
+    (torch.optim.Optimizer.profile_hook_step(plain_step) if hooked else plain_step)(optimizer)
 
 
 # -- process state the API path puts back (nnlint/runtime/state.py) ----------------------------------------

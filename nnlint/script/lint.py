@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from nnlint.loader import LoadedTarget
 from nnlint.report import Problem
+from nnlint.runtime.lazy_dynamo import dynamo_import_deferred_for_training
 from nnlint.runtime.torch_compat import LossBase
 from nnlint.script.capture import Capture, ModuleCall
 from nnlint.script.definitions import script_definitions
@@ -44,14 +45,11 @@ def lint_script(linter: Linter, path: Path, options: ScriptOptions, named: bool 
     capture = Capture(path.resolve().parent)
     config = linter.config
     timeout = script_deadline(options.timeout, config.file_timeout, config.probe_timeout)
-    with script_run(path, options.args, capture, timeout) as outcome:
+    # The script's optimizer would import torch._dynamo (about 2 s) for nothing unless it compiles.
+    with dynamo_import_deferred_for_training(), script_run(path, options.args, capture, timeout) as outcome:
         if outcome.ending is Ending.STEPPED and outcome.record is not None:
             models = script_models(outcome.record, outcome.namespace, path)
             for model in models:
-                # The script stopped before its first update: the gradients on its weights are that
-                # step's, not a sign of training (NN402 judges untrained weights by them).
-                for parameter in model.loaded.target.model.parameters():
-                    parameter.grad = None
                 linter.lint(model.loaded, model.notes)
             if models:
                 return

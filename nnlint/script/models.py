@@ -129,7 +129,7 @@ def _script_model(
     if own_loss and loss is not None and loss.call is not None:
         call = loss.call  # the inputs of the very call whose output the loss judged
     inputs = _detached(_example_input(call))
-    target = Target(model, example_input=inputs, optimizer=optimizer, name=_name(model, namespace))
+    target = Target(model, example_input=inputs, optimizer=optimizer, name=_name(model, namespace), grads_from_first_step=True)
     locations: dict[str, Location] = {}
     if optimizer_site is not None:
         locations["optimizer"] = optimizer_site
