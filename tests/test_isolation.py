@@ -415,3 +415,14 @@ def test_children_of_the_command_line_use_torch_threads_without_hanging(tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert [(tmp_path / f"{name}.threads").read_text() for name in ("a.py", "b.py")] == ["2", "2"]
+
+
+def test_a_file_whose_model_is_nested_too_deep_for_torch_is_nn002_at_its_line(tmp_path):
+    """A 1500-level model built by a loop: torch's own walks (`.parameters()`) raise RecursionError
+    at Python's default limit, and so did nnlint's discovery of module-level models."""
+    path = model_file(tmp_path, "model.py", extra="for _ in range(1500):\n    model = nn.Sequential(model)")
+    code, out, _ = nnlint(path, "--format", "json", "--static")
+    finding = only_finding(out)
+    assert code == 2
+    assert finding["code"] == "NN002" and "nested 1501 levels deep" in finding["message"]
+    assert finding["location"] == {"file": str(path), "line": MODEL_LINE}
