@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -21,7 +22,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy
 import pytest
+import torch
 from click.testing import CliRunner
 from expectations import FIXTURES, ROOT
 
@@ -399,10 +402,10 @@ def test_file_timeout_is_a_setting():
 
 
 def test_children_of_the_command_line_use_torch_threads_without_hanging(tmp_path):
-    """The CLI process runs no torch operation before it forks, so each child may start torch's
-    OpenMP threads (a child forked after the parent had started them would hang in its first
-    parallel operation)."""
-    for name in ("a.py", "b.py"):  # the second child is forked after the parent's warm-up imports
+    """The CLI process runs no parallel torch operation before it forks (its warm-up lint runs on
+    one thread), so each child may start torch's OpenMP threads (a child forked after the parent
+    had started them would hang in its first parallel operation)."""
+    for name in ("a.py", "b.py"):  # the second child is forked after the parent's warm-up imports and lint
         record = f"open({str(tmp_path / name)!r} + '.threads', 'w').write(str(torch.get_num_threads()))"
         model_file(tmp_path, name, prelude=f"product = torch.randn(256, 256) @ torch.randn(256, 256)\n{record}")
     result = subprocess.run(
@@ -426,3 +429,19 @@ def test_a_file_whose_model_is_nested_too_deep_for_torch_is_nn002_at_its_line(tm
     assert code == 2
     assert finding["code"] == "NN002" and "nested 1501 levels deep" in finding["message"]
     assert finding["location"] == {"file": str(path), "line": MODEL_LINE}
+
+
+def test_the_fork_servers_warm_up_lint_leaves_its_process_as_it_was(monkeypatch):
+    """The parent lints a built-in model once before forking (its caches then serve every child):
+    the random generators, torch's thread count and the default dtype are as they were, and a
+    second call does nothing."""
+    from nnlint import isolation
+
+    monkeypatch.setattr(isolation, "_warmed_up", False)
+    before = (torch.get_rng_state(), random.getstate(), numpy.random.get_state()[1].copy(), torch.get_num_threads())
+    isolation._warm_up()
+    after = (torch.get_rng_state(), random.getstate(), numpy.random.get_state()[1].copy(), torch.get_num_threads())
+    assert torch.equal(before[0], after[0]) and before[1] == after[1] and (before[2] == after[2]).all() and before[3] == after[3]
+    assert isolation._warmed_up and torch.get_default_dtype() is torch.float32
+    monkeypatch.setattr(isolation, "lint_file", lambda *args, **kwargs: pytest.fail("warmed up twice"))
+    isolation._warm_up()
