@@ -110,6 +110,8 @@ def only_finding(stdout: str) -> dict:
         # argparse-style training scripts end with sys.exit(main()); here the call is reached from forward
         # (nnlint turns the SystemExit into NN002 before it reaches the child's exit: see runtime/escapes.py)
         ("sys.exit(0)", ["SystemExit: 0", f"model.py:{FORWARD_LINE}"]),
+        # a generator-based forward's cleanup leaking GeneratorExit (a BaseException, like SystemExit)
+        ("raise GeneratorExit", ["forward raised: GeneratorExit", f"model.py:{FORWARD_LINE}"]),
         ("os._exit(0)", ["exited with code 0", "before the lint finished"]),
         ("os._exit(3)", ["exited with code 3"]),
         ("os.kill(os.getpid(), signal.SIGKILL)", ["killed by signal SIGKILL (9)"]),
@@ -445,3 +447,16 @@ def test_the_fork_servers_warm_up_lint_leaves_its_process_as_it_was(monkeypatch)
     assert isolation._warmed_up and torch.get_default_dtype() is torch.float32
     monkeypatch.setattr(isolation, "lint_file", lambda *args, **kwargs: pytest.fail("warmed up twice"))
     isolation._warm_up()
+
+
+@pytest.mark.parametrize("how", ["torch.jit.script(nn.Linear(8, 3))", "torch.jit.trace(nn.Linear(8, 3), example_input)"])
+def test_a_module_level_torchscript_model_is_one_nn002_line_even_static(tmp_path, how):
+    """`model = torch.jit.script(Net())` at module level (deployment code kept beside the model):
+    one NN002 at its line saying what it is, not a traceback."""
+    path = tmp_path / "model.py"
+    path.write_text(f"import torch\nfrom torch import nn\n\nexample_input = torch.randn(4, 8)\nmodel = {how}\n")
+    code, out, err = nnlint(path, "--format", "json", "--static")
+    finding = only_finding(out)
+    assert code == 2 and "Traceback" not in err
+    assert finding["code"] == "NN002" and "it is a TorchScript module" in finding["message"]
+    assert finding["location"] == {"file": str(path), "line": 5}
