@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Iterable, Sequence
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 # Imported by the first lint in a process (graph building reaches torch's symbolic shapes, which
 # import sympy: about 0.3 s), so imported once in the parent rather than again in every child.
 _LINT_IMPORTS = ("torch.fx.experimental.symbolic_shapes",)
-_PROBE_IMPORTS = ("nnlint.probe.session", "nnlint.probe.evidence", "numpy.random")
+_PROBE_IMPORTS = ("nnlint.probe.session", "numpy.random")
 _WARM_UP_MODEL = Path(__file__).resolve().parent / "runtime" / "warm_up_model.py"
 _warmed_up = False  # once per process: its caches last as long as it does
 
@@ -154,8 +156,11 @@ def _warm_up() -> None:
     threads, generators = torch.get_num_threads(), rng_states()
     try:
         torch.set_num_threads(1)
-        with contextlib.redirect_stdout(None), contextlib.redirect_stderr(None):
-            lint_file(_WARM_UP_MODEL, Config(static=True), explicit=True)
+        # A copy in a folder of its own: a file inside a package would have the loader put back
+        # (remove from sys.modules) whatever of that package the lint imported.
+        with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(None), contextlib.redirect_stderr(None):
+            copy = shutil.copy(_WARM_UP_MODEL, Path(folder) / "warm_up_model.py")
+            lint_file(Path(copy), Config(static=True), explicit=True)
     except Exception:  # noqa: S110 - see above: only the speed of later files depends on it
         pass
     finally:

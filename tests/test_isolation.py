@@ -435,13 +435,15 @@ def test_a_file_whose_model_is_nested_too_deep_for_torch_is_nn002_at_its_line(tm
 
 def test_the_fork_servers_warm_up_lint_leaves_its_process_as_it_was(monkeypatch):
     """The parent lints a built-in model once before forking (its caches then serve every child):
-    the random generators, torch's thread count and the default dtype are as they were, and a
-    second call does nothing."""
+    the random generators, torch's thread count and the default dtype are as they were, no module
+    was taken out of sys.modules (nnlint's own included), and a second call does nothing."""
     from nnlint import isolation
 
     monkeypatch.setattr(isolation, "_warmed_up", False)
     before = (torch.get_rng_state(), random.getstate(), numpy.random.get_state()[1].copy(), torch.get_num_threads())
+    modules = dict(sys.modules)
     isolation._warm_up()
+    assert all(sys.modules.get(name) is module for name, module in modules.items())
     after = (torch.get_rng_state(), random.getstate(), numpy.random.get_state()[1].copy(), torch.get_num_threads())
     assert torch.equal(before[0], after[0]) and before[1] == after[1] and (before[2] == after[2]).all() and before[3] == after[3]
     assert isolation._warmed_up and torch.get_default_dtype() is torch.float32
