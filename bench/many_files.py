@@ -26,17 +26,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "bench" / "models" / "small_cnn.py"
 MODES = {"isolated (default)": [], "--no-isolation": ["--no-isolation"]}
-# `nnlint` from a given checkout: PYTHONPATH puts it before the installed (editable) one.
-NNLINT = ["-c", "import sys; from nnlint.cli import main; sys.argv[0] = 'nnlint'; main()"]
+# `nnlint` from a given checkout (its path the first argument), whatever the venv installed: run in
+# the checkout, `python -c` finds its nnlint first, and its top-level rules/ as nnlint.rules (the
+# layout pyproject.toml's package-dir maps).
+NNLINT = [
+    "-c",
+    "import sys; import nnlint; nnlint.__path__.append(sys.argv.pop(1)); from nnlint.cli import main; sys.argv[0] = 'nnlint'; main()",
+]
 
 
 def seconds(paths: list[Path], mode: list[str], probe: bool, checkout: Path = ROOT) -> tuple[float, float]:
     """Wall-clock and CPU seconds (user + system, nnlint and the children it forks) of one run."""
-    command = [sys.executable, *NNLINT, *([] if probe else ["--static"]), *mode, *map(str, paths)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, *NNLINT, str(checkout), *([] if probe else ["--static"]), *mode, *map(str, paths)]
     cpu_before = _children_cpu()
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, check=False, env=env)
+    result = subprocess.run(command, capture_output=True, check=False, cwd=checkout)
     elapsed = time.perf_counter() - start
     if result.returncode not in (0, 1):
         sys.exit(f"{' '.join(command)} exited {result.returncode}:\n{result.stderr.decode(errors='replace')}")
