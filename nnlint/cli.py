@@ -251,8 +251,8 @@ def _lint(
         click.echo(f"nnlint: note: linting in nnlint's own process: {why_not}", err=True)
     if not isolated or why_not is not None:
         return lint_paths(paths, config, skip_non_model_files=skip_non_model_files, script=script)
-    # This process is the fork server: it runs no user code, and no torch operation when it
-    # imported torch itself, so that children may use torch's threads.
+    # This process is the fork server: it runs no user code, and no parallel torch operation when
+    # it imported torch itself (its warm-up lint runs on one thread), so that children may use torch's threads.
     lint_one = IsolatedFileLinter(fresh_process=fresh_process)
     return lint_paths(paths, config, skip_non_model_files=skip_non_model_files, script=script, lint_one=lint_one)
 

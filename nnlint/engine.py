@@ -21,6 +21,7 @@ from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
 from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
 from nnlint.runtime.escapes import UserExit, escapes_nnlint
 from nnlint.runtime.execution import input_problem
+from nnlint.runtime.nesting import too_deep_for_torch
 from nnlint.runtime.state import deep_recursion_allowed, preserved_user_state, uninitialized_module
 from nnlint.runtime.timeout import ProbeTimeout, deadline
 from nnlint.sources import ModuleLocator
@@ -86,6 +87,8 @@ class Linter:
         if inner is not original:
             loaded = dataclasses.replace(loaded, target=dataclasses.replace(target, model=inner))
         related = (original, target.loss_fn, target.example_input, target.example_batch)
+        if (too_deep := too_deep_for_torch(inner)) is not None:  # before the state guard, which torch's walks would fail in
+            return [self._unusable(loaded, too_deep)], {}, None, notes, None
         try:
             with preserved_user_state(inner, *related), deep_recursion_allowed():
                 return self._lint_target(loaded, [*notes, *unwrapped_notes])

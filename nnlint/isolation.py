@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Iterable, Sequence
@@ -39,7 +41,9 @@ if TYPE_CHECKING:
 # Imported by the first lint in a process (graph building reaches torch's symbolic shapes, which
 # import sympy: about 0.3 s), so imported once in the parent rather than again in every child.
 _LINT_IMPORTS = ("torch.fx.experimental.symbolic_shapes",)
-_PROBE_IMPORTS = ("nnlint.probe.session", "nnlint.probe.evidence", "numpy.random")
+_PROBE_IMPORTS = ("nnlint.probe.session", "numpy.random")
+_WARM_UP_MODEL = Path(__file__).resolve().parent / "runtime" / "warm_up_model.py"
+_warmed_up = False  # once per process: its caches last as long as it does
 
 _EXIT_FIX = (
     "keep exits out of the code nnlint runs (module level, constructors, forward, @nnlint.target functions): "
@@ -63,12 +67,12 @@ def isolation_unavailable() -> str | None:
 class IsolatedFileLinter:
     """`lint_file` in a child process; an `engine.FileLinter`.
 
-    `fresh_process`: this process imported torch for this command, and has run no torch operation
-    since, so a child can use torch's intra-op threads. Otherwise (a process that imported torch
-    before nnlint ran: a test session, a notebook) a child that started them would hang (GNU
-    OpenMP's thread pool does not survive a fork), and each child runs torch on one thread; and
-    since such a process lives on, it imports what every lint imports before the first file, once
-    for all the runs it will serve.
+    `fresh_process`: this process imported torch for this command, and has run no parallel torch
+    operation since (its warm-up lint runs on one thread), so a child can use torch's intra-op
+    threads. Otherwise (a process that imported torch before nnlint ran: a test session, a
+    notebook) a child that started them would hang (GNU OpenMP's thread pool does not survive a
+    fork), and each child runs torch on one thread; and since such a process lives on, it imports
+    what every lint imports, and warms up, before the first file, once for all the runs it will serve.
     """
 
     def __init__(self, *, fresh_process: bool = False) -> None:
@@ -121,16 +125,47 @@ def _captured_stderr() -> TextIO | None:
 
 def _import_what_every_lint_imports(config: Config) -> None:
     """Before the second file (the first, in a process that lives on): imports the first child
-    made, made once here, for every later child to inherit (a single file's child pays for its
-    own, no more than this process would)."""
+    made, made once here, and one lint of a built-in model (`_warm_up`), for every later child to
+    inherit (a single file's child pays for its own, no more than this process would)."""
     for name in (*_LINT_IMPORTS, *(() if config.static else _PROBE_IMPORTS)):
         # A later torch that moved it, or this process's imports in a bad state (an import stopped
         # halfway by an earlier in-process lint): the children import what they need, or say why not.
         with contextlib.suppress(Exception):
             importlib.import_module(name)
     find_wrapped_functions()
+    _warm_up()
     if gc.get_freeze_count():
         gc.freeze()  # as the CLI froze torch's own objects: a child's collections skip them
+
+
+def _warm_up() -> None:
+    """Lint a small built-in model here, statically, once: what a first lint fills (torch's
+    dispatch caches, fx's generated code, nnlint's tables) is then inherited by every child instead
+    of filled again in each (measured in bench/many_files.py). On one torch thread, so that no
+    thread pool starts in this process (a child forked after one started would hang in its own),
+    with the random generators put back, so that each child starts where a fresh process would;
+    best effort: a failure here changes nothing but the children's speed."""
+    import torch
+
+    from nnlint.runtime.randomness import restore_rng, rng_states
+
+    global _warmed_up
+    if _warmed_up:
+        return
+    _warmed_up = True
+    threads, generators = torch.get_num_threads(), rng_states()
+    try:
+        torch.set_num_threads(1)
+        # A copy in a folder of its own: a file inside a package would have the loader put back
+        # (remove from sys.modules) whatever of that package the lint imported.
+        with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(None), contextlib.redirect_stderr(None):
+            copy = shutil.copy(_WARM_UP_MODEL, Path(folder) / "warm_up_model.py")
+            lint_file(Path(copy), Config(static=True), explicit=True)
+    except Exception:  # noqa: S110 - see above: only the speed of later files depends on it
+        pass
+    finally:
+        torch.set_num_threads(threads)
+        restore_rng(generators)
 
 
 def _file_result(run: ChildRun, path: Path, config: Config) -> FileResult:

@@ -47,6 +47,7 @@ from nnlint.context import DataLoaderFacts
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
 from nnlint.runtime.escapes import UserExit, escapes_nnlint, user_code
+from nnlint.runtime.nesting import submodules
 from nnlint.runtime.randomness import seeded
 from nnlint.runtime.state import preserved_process_state
 from nnlint.runtime.torch_compat import LossBase
@@ -378,7 +379,7 @@ def _module_instances(namespace: Mapping[str, Any], path: Path, package_root: Pa
     for name, value in namespace.items():
         if _is_candidate_module(name, value) and id(value) not in instances:
             instances[id(value)] = (name, value)
-    inside_another = {id(sub) for _, instance in instances.values() for sub in list(instance.modules())[1:]}
+    inside_another = {id(sub) for _, instance in instances.values() for sub in list(submodules(instance))[1:]}
     targets = [
         LoadedTarget(Target(instance), name, path, _line_of(path, name))
         for key, (name, instance) in instances.items()
@@ -467,7 +468,7 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
         construction[cls.__name__] = _arguments_by_name(cls, recipe.args, recipe.kwargs)
     built = {**from_classes, **built}  # classes first, then factories, each in file order
     # A class whose instances live inside another built model is a building block, not a model.
-    used_inside = {type(sub) for instance, _, _ in built.values() for sub in list(instance.modules())[1:]}
+    used_inside = {type(sub) for instance, _, _ in built.values() for sub in list(submodules(instance))[1:]}
     targets = [
         LoadedTarget(Target(instance), name, path, location, notes=made, construction=construction.get(name, {}))
         for name, (instance, location, made) in built.items()

@@ -492,8 +492,8 @@ def test_a_single_models_loss_and_loader_are_found_whatever_their_names(tmp_path
 )
 def test_reserved_names_of_the_wrong_kind_are_errors_that_say_what_was_expected(tmp_path, line, message):
     path = write(tmp_path, "m.py", f"import torch\nfrom torch import nn\n\nmodel = nn.Linear(4, 2)\n{line}\n")
-    code, out, err = run("--static", str(path))
-    assert code == 2
+    code, out, err = run("--static", "--format", "json", str(path))
+    assert code == 2 == json.loads(out)["summary"]["exit_code"]
     assert message in err
     assert "Traceback" not in err
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -21,7 +22,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy
 import pytest
+import torch
 from click.testing import CliRunner
 from expectations import FIXTURES, ROOT
 
@@ -107,6 +110,8 @@ def only_finding(stdout: str) -> dict:
         # argparse-style training scripts end with sys.exit(main()); here the call is reached from forward
         # (nnlint turns the SystemExit into NN002 before it reaches the child's exit: see runtime/escapes.py)
         ("sys.exit(0)", ["SystemExit: 0", f"model.py:{FORWARD_LINE}"]),
+        # a generator-based forward's cleanup leaking GeneratorExit (a BaseException, like SystemExit)
+        ("raise GeneratorExit", ["forward raised: GeneratorExit", f"model.py:{FORWARD_LINE}"]),
         ("os._exit(0)", ["exited with code 0", "before the lint finished"]),
         ("os._exit(3)", ["exited with code 3"]),
         ("os.kill(os.getpid(), signal.SIGKILL)", ["killed by signal SIGKILL (9)"]),
@@ -399,10 +404,10 @@ def test_file_timeout_is_a_setting():
 
 
 def test_children_of_the_command_line_use_torch_threads_without_hanging(tmp_path):
-    """The CLI process runs no torch operation before it forks, so each child may start torch's
-    OpenMP threads (a child forked after the parent had started them would hang in its first
-    parallel operation)."""
-    for name in ("a.py", "b.py"):  # the second child is forked after the parent's warm-up imports
+    """The CLI process runs no parallel torch operation before it forks (its warm-up lint runs on
+    one thread), so each child may start torch's OpenMP threads (a child forked after the parent
+    had started them would hang in its first parallel operation)."""
+    for name in ("a.py", "b.py"):  # the second child is forked after the parent's warm-up imports and lint
         record = f"open({str(tmp_path / name)!r} + '.threads', 'w').write(str(torch.get_num_threads()))"
         model_file(tmp_path, name, prelude=f"product = torch.randn(256, 256) @ torch.randn(256, 256)\n{record}")
     result = subprocess.run(
@@ -415,3 +420,45 @@ def test_children_of_the_command_line_use_torch_threads_without_hanging(tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert [(tmp_path / f"{name}.threads").read_text() for name in ("a.py", "b.py")] == ["2", "2"]
+
+
+def test_a_file_whose_model_is_nested_too_deep_for_torch_is_nn002_at_its_line(tmp_path):
+    """A 1500-level model built by a loop: torch's own walks (`.parameters()`) raise RecursionError
+    at Python's default limit, and so did nnlint's discovery of module-level models."""
+    path = model_file(tmp_path, "model.py", extra="for _ in range(1500):\n    model = nn.Sequential(model)")
+    code, out, _ = nnlint(path, "--format", "json", "--static")
+    finding = only_finding(out)
+    assert code == 2
+    assert finding["code"] == "NN002" and "nested 1501 levels deep" in finding["message"]
+    assert finding["location"] == {"file": str(path), "line": MODEL_LINE}
+
+
+def test_the_fork_servers_warm_up_lint_leaves_its_process_as_it_was(monkeypatch):
+    """The parent lints a built-in model once before forking (its caches then serve every child):
+    the random generators, torch's thread count and the default dtype are as they were, no module
+    was taken out of sys.modules (nnlint's own included), and a second call does nothing."""
+    from nnlint import isolation
+
+    monkeypatch.setattr(isolation, "_warmed_up", False)
+    before = (torch.get_rng_state(), random.getstate(), numpy.random.get_state()[1].copy(), torch.get_num_threads())
+    modules = dict(sys.modules)
+    isolation._warm_up()
+    assert all(sys.modules.get(name) is module for name, module in modules.items())
+    after = (torch.get_rng_state(), random.getstate(), numpy.random.get_state()[1].copy(), torch.get_num_threads())
+    assert torch.equal(before[0], after[0]) and before[1] == after[1] and (before[2] == after[2]).all() and before[3] == after[3]
+    assert isolation._warmed_up and torch.get_default_dtype() is torch.float32
+    monkeypatch.setattr(isolation, "lint_file", lambda *args, **kwargs: pytest.fail("warmed up twice"))
+    isolation._warm_up()
+
+
+@pytest.mark.parametrize("how", ["torch.jit.script(nn.Linear(8, 3))", "torch.jit.trace(nn.Linear(8, 3), example_input)"])
+def test_a_module_level_torchscript_model_is_one_nn002_line_even_static(tmp_path, how):
+    """`model = torch.jit.script(Net())` at module level (deployment code kept beside the model):
+    one NN002 at its line saying what it is, not a traceback."""
+    path = tmp_path / "model.py"
+    path.write_text(f"import torch\nfrom torch import nn\n\nexample_input = torch.randn(4, 8)\nmodel = {how}\n")
+    code, out, err = nnlint(path, "--format", "json", "--static")
+    finding = only_finding(out)
+    assert code == 2 and "Traceback" not in err
+    assert finding["code"] == "NN002" and "it is a TorchScript module" in finding["message"]
+    assert finding["location"] == {"file": str(path), "line": 5}

@@ -484,3 +484,40 @@ def test_an_input_dict_with_non_string_keys_is_a_clear_error():
     report = audited(nn.Linear(6, 2), {1: torch.randn(4, 6)})
     (message,) = unusable(report)
     assert "`example_input` is a dict with the key 1 (int)" in message and "\n" not in message
+
+
+def nested_in_a_loop(depth: int) -> nn.Module:
+    """The same nesting built by a loop (`block = Wrapper(block)` per layer), so that building it
+    needs no recursion: only walking it does."""
+    inner: nn.Module = nn.Linear(6, 6)
+    for _ in range(depth):
+        inner = nn.Sequential(inner)
+    return inner
+
+
+def test_a_model_nested_deeper_than_torch_can_walk_is_nn002_naming_the_depth():
+    """1500 levels: torch's own `.parameters()` raises RecursionError at the default limit (checked:
+    `SGD(model.parameters())` works at 991 levels and fails at 992), so the model cannot be trained
+    as written; the report says so, with the depth and the limit, instead of an internal error."""
+    model, limit = nested_in_a_loop(1500), sys.getrecursionlimit()
+    assert limit == 1000
+    report = nnlint.audit(model, torch.randn(4, 6))
+    json.loads(report.to_json())
+    assert not report.problems, report.problems
+    (message,) = unusable(report)
+    assert "nested 1500 levels deep" in message and "recursion limit (1000)" in message and "\n" not in message
+    assert sys.getrecursionlimit() == limit and report.exit_code == 2
+
+
+@pytest.mark.slow  # about a minute: the graph of 1500 nested calls
+def test_a_model_nested_deep_is_linted_where_the_user_raised_the_recursion_limit():
+    """The same model where the script raised the limit first (as deep recursive models do): torch
+    can train it, so nnlint lints it, and leaves the model and the limit as they were."""
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(5000)
+    try:
+        report = audited(nested_in_a_loop(1500), torch.randn(4, 6), probe=False)  # the probe: slow, and no different here
+        assert sys.getrecursionlimit() == 5000
+    finally:
+        sys.setrecursionlimit(saved)
+    assert_linted(report)

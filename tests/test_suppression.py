@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
+from click.testing import CliRunner
 from expectations import lint
 
+from nnlint.cli import main
 from nnlint.config import Config
 from nnlint.engine import lint_paths
 
@@ -72,3 +75,5 @@ def test_a_latin1_file_is_read_in_its_declared_encoding(tmp_path):
     report = lint_paths([path], Config())
     assert not report.problems, report.problems
     assert [f.code for f in report.findings] == []  # NN104 silenced; the suppression used, so no NN003
+    result = CliRunner().invoke(main, ["--format", "json", str(path)])  # the same through the command line
+    assert result.exit_code == 0 and json.loads(result.stdout)["summary"]["exit_code"] == 0
