@@ -5,6 +5,7 @@ Covariate Shift). Every check is a pure function of the recorded `RunRecord`."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
@@ -664,17 +665,33 @@ def dead_units_growing(graph: ModelGraph | None, context: RuleContext) -> Iterat
             )
 
 
-@rule("NN609", "batchnorm-statistics-drift", Severity.WARNING, phase=Phase.WATCH, thresholds={"max-shift": 1.0}, requires=("run",))
+@rule(
+    "NN609",
+    "batchnorm-statistics-drift",
+    Severity.WARNING,
+    phase=Phase.WATCH,
+    thresholds={"max-shift": 1.0, "max-eval-gap": 1.0, "min-gap-growth": 0.5},
+    requires=("run",),
+)
 def batchnorm_statistics_drift(graph: ModelGraph | None, context: RuleContext) -> Iterator[Hit]:
-    """BatchNorm running statistics far from the batch statistics late in training.
+    """BatchNorm running statistics far from the batch statistics late in training, or a train/eval gap that grows.
 
     ## What it does
-    On sampled steps, before a training-mode BatchNorm updates its running statistics, measures
-    how far the batch's per-channel means are from the running means, in running standard
-    deviations (averaged over channels; batches with fewer than 32 values per channel are
-    skipped). Flags a BatchNorm whose median distance over the last third of the samples is above
-    `max-shift` (1 standard deviation): evaluation would normalize with statistics that do not
-    describe what the layer sees.
+    Two measurements of the same mismatch. On sampled training steps, before a training-mode
+    BatchNorm updates its running statistics, it measures how far the batch's per-channel means
+    are from the running means, in running standard deviations (averaged over channels; batches
+    with fewer than 32 values per channel are skipped), and flags a BatchNorm whose median
+    distance over the last third of the samples is above `max-shift` (1 standard deviation).
+    On each validation pass run in evaluation mode, it takes the pass's first batch (at most 32
+    samples) once more with the BatchNorm layers normalizing by the batch's own statistics, as
+    in training (dropout stays off, the running statistics are not touched), and compares the
+    two losses: the train/eval gap. It flags a gap that grew: over the last third of at least
+    three evaluations the loss with the running statistics was, in the median, more than
+    `max-eval-gap` (1.0: twice) the loss with batch statistics, and that is `min-gap-growth`
+    (0.5) more than at the first evaluation. This catches running variances that lag (the
+    first measurement sees only means). The thresholds are wide on purpose: with 32 samples the
+    batch statistics are noisy, and the healthy runs measured while writing this rule (the
+    fixtures' clean twins, the bench CNN) kept the gap between -0.9 and +0.4, mostly below zero.
 
     ## Why is this bad?
     Evaluation uses the running statistics; when they lag behind the data (a momentum too small,
@@ -693,7 +710,8 @@ def batchnorm_statistics_drift(graph: ModelGraph | None, context: RuleContext) -
 
     ## Fix
     Use the default momentum (0.1), recompute the statistics before evaluating (run a few
-    training-mode forwards under no_grad), or use LayerNorm/GroupNorm.
+    training-mode forwards under no_grad, as `torch.optim.swa_utils.update_bn` does), or use
+    LayerNorm/GroupNorm.
 
     ## References
     - Ioffe & Szegedy, "Batch Normalization" (ICML 2015): running averages for inference
@@ -701,6 +719,36 @@ def batchnorm_statistics_drift(graph: ModelGraph | None, context: RuleContext) -
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Internal Covariate Shift
     """
     run = _run(context)
+    gap = _growing_train_eval_gap(run, context)
+    hits = list(_drifting_batchnorms(run, context))
+    if gap is None:
+        yield from hits
+        return
+    first, late, series = gap
+    said = (
+        f"the validation loss with the running statistics was {late + 1:.1f}× the loss of the same samples normalized "
+        f"by their own batch statistics, up from {first + 1:.1f}× at the first evaluation (gap per evaluation "
+        f"{sparkline(series)})"
+    )
+    evidence = {"eval_gap_first": first, "eval_gap_late": late, "eval_gap": series}
+    if hits:  # the same mismatch seen both ways: one finding
+        hit = hits[0]
+        yield dataclasses.replace(hit, message=f"{hit.message}; {said}", evidence={**hit.evidence, **evidence})
+        yield from hits[1:]
+        return
+    layers = list(run.layers[-1].batchnorm_shifts) if run.layers else []
+    module = layers[0] if layers else None
+    named = f"`{module}`{_and_more(layers)}" if module else "its BatchNorm layers"
+    yield Hit(
+        message=f"the model evaluated is not the model trained: {named} normalize with running statistics that lag; {said}",
+        fix="use the default momentum (0.1), recompute the running statistics before evaluating, or use LayerNorm/GroupNorm",
+        module=module,
+        location=(run.location_of(module) if module else None) or _loop_location(run),
+        evidence=evidence,
+    )
+
+
+def _drifting_batchnorms(run: RunRecord, context: RuleContext) -> Iterator[Hit]:
     samples = [s for s in run.layers if s.batchnorm_shifts]
     if len(samples) < 3:
         return
@@ -719,6 +767,17 @@ def batchnorm_statistics_drift(graph: ModelGraph | None, context: RuleContext) -
                 location=run.location_of(norm),
                 evidence={"late_shift": shift, "shift": series},
             )
+
+
+def _growing_train_eval_gap(run: RunRecord, context: RuleContext) -> tuple[float, float, list[float]] | None:
+    """(first gap, median late gap, every gap) when the train/eval gap grew past the thresholds."""
+    gaps = [gap for _, _, gap in run.batchnorm_gaps()]
+    if len(gaps) < 3:
+        return None
+    late = _median(gaps[-max(len(gaps) // 3, 1) :])
+    if late > context.threshold("max-eval-gap") and late - gaps[0] >= context.threshold("min-gap-growth"):
+        return gaps[0], late, gaps
+    return None
 
 
 @rule("NN610", "validation-in-train-mode", Severity.WARNING, phase=Phase.WATCH, requires=("run",))

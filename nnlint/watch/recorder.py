@@ -34,6 +34,7 @@ from torch.utils.data.dataloader import _BaseDataLoaderIter
 from nnlint.findings import Location
 from nnlint.runtime.torch_compat import BatchNormBase, DropoutBase, LossBase, foreach_norm
 from nnlint.sources import ModuleLocator, call_site, constructed_modules
+from nnlint.watch.batchnorm_gap import measure_gap, replayable_batchnorms
 from nnlint.watch.patches import Patches
 from nnlint.watch.series import EvalModeTraining, Evaluation, LayerSample, NonFiniteLoss, RunRecord, SchedulerRecord
 
@@ -64,6 +65,8 @@ class _Evaluation:
         self.losses: list[torch.Tensor] = []
         self.batches = 0
         self.train_mode_modules: tuple[str, ...] = ()
+        self.gap: tuple[torch.Tensor, torch.Tensor] | None = None  # (running-statistics loss, batch-statistics loss)
+        self.gap_tried = False
 
 
 class _Scheduler:
@@ -126,6 +129,8 @@ class Recorder:
         self._non_finite: NonFiniteLoss | None = None
         self._check_finite_now = True
         self._last_input: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self._validation_output: Any = None  # the model's output in the open validation pass, for the BatchNorm gap
+        self._batchnorms: list[nn.Module] = []
         self._replaying = False
         self._replayed = False  # the bad step's forward was replayed (and its outputs were finite, if nothing was found)
         self._optimizer_location: Location | None = None
@@ -291,7 +296,10 @@ class Recorder:
         self._mode_modules = [(path, m) for path, m in model.named_modules() if isinstance(m, _MODE_DEPENDENT)]
         self._layers = [(path, [p for p in m.parameters(recurse=False) if p.requires_grad]) for path, m in model.named_modules()]
         self._layers = [(path, params) for path, params in self._layers if params]
+        self._batchnorms = replayable_batchnorms(model)
         self._model_handles.append(model.register_forward_pre_hook(self._model_called, with_kwargs=True))
+        if self._batchnorms:
+            self._model_handles.append(model.register_forward_hook(self._model_returned))
         if self.step == 0 and not self._sampling and self._handles:
             self._begin_sampling()  # the first step shows the run's starting point
 
@@ -303,6 +311,10 @@ class Recorder:
             evaluation = self._open_evaluation()
             evaluation.batches += 1
             self._note_train_mode(evaluation)
+
+    def _model_returned(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if not self._replaying:
+            self._validation_output = output if self._evaluation is not None and self._is_validation() else None
 
     def _model_from_optimizer(self, optimizer: torch.optim.Optimizer) -> nn.Module | None:
         """The module whose parameters this optimizer holds: of the modules the script built (or, in
@@ -406,7 +418,28 @@ class Recorder:
             evaluation = self._open_evaluation()
             evaluation.losses.append(value.detach().float().mean())
             self._note_train_mode(evaluation)
+            if not evaluation.gap_tried and self._batchnorms:
+                self._measure_batchnorm_gap(evaluation, original, args, kwargs, value)
         return value
+
+    def _measure_batchnorm_gap(
+        self, evaluation: _Evaluation, loss_fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], loss: torch.Tensor
+    ) -> None:
+        """On the pass's first loss of the model's output, in evaluation mode: the same samples' loss with
+        BatchNorm normalizing by batch statistics (nnlint/watch/batchnorm_gap.py)."""
+        model, output, call = self.model, self._validation_output, self._last_input
+        if model is None or model.training or call is None or not isinstance(output, torch.Tensor):
+            return
+        if not any(arg is output for arg in args):
+            return  # a loss of something else (a post-processed output, an auxiliary term): wait for the model's
+        evaluation.gap_tried = True
+        self._replaying = True
+        try:
+            evaluation.gap = measure_gap(model, self._batchnorms, call, loss_fn, args, kwargs, output, loss)
+        except Exception:  # a best effort: the pass keeps its loss, only the gap is missing
+            evaluation.gap = None
+        finally:
+            self._replaying = False
 
     def _note_train_mode(self, evaluation: _Evaluation) -> None:
         """Dropout/BatchNorm left in training mode while validating (the model's own forward may not be
@@ -432,11 +465,19 @@ class Recorder:
         evaluation, self._evaluation = self._evaluation, None
         if evaluation is None:
             return
+        self._validation_output = None
         losses = read_back(evaluation.losses)
         loss = sum(losses) / len(losses) if losses else None
+        running, batch = read_back(list(evaluation.gap)) if evaluation.gap is not None else (None, None)
         self._evaluations.append(
             Evaluation(
-                evaluation.step, evaluation.epoch, loss, max(evaluation.batches, len(evaluation.losses)), evaluation.train_mode_modules
+                evaluation.step,
+                evaluation.epoch,
+                loss,
+                max(evaluation.batches, len(evaluation.losses)),
+                evaluation.train_mode_modules,
+                running_statistics_loss=running,
+                batch_statistics_loss=batch,
             )
         )
 
@@ -607,7 +648,7 @@ def _total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 def _measure_dead_units(path: str, recorder: Recorder) -> Callable[..., None]:
     def hook(module: nn.Module, args: Any, output: Any) -> None:
-        if path in recorder._dead or not isinstance(output, torch.Tensor) or not module.training or output.dim() < 2:
+        if recorder._replaying or path in recorder._dead or not isinstance(output, torch.Tensor) or not module.training or output.dim() < 2:
             return
         axis = 1 if output.dim() != 3 else output.dim() - 1
         reduce_over = [d for d in range(output.dim()) if d != axis]
@@ -619,7 +660,7 @@ def _measure_dead_units(path: str, recorder: Recorder) -> Callable[..., None]:
 
 def _measure_batchnorm_shift(path: str, recorder: Recorder) -> Callable[..., None]:
     def hook(module: BatchNormBase, args: Any) -> None:
-        if path in recorder._shifts or not module.training or not args or not isinstance(args[0], torch.Tensor):
+        if recorder._replaying or path in recorder._shifts or not module.training or not args or not isinstance(args[0], torch.Tensor):
             return
         values = args[0].detach()
         if values.dim() < 2 or module.running_mean is None or module.running_var is None or values.numel() // values.shape[1] < 32:
