@@ -43,7 +43,11 @@ def floats(values: dict[str, torch.Tensor]) -> dict[str, float]:
 def total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     """The 2-norm of all the tensors together, on their device (no read back)."""
     norms = foreach_norm(tensors)
-    return torch.linalg.vector_norm(torch.stack([n.float() for n in norms])) if len(norms) > 1 else norms[0].float()
+    if len(norms) == 1:
+        return norms[0].float()
+    if any(n.dtype != torch.float32 for n in norms):  # mixed precision: one dtype to stack
+        norms = [n.float() for n in norms]
+    return torch.linalg.vector_norm(torch.stack(norms))
 
 
 def scheduler_record(scheduler: Any, location: Location | None, calls: list[int]) -> SchedulerRecord:

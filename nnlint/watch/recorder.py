@@ -239,7 +239,8 @@ class Recorder:
             value = original(*args, **kwargs)
         finally:
             self._in_loss = False
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() and self._is_validation():
+        # The training case first, and cheaply: most loss calls are training steps' (grad on, the training loader).
+        if self._is_validation() and isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel():
             evaluation = self._open_evaluation()
             evaluation.losses.append(value.detach().float().mean())
             self._note_train_mode(evaluation)
