@@ -704,7 +704,8 @@ def batchnorm_statistics_drift(graph: ModelGraph | None, context: RuleContext) -
     three evaluations the loss with the running statistics was, in the median, more than
     `max-eval-gap` (1.0: twice) the loss with batch statistics, and that is `min-gap-growth`
     (0.5) more than at the first evaluation. This catches running variances that lag (the
-    first measurement sees only means). The thresholds are wide on purpose: with 32 samples the
+    first measurement sees only means). The gap is not measured under torch.distributed with
+    several processes (a replay on one rank could leave the others waiting). The thresholds are wide on purpose: with 32 samples the
     batch statistics are noisy, and the healthy runs measured while writing this rule (the
     fixtures' clean twins, the bench CNN) kept the gap between -0.9 and +0.4, mostly below zero.
 

@@ -6,8 +6,9 @@ Measured once per validation pass, on its first batch, on at most `GAP_SAMPLES` 
 extra forward of the model under no_grad, with only the BatchNorm layers switched to training mode
 (dropout stays off) and their running statistics swapped for copies, so the model's own buffers are
 never written. The random generators are put back, so the script's next draws are the ones it would
-have had. A model with SyncBatchNorm is not replayed: in training mode it exchanges statistics
-between processes, and only this process would be replaying.
+have had. Nothing is replayed under torch.distributed with more than one process: a wrapped model
+(DDP, FSDP) or a SyncBatchNorm may exchange tensors in its forward, and a script that validates on
+rank 0 alone would leave the other processes waiting for this one's replay.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def replayable_batchnorms(model: nn.Module) -> list[nn.Module]:
     if any(isinstance(m, nn.SyncBatchNorm) for m in layers):
         return []
     return [m for m in layers if m.track_running_stats and m.running_mean is not None and m.running_var is not None]
+
+
+def among_processes() -> bool:
+    """More than one process in a torch.distributed group: no replay (see the module docstring)."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from torch import nn
 from nnlint.findings import Location
 from nnlint.runtime.torch_compat import BatchNormBase, DropoutBase, LossBase
 from nnlint.sources import ModuleLocator, call_site, constructed_modules
-from nnlint.watch.batchnorm_gap import measure_gap, replayable_batchnorms
+from nnlint.watch.batchnorm_gap import among_processes, measure_gap, replayable_batchnorms
 from nnlint.watch.interceptors import install as install_interceptors
 from nnlint.watch.layer_sampling import LayerSampler
 from nnlint.watch.loaders import LoaderTracker
@@ -255,6 +255,9 @@ class Recorder:
         BatchNorm normalizing by batch statistics (nnlint/watch/batchnorm_gap.py)."""
         model, output, call = self.model, self._validation_output, self._last_input
         if model is None or model.training or call is None or not isinstance(output, torch.Tensor):
+            return
+        if among_processes():
+            evaluation.gap_tried = True
             return
         if not any(arg is output for arg in args):
             return  # a loss of something else (a post-processed output, an auxiliary term): wait for the model's
