@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--per-step-only", action="store_true")
     options = parser.parse_args()
     args = ["--epochs", str(options.epochs), "--batches", str(options.batches)]
+    print(f"load average at the start: {_load()}")
     if not options.per_step_only:
         whole_runs(options, args)
     ratio, step_cpu = per_step(options.blocks, options.block)
@@ -124,6 +125,12 @@ def main() -> None:
         f"per step ({options.blocks} pairs of {options.block}-step blocks, the recorder sampling every 20 steps): "
         f"plain {step_cpu * 1000:.1f} ms CPU, recorder {ratio:.3f}x"
     )
+    print(f"load average at the end: {_load()}")
+
+
+def _load() -> str:
+    """The 1/5/15-minute load averages: ratios measured on a busy machine move by several percent."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
 
 
 def whole_runs(options: argparse.Namespace, args: list[str]) -> None:

@@ -5,9 +5,11 @@ Covariate Shift). Every check is a pure function of the recorded `RunRecord`."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from nnlint.context import RuleContext
 from nnlint.findings import Location, Phase, Severity
@@ -19,6 +21,7 @@ from nnlint.watch.series import RunRecord
 # Epoch-scale schedulers (their arguments count epochs in PyTorch's examples) and per-step ones.
 EPOCH_SCALE_SCHEDULERS = frozenset({"StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR"})
 PER_STEP_SCHEDULERS = frozenset({"OneCycleLR", "CyclicLR"})
+_BATCHNORM_FIX = "use the default momentum (0.1), recompute the running statistics before evaluating, or use LayerNorm/GroupNorm"
 
 
 def _and_more(modules: Sequence[str]) -> str:
@@ -39,6 +42,15 @@ def _number(value: float) -> str:
 
 def _loop_location(run: RunRecord) -> Location | None:
     return run.epoch_loop_location or run.loop_location or run.optimizer_location
+
+
+def _finding(
+    run: RunRecord, *, message: str, fix: str, evidence: Mapping[str, Any], module: str | None = None, at: Location | None = None
+) -> Hit:
+    """One NN6 finding, pointed at `at` when given, else at the construction line of the module it
+    names, else at the training loop (the epoch loop around the line that iterates the training data)."""
+    location = at or (run.location_of(module) if module else None) or _loop_location(run)
+    return Hit(message=message, fix=fix, module=module, location=location, evidence=evidence)
 
 
 def _at_epoch(run: RunRecord, epoch: int) -> str:
@@ -136,7 +148,8 @@ def no_early_stopping(graph: ModelGraph | None, context: RuleContext) -> Iterato
     if not (train_at_end < train_at_best):
         return
     end = f"epoch {run.epochs}" if run.epochs else f"step {run.steps}"
-    yield Hit(
+    yield _finding(
+        run,
         message=(
             f"the validation loss was best {_at_epoch(run, best_epoch)}(step {best_step}): {_number(best_loss)}; {after} evaluations "
             f"followed without improvement and it ended at {_number(last_loss)} (+{rise:.0%}), while the training loss kept "
@@ -148,7 +161,6 @@ def no_early_stopping(graph: ModelGraph | None, context: RuleContext) -> Iterato
             "(torch.save at each new best, load_state_dict at the end; EarlyStopping + ModelCheckpoint in Lightning; "
             "EarlyStoppingCallback + load_best_model_at_end=True in Hugging Face)"
         ),
-        location=_loop_location(run),
         evidence={
             "best_epoch": best_epoch,
             "best_step": best_step,
@@ -217,14 +229,15 @@ def learning_rate_never_decays(graph: ModelGraph | None, context: RuleContext) -
     before, last = min(epochs[:-plateau]), min(epochs[-plateau:])
     if last < before * (1 - context.threshold("min-improvement")) or last <= 0.01 * epochs[0]:
         return
-    yield Hit(
+    yield _finding(
+        run,
         message=(
             f"the learning rate stayed at {_number(rates[0])} for all {run.steps} steps while the training loss stopped "
             f"improving: best epoch mean {_number(before)} before the last {plateau} epochs, {_number(last)} in them "
             f"(per-epoch loss {sparkline(epochs)})"
         ),
         fix="decay the learning rate: ReduceLROnPlateau on the validation loss, StepLR/CosineAnnealingLR over the epochs",
-        location=run.optimizer_location or _loop_location(run),
+        at=run.optimizer_location,
         evidence={"learning_rate": rates[0], "epoch_losses": epochs},
     )
 
@@ -305,11 +318,12 @@ def scheduler_step_frequency(graph: ModelGraph | None, context: RuleContext) -> 
         else:
             continue
         curve = sparkline(run.learning_rates)
-        yield Hit(
+        yield _finding(
+            run,
             message=f"{what}; the learning rate it produced: {curve} ({_number(run.learning_rates[0])} → "
             f"{_number(run.learning_rates[-1])})",
             fix=fix,
-            location=scheduler.location,
+            at=scheduler.location,
             evidence={
                 "scheduler": scheduler.name,
                 "calls": calls,
@@ -373,13 +387,14 @@ def loss_divergence(graph: ModelGraph | None, context: RuleContext) -> Iterator[
         elif bad.replayed:
             where = "; replaying that step's forward, the model's outputs were finite: the loss computation made it non-finite"
         rank = f" on rank {bad.rank}" if bad.rank is not None and run.world_size > 1 else ""
-        yield Hit(
+        yield _finding(
+            run,
             message=f"the training loss became {bad.value} at step {bad.step} {_in_epoch(run, bad.step)}{rank}{where}; "
             f"the run went on for {max(run.steps - bad.step - 1, 0)} more steps",
             fix="lower the learning rate or clip gradients; look for log(0), division by zero or overflow in the named module; "
             "stop on a non-finite loss",
             module=bad.module,
-            location=bad.location or (run.module_locations.get(bad.module) if bad.module else None) or _loop_location(run),
+            at=bad.location,
             evidence={"step": bad.step, "value": bad.value, "rank": bad.rank, "op": bad.op, "loss": _thin(run.losses)},
         )
         return
@@ -387,14 +402,15 @@ def loss_divergence(graph: ModelGraph | None, context: RuleContext) -> Iterator[
     if spike is None:
         return
     step, mean = spike
-    yield Hit(
+    yield _finding(
+        run,
         message=(
             f"the training loss spiked at step {step} {_in_epoch(run, step)}: {_number(run.losses[step])}, "
             f"{run.losses[step] / mean:.1f}× the mean {_number(mean)} of the steps before, and stayed above "
             f"{context.threshold('spike-factor'):g}× for {int(context.threshold('patience')) + 1} steps; loss {sparkline(run.losses)}"
         ),
         fix="lower the learning rate, add warm-up, or clip gradients (torch.nn.utils.clip_grad_norm_ before optimizer.step())",
-        location=run.optimizer_location or _loop_location(run),
+        at=run.optimizer_location,
         evidence={"step": step, "loss": run.losses[step], "window_mean": mean, "losses": _thin(run.losses)},
     )
 
@@ -465,14 +481,14 @@ def training_in_eval_mode(graph: ModelGraph | None, context: RuleContext) -> Ite
         return
     first = found.modules[0]
     more = _and_more(found.modules)
-    yield Hit(
+    yield _finding(
+        run,
         message=(
             f"{found.steps} of {run.steps} optimizer steps ran with the model in evaluation mode, from step {found.first_step} "
             f"{_in_epoch(run, found.first_step)}: `{first}`{more} did not behave as in training (dropout off, BatchNorm frozen)"
         ),
         fix="call model.train() at the start of every training epoch (after validation's model.eval(), and after from_pretrained)",
         module=first,
-        location=run.location_of(first) or _loop_location(run),
         evidence={"first_step": found.first_step, "steps": found.steps, "modules": list(found.modules)},
     )
 
@@ -515,11 +531,11 @@ def no_validation(graph: ModelGraph | None, context: RuleContext) -> Iterator[Hi
     run = _run(context)
     if run.steps < context.threshold("min-steps") or run.evaluations or run.validation_losses():
         return
-    yield Hit(
+    yield _finding(
+        run,
         message=f"{run.steps} optimizer steps over {run.epochs} epochs and no evaluation on held-out data: "
         "overfitting and the best epoch cannot be judged",
         fix="hold out a validation split and evaluate on it every epoch under torch.no_grad() with model.eval()",
-        location=_loop_location(run),
         evidence={"steps": run.steps, "epochs": run.epochs},
     )
 
@@ -598,7 +614,8 @@ def gradient_norm_trend(graph: ModelGraph | None, context: RuleContext) -> Itera
         layer, start, end = found[0]
         others = f" (and {len(found) - 1} more layers)" if len(found) > 1 else ""
         series = [s.grad_norms.get(layer, math.nan) for s in samples]
-        yield Hit(
+        yield _finding(
+            run,
             message=(
                 f"the gradient norm of `{layer}`{others} {kind} during training: {_number(start)} early, {_number(end)} late "
                 f"(steps {samples[0].step}–{samples[-1].step}: {sparkline(series)})"
@@ -606,7 +623,6 @@ def gradient_norm_trend(graph: ModelGraph | None, context: RuleContext) -> Itera
             fix="normalize (BatchNorm/LayerNorm), use non-saturating activations or residual connections, "
             "lower the learning rate or clip gradients",
             module=layer,
-            location=run.location_of(layer),
             evidence={"layer": layer, "early": start, "late": end, "grad_norm": series, "layers": [name for name, _, _ in found]},
         )
 
@@ -654,27 +670,44 @@ def dead_units_growing(graph: ModelGraph | None, context: RuleContext) -> Iterat
         end = _median([s.dead_fractions.get(relu, math.nan) for s in late])
         if end >= context.threshold("min-dead") and end - start >= context.threshold("min-growth"):
             series = [s.dead_fractions.get(relu, math.nan) for s in samples]
-            yield Hit(
+            yield _finding(
+                run,
                 message=f"the share of never-active units of `{relu}` grew from {start:.0%} to {end:.0%} "
                 f"during training ({sparkline(series)})",
                 fix="lower the learning rate or warm it up; use LeakyReLU/GELU, or normalize before the ReLU",
                 module=relu,
-                location=run.location_of(relu),
                 evidence={"early": start, "late": end, "dead_fraction": series},
             )
 
 
-@rule("NN609", "batchnorm-statistics-drift", Severity.WARNING, phase=Phase.WATCH, thresholds={"max-shift": 1.0}, requires=("run",))
+@rule(
+    "NN609",
+    "batchnorm-statistics-drift",
+    Severity.WARNING,
+    phase=Phase.WATCH,
+    thresholds={"max-shift": 1.0, "max-eval-gap": 1.0, "min-gap-growth": 0.5},
+    requires=("run",),
+)
 def batchnorm_statistics_drift(graph: ModelGraph | None, context: RuleContext) -> Iterator[Hit]:
-    """BatchNorm running statistics far from the batch statistics late in training.
+    """BatchNorm running statistics far from the batch statistics late in training, or a train/eval gap that grows.
 
     ## What it does
-    On sampled steps, before a training-mode BatchNorm updates its running statistics, measures
-    how far the batch's per-channel means are from the running means, in running standard
-    deviations (averaged over channels; batches with fewer than 32 values per channel are
-    skipped). Flags a BatchNorm whose median distance over the last third of the samples is above
-    `max-shift` (1 standard deviation): evaluation would normalize with statistics that do not
-    describe what the layer sees.
+    Two measurements of the same mismatch. On sampled training steps, before a training-mode
+    BatchNorm updates its running statistics, it measures how far the batch's per-channel means
+    are from the running means, in running standard deviations (averaged over channels; batches
+    with fewer than 32 values per channel are skipped), and flags a BatchNorm whose median
+    distance over the last third of the samples is above `max-shift` (1 standard deviation).
+    On each validation pass run in evaluation mode, it takes the pass's first batch (at most 32
+    samples) once more with the BatchNorm layers normalizing by the batch's own statistics, as
+    in training (dropout stays off, the running statistics are not touched), and compares the
+    two losses: the train/eval gap. It flags a gap that grew: over the last third of at least
+    three evaluations the loss with the running statistics was, in the median, more than
+    `max-eval-gap` (1.0: twice) the loss with batch statistics, and that is `min-gap-growth`
+    (0.5) more than at the first evaluation. This catches running variances that lag (the
+    first measurement sees only means). The gap is not measured under torch.distributed with
+    several processes (a replay on one rank could leave the others waiting). The thresholds are wide on purpose: with 32 samples the
+    batch statistics are noisy, and the healthy runs measured while writing this rule (the
+    fixtures' clean twins, the bench CNN) kept the gap between -0.9 and +0.4, mostly below zero.
 
     ## Why is this bad?
     Evaluation uses the running statistics; when they lag behind the data (a momentum too small,
@@ -693,7 +726,8 @@ def batchnorm_statistics_drift(graph: ModelGraph | None, context: RuleContext) -
 
     ## Fix
     Use the default momentum (0.1), recompute the statistics before evaluating (run a few
-    training-mode forwards under no_grad), or use LayerNorm/GroupNorm.
+    training-mode forwards under no_grad, as `torch.optim.swa_utils.update_bn` does), or use
+    LayerNorm/GroupNorm.
 
     ## References
     - Ioffe & Szegedy, "Batch Normalization" (ICML 2015): running averages for inference
@@ -701,6 +735,36 @@ def batchnorm_statistics_drift(graph: ModelGraph | None, context: RuleContext) -
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Internal Covariate Shift
     """
     run = _run(context)
+    gap = _growing_train_eval_gap(run, context)
+    hits = list(_drifting_batchnorms(run, context))
+    if gap is None:
+        yield from hits
+        return
+    first, late, series = gap
+    said = (
+        f"the validation loss with the running statistics was {late + 1:.1f}× the loss of the same samples normalized "
+        f"by their own batch statistics, up from {first + 1:.1f}× at the first evaluation (gap per evaluation "
+        f"{sparkline(series)})"
+    )
+    evidence = {"eval_gap_first": first, "eval_gap_late": late, "eval_gap": series}
+    if hits:  # the same mismatch seen both ways: one finding
+        hit = hits[0]
+        yield dataclasses.replace(hit, message=f"{hit.message}; {said}", evidence={**hit.evidence, **evidence})
+        yield from hits[1:]
+        return
+    layers = list(run.layers[-1].batchnorm_shifts) if run.layers else []
+    module = layers[0] if layers else None
+    named = f"`{module}`{_and_more(layers)}" if module else "its BatchNorm layers"
+    yield _finding(
+        run,
+        message=f"the model evaluated is not the model trained: {named} normalize with running statistics that lag; {said}",
+        fix=_BATCHNORM_FIX,
+        module=module,
+        evidence=evidence,
+    )
+
+
+def _drifting_batchnorms(run: RunRecord, context: RuleContext) -> Iterator[Hit]:
     samples = [s for s in run.layers if s.batchnorm_shifts]
     if len(samples) < 3:
         return
@@ -709,16 +773,27 @@ def batchnorm_statistics_drift(graph: ModelGraph | None, context: RuleContext) -
         shift = _median([s.batchnorm_shifts.get(norm, math.nan) for s in late])
         if shift > context.threshold("max-shift"):
             series = [s.batchnorm_shifts.get(norm, math.nan) for s in samples]
-            yield Hit(
+            yield _finding(
+                run,
                 message=(
                     f"late in training the batch means of `{norm}` were {shift:.1f} running standard deviations from its running "
                     f"means ({sparkline(series)}): evaluation normalizes with statistics the layer no longer sees"
                 ),
-                fix="use the default momentum (0.1), recompute the running statistics before evaluating, or use LayerNorm/GroupNorm",
+                fix=_BATCHNORM_FIX,
                 module=norm,
-                location=run.location_of(norm),
                 evidence={"late_shift": shift, "shift": series},
             )
+
+
+def _growing_train_eval_gap(run: RunRecord, context: RuleContext) -> tuple[float, float, list[float]] | None:
+    """(first gap, median late gap, every gap) when the train/eval gap grew past the thresholds."""
+    gaps = [gap for _, _, gap in run.batchnorm_gaps()]
+    if len(gaps) < 3:
+        return None
+    late = _median(gaps[-max(len(gaps) // 3, 1) :])
+    if late > context.threshold("max-eval-gap") and late - gaps[0] >= context.threshold("min-gap-growth"):
+        return gaps[0], late, gaps
+    return None
 
 
 @rule("NN610", "validation-in-train-mode", Severity.WARNING, phase=Phase.WATCH, requires=("run",))
@@ -765,14 +840,14 @@ def validation_in_train_mode(graph: ModelGraph | None, context: RuleContext) -> 
     first = in_train_mode[0]
     module = first.train_mode_modules[0]
     more = _and_more(first.train_mode_modules)
-    yield Hit(
+    yield _finding(
+        run,
         message=(
             f"{len(in_train_mode)} of {len(run.evaluations)} validation passes ran with the model in training mode, the first "
             f"{_at_epoch(run, first.epoch)}(step {first.step}): `{module}`{more} dropped units or used batch statistics"
         ),
         fix="call model.eval() before validation and model.train() after it",
         module=module,
-        location=run.location_of(module) or _loop_location(run),
         evidence={"passes": len(in_train_mode), "evaluations": len(run.evaluations), "modules": list(first.train_mode_modules)},
     )
 

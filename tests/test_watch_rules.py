@@ -9,7 +9,7 @@ import random
 
 from nnlint.config import Config
 from nnlint.watch.analysis import run_findings
-from nnlint.watch.series import LayerSample, RunRecord, SchedulerRecord
+from nnlint.watch.series import Evaluation, LayerSample, RunRecord, SchedulerRecord
 
 
 def codes(record: RunRecord) -> list[str]:
@@ -91,3 +91,36 @@ def test_a_constant_learning_rate_through_a_plateau_needs_no_schedule_to_be_flag
     assert "NN602" not in codes(run(plateau, schedulers=(), learning_rates=[0.1] * 50 + [0.01] * 50))
     converged = [1.0 / (1 + step) ** 2 for step in range(100)]  # reached ~0: nothing left to gain
     assert "NN602" not in codes(run(converged, schedulers=()))
+
+
+def _evaluations(gaps: list[float]) -> tuple[Evaluation, ...]:
+    """Passes whose first batch lost `1 + gap` with BatchNorm's running statistics, 1 with batch statistics."""
+    return tuple(
+        Evaluation(10 * (e + 1), e + 1, 1.0 + gap, 4, running_statistics_loss=1.0 + gap, batch_statistics_loss=1.0)
+        for e, gap in enumerate(gaps)
+    )
+
+
+def _shifts(shift: float) -> tuple[LayerSample, ...]:
+    return tuple(LayerSample(step, batchnorm_shifts={"body.0.norm": shift, "body.1.norm": 0.1}) for step in range(0, 120, 20))
+
+
+def test_a_train_eval_gap_that_grows_is_batchnorm_drift_and_one_that_does_not_is_not():
+    assert "NN609" in codes(run(noisy(120, 1.0), evaluations=_evaluations([0.1, 0.8, 1.5, 2.0, 2.4, 2.1])))
+    # Large from the first evaluation and shrinking (the running statistics catching up): not growing.
+    assert "NN609" not in codes(run(noisy(120, 1.0), evaluations=_evaluations([2.5, 1.8, 1.4, 1.3, 1.2, 1.1])))
+    # Healthy: running statistics do as well or better than a 32-sample batch's own, with noise.
+    assert "NN609" not in codes(run(noisy(120, 1.0), evaluations=_evaluations([-0.1, -0.5, 0.4, -0.7, 0.3, -0.6])))
+    # Two evaluations are not a trend.
+    assert "NN609" not in codes(run(noisy(120, 1.0), evaluations=_evaluations([0.0, 3.0])))
+
+
+def test_the_gap_and_the_drifting_means_of_one_model_are_one_finding():
+    findings, _ = run_findings(run(noisy(120, 1.0), layers=_shifts(3.0), evaluations=_evaluations([0.0, 1.2, 2.0, 2.5])), Config())
+    (finding,) = [f for f in findings if f.code == "NN609"]
+    assert finding.module == "body.0.norm" and finding.evidence["late_shift"] == 3.0
+    assert finding.evidence["eval_gap_late"] == 2.5 and "3.5× the loss of the same samples" in finding.message
+    # The gap alone names the model's BatchNorm layers.
+    findings, _ = run_findings(run(noisy(120, 1.0), layers=_shifts(0.2), evaluations=_evaluations([0.0, 1.2, 2.0, 2.5])), Config())
+    (finding,) = [f for f in findings if f.code == "NN609"]
+    assert finding.module == "body.0.norm" and "`body.0.norm` and 1 more normalize" in finding.message

@@ -2,19 +2,31 @@
 
 `nnlint.script.runner.script_run` runs the file as `python train.py ARGS` would (`__main__`,
 `sys.argv`, its folder on `sys.path`, construction lines recorded) and puts the process back
-afterwards; here its capture keeps going after the first optimizer step instead of stopping, and
-there is no time limit: a whole training run is what the watch wants to see.
+afterwards. The watch's recorder finds what it needs itself, so the script runner's capture is
+replaced by one that installs nothing (its global module hooks and per-step records would cost every
+step of a long run for nothing), and there is no time limit: a whole training run is what the watch
+wants to see.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from nnlint.script.capture import Capture
 from nnlint.script.runner import Ending, script_run
+
+
+class _NothingCaptured(Capture):
+    """The script runner's capture, installing no hook: the recorder watches the run."""
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Capture]:
+        yield self
 
 
 @dataclass(frozen=True)
@@ -27,7 +39,7 @@ class ScriptExit:
 
 def run_script(path: Path, args: list[str]) -> ScriptExit:
     """Run `path` with `args` to its end; what it prints goes to stderr; its exceptions are returned, never raised."""
-    capture = Capture(path.resolve().parent, stop_at_first_step=False)
+    capture = _NothingCaptured(path.resolve().parent, stop_at_first_step=False)
     try:
         with script_run(path, args, capture, timeout=None, show_output=True) as outcome:
             ending, error, line, code, trace = outcome.ending, outcome.error, outcome.error_line, outcome.exit_code, outcome.traceback

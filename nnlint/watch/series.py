@@ -22,6 +22,10 @@ class Evaluation:
     loss: float | None  # mean of what the loss function returned there; None when no loss was computed
     batches: int
     train_mode_modules: tuple[str, ...] = ()  # dropout/BatchNorm modules left in training mode (NN610)
+    # NN609's train/eval gap: the pass's first batch (at most 32 samples) as evaluated, BatchNorm using its running
+    # statistics, and the same samples with BatchNorm normalizing by their own statistics as in training
+    running_statistics_loss: float | None = None
+    batch_statistics_loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,19 @@ class RunRecord:
         """(step, epoch, loss) of the lowest validation loss."""
         finite = [v for v in self.validation_losses() if math.isfinite(v[2])]
         return min(finite, key=lambda v: v[2]) if finite else None
+
+    def batchnorm_gaps(self) -> list[tuple[int, int, float]]:
+        """(step, epoch, gap) per evaluation that measured it: how much higher the loss was with BatchNorm's running
+        statistics than with the batch's own, relative to the latter (0.5: half as high again)."""
+        return [
+            (e.step, e.epoch, e.running_statistics_loss / e.batch_statistics_loss - 1)
+            for e in self.evaluations
+            if e.running_statistics_loss is not None
+            and e.batch_statistics_loss is not None
+            and math.isfinite(e.running_statistics_loss)
+            and math.isfinite(e.batch_statistics_loss)
+            and e.batch_statistics_loss > 0
+        ]
 
     def layer_grad_norms(self) -> dict[str, list[tuple[int, float]]]:
         """Per layer, its sampled gradient norms as (step, norm), in model order."""
