@@ -16,8 +16,11 @@ from nnlint.runtime import torch_compat
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: its docs/ and rules/ (an installed nnlint has no docs/)
 # torch's private names, as code reaches them: `torch._x`, `torch.utils._pytree`, `nn.modules.x._Base`,
-# a module's `._parameters` / `._buffers` / `._modules`.
-PRIVATE_TORCH = re.compile(r"\btorch(\.\w+)*\._(?!_)\w|\bnn\.modules\.\w+\._\w|\._(parameters|buffers|modules)\b")
+# a module's `._parameters` / `._buffers` / `._modules`, `from torch.x import _Private`.
+PRIVATE_TORCH = re.compile(
+    r"\btorch(\.\w+)*\._(?!_)\w|\bnn\.modules\.\w+\._\w|\._(parameters|buffers|modules)\b"
+    r"|^\s*from torch(\.\w+)* import .*\b_(?!_)\w"
+)
 
 
 def _code_lines(path: Path) -> list[tuple[int, str]]:
@@ -52,6 +55,7 @@ def test_private_base_classes_cover_their_families():
     assert isinstance(nn.Dropout2d(), torch_compat.DropoutBase) and isinstance(nn.Dropout(), torch_compat.DropoutBase)
     assert isinstance(nn.CrossEntropyLoss(), torch_compat.LossBase)
     assert torch_compat.TensorBase.add is torch.Tensor.add
+    assert isinstance(iter(torch.utils.data.DataLoader(range(3))), torch_compat.DataLoaderIterBase)
 
 
 def test_torch_function_mode_stack_depth_and_pop():

@@ -24,6 +24,7 @@ from torch.utils._pytree import tree_flatten, tree_map_only
 __all__ = [
     "BatchNormBase",
     "ConvBase",
+    "DataLoaderIterBase",
     "DisableTorchFunction",
     "DispatchMode",
     "DropoutBase",
@@ -63,6 +64,8 @@ ConvBase = nn.modules.conv._ConvNd
 DropoutBase = nn.modules.dropout._DropoutNd
 LossBase = nn.modules.loss._Loss
 TensorBase = torch._C.TensorBase  # where tensor methods are defined in C (x.add is TensorBase.add)
+# Every DataLoader iterator (single- and multi-process) steps through this base's __next__.
+DataLoaderIterBase = torch.utils.data.dataloader._BaseDataLoaderIter
 
 # -- torch function modes --------------------------------------------------------------------------------
 DisableTorchFunction = torch._C.DisableTorchFunction  # run our own tensor code past an active mode

@@ -14,9 +14,8 @@ from torch import nn
 from torch.nn import functional
 from torch.optim import lr_scheduler
 from torch.utils.data import DataLoader
-from torch.utils.data.dataloader import _BaseDataLoaderIter
 
-from nnlint.runtime.torch_compat import LossBase
+from nnlint.runtime.torch_compat import DataLoaderIterBase, LossBase
 from nnlint.sources import call_site
 from nnlint.watch.patches import Patches
 
@@ -72,7 +71,7 @@ def watch_losses(patches: Patches, recorder: Recorder) -> None:
 
 def watch_loaders(patches: Patches, recorder: Recorder) -> None:
     iterate = DataLoader.__iter__
-    next_batch = _BaseDataLoaderIter.__next__
+    next_batch = DataLoaderIterBase.__next__
     loaders = recorder.loaders
 
     def watched_iter(loader: DataLoader) -> Any:
@@ -85,7 +84,7 @@ def watch_loaders(patches: Patches, recorder: Recorder) -> None:
         return next_batch(iterator)
 
     patches.replace(DataLoader, "__iter__", watched_iter)
-    patches.replace(_BaseDataLoaderIter, "__next__", watched_next)
+    patches.replace(DataLoaderIterBase, "__next__", watched_next)
 
 
 def watch_schedulers(patches: Patches, recorder: Recorder) -> None:
