@@ -59,9 +59,11 @@ def required_arguments(function: Any) -> list[str]:
 def config_recipe(cls: type, namespace: Mapping[str, Any], module_name: str | None) -> Recipe | None:
     """`GPT(GPTConfig())` when the only required argument is `config`/`cfg` and the file defines a
     config class that builds with no arguments: the one the parameter is annotated with, else the
-    one named after the model (`GPTConfig` for `GPT`), else the file's only config class."""
+    one named after the model (`GPTConfig` for `GPT`), else the file's only config class. An
+    argument of another name counts when it is annotated with such a class (llama2.c's
+    `Transformer(params: ModelArgs)`)."""
     required = required_arguments(cls)
-    if len(required) != 1 or required[0] not in CONFIG_PARAMETERS:
+    if len(required) != 1:
         return None
     candidates = [
         value
@@ -72,6 +74,8 @@ def config_recipe(cls: type, namespace: Mapping[str, Any], module_name: str | No
         and _looks_like_config(name, value)
     ]
     annotation = _annotation_of(cls, required[0], namespace)
+    if required[0] not in CONFIG_PARAMETERS and annotation not in candidates:
+        return None
     preferred = [c for c in candidates if c is annotation] or [c for c in candidates if c.__name__.startswith(cls.__name__)]
     chosen = preferred or (candidates if len(candidates) == 1 else [])
     if not chosen:

@@ -517,10 +517,12 @@ def _chosen_targets(arguments: list[Path], config: Config) -> tuple[list[Path], 
 
 def _lint_as_script(linter: Linter, path: Path, script: ScriptOptions | None, named: bool) -> bool:
     """Script mode for a training script (nnlint.script): run when named, its definitions when found
-    in a folder; False: lint it as a model file."""
+    in a folder; False: lint it as a model file. Arguments after `--` say the file is run as a
+    script even when its training happens in modules it imports (Informer2020's main_informer.py)."""
     from nnlint.script.detect import is_training_script
 
-    if not is_training_script(path):
+    given_arguments = named and script is not None and bool(script.args)
+    if not given_arguments and not is_training_script(path):
         return False
     from nnlint.script.lint import ScriptOptions, lint_script  # imported here: model files do not need it
 

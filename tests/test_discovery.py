@@ -216,6 +216,51 @@ def test_a_config_argument_is_built_from_the_files_config_class(tmp_path):
     assert len(targets["GPT"].target.model.h) == 2
 
 
+# llama2.c (karpathy/llama2.c, model.py): `Transformer(params: ModelArgs)`, a dataclass whose fields
+# all have defaults; the argument is not called `config`, its annotation says what it is.
+LLAMA2C = """
+    from dataclasses import dataclass
+
+    import torch.nn as nn
+
+
+    @dataclass
+    class ModelArgs:
+        dim: int = 16
+        n_layers: int = 2
+        vocab_size: int = 32
+
+
+    class Transformer(nn.Module):
+        def __init__(self, params: ModelArgs):
+            super().__init__()
+            self.tok_embeddings = nn.Embedding(params.vocab_size, params.dim)
+            self.layers = nn.ModuleList(nn.Linear(params.dim, params.dim) for _ in range(params.n_layers))
+            self.output = nn.Linear(params.dim, params.vocab_size, bias=False)
+
+        def forward(self, tokens):
+            h = self.tok_embeddings(tokens)
+            for layer in self.layers:
+                h = layer(h)
+            return self.output(h)
+"""
+
+
+def test_an_argument_annotated_with_the_files_config_class_is_built_from_it(tmp_path):
+    path = write(tmp_path, "model.py", LLAMA2C)
+    targets = targets_of(path)
+    assert list(targets) == ["Transformer"]
+    assert targets["Transformer"].notes == ["built `Transformer(ModelArgs())` (its params from ModelArgs's defaults)"]
+    assert len(targets["Transformer"].target.model.layers) == 2
+
+
+def test_an_unannotated_argument_of_another_name_is_not_guessed(tmp_path):
+    path = write(tmp_path, "model.py", LLAMA2C.replace("params: ModelArgs", "params"))
+    code, _, err = run("--static", str(path))
+    assert code == 2
+    assert 'nnlint "' in err and "::Transformer(params=...)" in err
+
+
 def test_a_named_expression_builds_the_target_in_the_files_namespace(tmp_path):
     path = write(tmp_path, "model.py", NANOGPT)
     targets = targets_of(path, ("GPT(GPTConfig(n_layer=1))", "GPT"))

@@ -451,3 +451,66 @@ def test_a_training_script_found_in_a_folder_is_not_run(tmp_path):
     assert document["targets"][0]["notes"][0].startswith("a training script found in a folder is not run (name it to run it)")
     assert not (tmp_path / "steps.txt").exists()
     assert (code, stderr) == (0, "")
+
+
+# Informer2020 (zhouhaoyi/Informer2020, main_informer.py): the entry script parses required arguments
+# at module level and hands them to an experiment class in another module, which holds the training
+# loop; the entry script itself never calls backward or step and has no __main__ block.
+ENTRY_SCRIPT = """
+    import argparse
+
+    from exp_main import Exp
+
+    parser = argparse.ArgumentParser(description="forecasting")
+    parser.add_argument("--model", type=str, required=True)
+    parser.add_argument("--hidden", type=int, default=16)
+    args = parser.parse_args()
+
+    exp = Exp(args)
+    exp.train()
+"""
+EXPERIMENT_MODULE = """
+    import torch
+    from torch import nn
+
+
+    class Forecaster(nn.Module):
+        def __init__(self, hidden):
+            super().__init__()
+            self.encoder = nn.Linear(7, hidden)
+            self.act = nn.ReLU()
+            self.head = nn.Linear(hidden, 1)
+
+        def forward(self, x):
+            return self.head(self.act(self.encoder(x)))
+
+
+    class Exp:
+        def __init__(self, args):
+            self.model = Forecaster(args.hidden)
+
+        def train(self):
+            optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+            criterion = nn.MSELoss()
+            generator = torch.Generator().manual_seed(0)
+            x, y = torch.randn(32, 7, generator=generator), torch.randn(32, 1, generator=generator)
+            for _ in range(3):
+                optimizer.zero_grad()
+                loss = criterion(self.model(x), y)
+                loss.backward()
+                optimizer.step()
+                open("checkpoint.pt", "w").close()
+"""
+
+
+def test_arguments_after_double_dash_run_an_entry_script_whose_training_is_imported(tmp_path, process_state, monkeypatch):
+    entry = written(tmp_path, ENTRY_SCRIPT, "main_entry.py")
+    written(tmp_path, EXPERIMENT_MODULE, "exp_main.py")
+    monkeypatch.chdir(tmp_path)
+    assert not is_training_script(entry)  # nothing in the entry file itself trains
+    code, stdout, _ = nnlint(entry, "--format", "json", "--", "--model", "mlp")
+    document = json.loads(stdout)
+    assert code in (0, 1)
+    assert [t["name"] for t in document["targets"]] == ["Forecaster"]  # the model the optimizer holds
+    assert not any(f["code"] == "NN002" for t in document["targets"] for f in t["findings"])
+    assert not (tmp_path / "checkpoint.pt").exists()  # stopped before the first step
