@@ -24,7 +24,7 @@ import re
 import stat
 import sys
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -47,6 +47,7 @@ from nnlint.context import DataLoaderFacts
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
 from nnlint.runtime.escapes import UserExit, escapes_nnlint, user_code
+from nnlint.runtime.memory import built_within_memory
 from nnlint.runtime.nesting import submodules
 from nnlint.runtime.randomness import seeded
 from nnlint.runtime.state import preserved_process_state
@@ -439,12 +440,12 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
             continue
         try:
             with user_code():
-                result = factory()
+                result, on_meta = built_within_memory(factory, f"{name}()", path.name)
         except Exception as error:
             failed[name] = (f"`{name}()` raised {_error_with_line(error, path)}", definition_line(factory))
             continue
         if isinstance(result, nn.Module):
-            built[name] = (result, definition_line(factory), [])
+            built[name] = (result, definition_line(factory), [on_meta] if on_meta else [])
         else:
             notes.append(f"skipped `{name}()`: it returned {type(result).__name__}, not an nn.Module")
     # What a factory builds is reached through it: ResNet and BasicBlock through ResNet18.
@@ -459,11 +460,12 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
             continue
         try:
             with user_code():
-                instance = cls(*recipe.args, **recipe.kwargs)
+                instance, on_meta = built_within_memory(_call(cls, recipe), recipe.expression, path.name)
         except Exception as error:
             failed[cls.__name__] = (f"`{recipe.expression}` raised {_error_with_line(error, path)}", definition_line(cls))
             continue
         made = [f"built `{recipe.expression}` ({recipe.origin})"] if recipe.origin else []  # how, so the user can check it
+        made += [on_meta] if on_meta else []
         from_classes[cls.__name__] = (instance, definition_line(cls), made)
         construction[cls.__name__] = _arguments_by_name(cls, recipe.args, recipe.kwargs)
     built = {**from_classes, **built}  # classes first, then factories, each in file order
@@ -476,6 +478,10 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
     ]
     targets += [_unbuildable(name, path, location, problem) for name, (problem, location) in failed.items()]
     return LoadedFile(path, targets, notes)
+
+
+def _call(cls: type, recipe: Recipe) -> Callable[[], Any]:
+    return lambda: cls(*recipe.args, **recipe.kwargs)
 
 
 def _arguments_by_name(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -564,10 +570,11 @@ def _built_from_name(
         if recipe is None:
             raise LoadError(str(path), needs.replace(f"skipped `{name}`: ", f"`::{name}`: ", 1))
         try:
-            built = value(*recipe.args, **recipe.kwargs)
+            built, on_meta = built_within_memory(_call(value, recipe), recipe.expression, path.name)
         except Exception as error:
             raise LoadError(str(path), f"`::{name}`: `{recipe.expression}` raised {_error_with_line(error, path)}") from None
         made = [f"built `{recipe.expression}` ({recipe.origin})"] if recipe.origin else []
+        made += [on_meta] if on_meta else []
         return built, made, _arguments_by_name(value, recipe.args, recipe.kwargs)
     if callable(value):
         required = required_arguments(value)

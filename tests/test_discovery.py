@@ -627,3 +627,22 @@ def test_a_required_option_takes_the_value_the_projects_readme_runs_the_script_w
     net = targets_of(path)["Net"]
     assert net.notes == ["built `Net(upscale_factor=4)` (as main.py line 8 does; --upscale_factor 4 from the README's example command)"]
     assert net.target.model.pixel_shuffle.upscale_factor == 4
+
+
+def test_a_default_configuration_too_large_for_this_machine_is_built_on_meta(tmp_path, monkeypatch):
+    # llama2.c's ModelArgs() defaults describe a 7B model (28 GB of float32 weights): built for real,
+    # the lint was killed by the out-of-memory killer. Here the machine is made small instead.
+    from nnlint.runtime import memory
+
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 10_000)  # 10 kB: the 2-layer model has 6 kB of weights
+    path = write(tmp_path, "model.py", LLAMA2C)
+    target = targets_of(path)["Transformer"]
+    assert all(p.is_meta for p in target.target.model.parameters())
+    assert target.notes[0] == "built `Transformer(ModelArgs())` (its params from ModelArgs's defaults)"
+    assert target.notes[1].startswith("built `Transformer(ModelArgs())` on the meta device: its 1,568 parameters take")
+    assert 'nnlint "model.py::Transformer(ModelArgs())" with smaller sizes' in target.notes[1]
+
+
+def test_a_configuration_that_fits_is_built_with_real_weights(tmp_path):
+    path = write(tmp_path, "model.py", LLAMA2C)
+    assert not any(p.is_meta for p in targets_of(path)["Transformer"].target.model.parameters())
