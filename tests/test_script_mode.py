@@ -514,3 +514,41 @@ def test_arguments_after_double_dash_run_an_entry_script_whose_training_is_impor
     assert [t["name"] for t in document["targets"]] == ["Forecaster"]  # the model the optimizer holds
     assert not any(f["code"] == "NN002" for t in document["targets"] for f in t["findings"])
     assert not (tmp_path / "checkpoint.pt").exists()  # stopped before the first step
+
+
+# pytorch-forecasting (jdb78/pytorch-forecasting, models/base_model.py): `forward(self, x)` takes one
+# dict of tensors (encoder_cont, encoder_cat, ...), called as `self(x)`.
+DICT_INPUT_SCRIPT = """
+    import torch
+    from torch import nn
+
+
+    class Forecaster(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Linear(8, 16)
+            self.head = nn.Linear(16, 1)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.encoder(x["encoder_cont"])))
+
+
+    model = Forecaster()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(2):
+        batch = {"encoder_cont": torch.randn(32, 8), "encoder_cat": torch.zeros(32, 2, dtype=torch.long)}
+        loss = nn.functional.mse_loss(model(batch), torch.randn(32, 1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+"""
+
+
+def test_a_forward_that_takes_one_dict_gets_it_as_one_argument(tmp_path, process_state, monkeypatch):
+    script = written(tmp_path, DICT_INPUT_SCRIPT)
+    monkeypatch.chdir(tmp_path)
+    code, stdout, _ = nnlint(script, "--format", "json")
+    document = json.loads(stdout)
+    assert code in (0, 1)
+    assert [t["name"] for t in document["targets"]] == ["model"]
+    assert not any(f["code"] == "NN002" for t in document["targets"] for f in t["findings"])

@@ -270,8 +270,12 @@ def _main_tensor(output: Any) -> torch.Tensor | None:
 
 # -- the batch and the loader -------------------------------------------------------------------
 def _example_input(call: ModuleCall) -> Any:
-    """The call's arguments as nnlint's example input: a tensor, a tuple (positional) or a dict."""
+    """The call's arguments as nnlint's example input: a tensor, a tuple (positional) or a dict.
+    One positional dict or sequence stays one argument (pytorch-forecasting's `forward(self, x)`
+    takes a dict of tensors): alone it would read as keyword arguments or as several inputs."""
     if not call.kwargs:
+        if len(call.args) == 1 and isinstance(call.args[0], (dict, tuple, list)):
+            return (call.args[0],)
         return call.args[0] if len(call.args) == 1 else tuple(call.args)
     if not call.args:
         return dict(call.kwargs)
