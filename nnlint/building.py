@@ -407,9 +407,11 @@ def names_in_function(source: str, function: str) -> set[str]:
 
 
 def _callee_root(func: ast.expr) -> str | None:
-    """`ResNet(...)` -> ResNet; `Net(...).to(device)` -> Net."""
+    """`ResNet(...)` -> ResNet; `Net(...).to(device)` -> Net; `nn.Sequential(...)` -> nn.Sequential."""
     while isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call):
         func = func.value.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return f"{func.value.id}.{func.attr}"
     return func.id if isinstance(func, ast.Name) else None
 
 

@@ -415,10 +415,20 @@ def _factories(namespace: Mapping[str, Any], source: str) -> dict[str, Any]:
     while changed:  # `def resnet18(): return _resnet(...)`, `def _resnet(...): return ResNet(...)`
         changed = False
         for name, callees in returns.items():
-            if name not in returning_model and any(_is_model_class(namespace.get(c)) or c in returning_model for c in callees):
+            if name not in returning_model and any(_is_model_class(_returned_class(namespace, c)) or c in returning_model for c in callees):
                 returning_model.add(name)
                 changed = True
     return {name: namespace[name] for name in returns if name in returning_model and _defined_here(namespace[name], namespace)}
+
+
+def _returned_class(namespace: Mapping[str, Any], callee: str) -> Any:
+    """A class defined or imported here by name; of dotted names only `nn.Sequential` (lucidrains'
+    `def MLPMixer(...): return nn.Sequential(...)`): a helper returning one `nn.Conv2d` is a layer."""
+    if "." not in callee:
+        return namespace.get(callee)
+    root, _, attribute = callee.partition(".")
+    value = getattr(namespace.get(root), attribute, None)
+    return value if inspect.isclass(value) and issubclass(value, nn.Sequential) else None
 
 
 def _is_model_class(value: Any) -> bool:
@@ -436,11 +446,14 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
     construction: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     for name, factory in roots.items():
-        if required_arguments(factory):
+        required = required_arguments(factory)
+        if required:  # a root factory is what the user would call: say how (lucidrains' MLPMixer(*, image_size, ...))
+            given = ", ".join(f"{argument}=..." for argument in required)
+            notes.append(f'skipped `{name}()`: it needs arguments ({", ".join(required)}); name them: nnlint "{path}::{name}({given})"')
             continue
         try:
             with user_code():
-                result, on_meta = built_within_memory(factory, f"{name}()", path.name)
+                result, on_meta = built_within_memory(factory, f"{name}()", str(path))
         except Exception as error:
             failed[name] = (f"`{name}()` raised {_error_with_line(error, path)}", definition_line(factory))
             continue
@@ -460,9 +473,10 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
             continue
         try:
             with user_code():
-                instance, on_meta = built_within_memory(_call(cls, recipe), recipe.expression, path.name)
+                instance, on_meta = built_within_memory(_call(cls, recipe), recipe.expression, str(path))
         except Exception as error:
-            failed[cls.__name__] = (f"`{recipe.expression}` raised {_error_with_line(error, path)}", definition_line(cls))
+            problem = f"`{recipe.expression}` raised {_error_with_line(error, path)}{_own_constructors_hint(cls, path)}"
+            failed[cls.__name__] = (problem, definition_line(cls))
             continue
         made = [f"built `{recipe.expression}` ({recipe.origin})"] if recipe.origin else []  # how, so the user can check it
         made += [on_meta] if on_meta else []
@@ -478,6 +492,16 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
     ]
     targets += [_unbuildable(name, path, location, problem) for name, (problem, location) in failed.items()]
     return LoadedFile(path, targets, notes)
+
+
+def _own_constructors_hint(cls: type, path: Path) -> str:
+    """`EfficientNet()` fails; `EfficientNet.from_name('efficientnet-b0')` is how its project builds it
+    (lukemelas/EfficientNet-PyTorch): name the class's own `from_*` constructors."""
+    own = [name for name, value in vars(cls).items() if name.startswith("from_") and isinstance(value, classmethod)]
+    if not own:
+        return ""
+    shown = ", ".join(f"{cls.__name__}.{name}(...)" for name in own)
+    return f'; it has its own constructors ({shown}): name one, e.g. nnlint "{path}::{cls.__name__}.{own[0]}(...)"'
 
 
 def _call(cls: type, recipe: Recipe) -> Callable[[], Any]:
@@ -570,7 +594,7 @@ def _built_from_name(
         if recipe is None:
             raise LoadError(str(path), needs.replace(f"skipped `{name}`: ", f"`::{name}`: ", 1))
         try:
-            built, on_meta = built_within_memory(_call(value, recipe), recipe.expression, path.name)
+            built, on_meta = built_within_memory(_call(value, recipe), recipe.expression, str(path))
         except Exception as error:
             raise LoadError(str(path), f"`::{name}`: `{recipe.expression}` raised {_error_with_line(error, path)}") from None
         made = [f"built `{recipe.expression}` ({recipe.origin})"] if recipe.origin else []

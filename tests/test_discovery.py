@@ -640,9 +640,76 @@ def test_a_default_configuration_too_large_for_this_machine_is_built_on_meta(tmp
     assert all(p.is_meta for p in target.target.model.parameters())
     assert target.notes[0] == "built `Transformer(ModelArgs())` (its params from ModelArgs's defaults)"
     assert target.notes[1].startswith("built `Transformer(ModelArgs())` on the meta device: its 1,568 parameters take")
-    assert 'nnlint "model.py::Transformer(ModelArgs())" with smaller sizes' in target.notes[1]
+    assert f'nnlint "{path}::Transformer(ModelArgs())" with smaller sizes' in target.notes[1]
 
 
 def test_a_configuration_that_fits_is_built_with_real_weights(tmp_path):
     path = write(tmp_path, "model.py", LLAMA2C)
     assert not any(p.is_meta for p in targets_of(path)["Transformer"].target.model.parameters())
+
+
+# lucidrains/mlp-mixer-pytorch (mlp_mixer_pytorch.py): the model is a factory with keyword-only
+# sizes, `MLPMixer(*, image_size, channels, patch_size, dim, depth, num_classes, ...)`.
+MIXER = """
+    from torch import nn
+
+
+    class PreNormResidual(nn.Module):
+        def __init__(self, dim, fn):
+            super().__init__()
+            self.fn, self.norm = fn, nn.LayerNorm(dim)
+
+        def forward(self, x):
+            return self.fn(self.norm(x)) + x
+
+
+    def MLPMixer(*, image_size, dim, depth, num_classes):
+        return nn.Sequential(
+            nn.Linear(image_size, dim),
+            *[PreNormResidual(dim, nn.Linear(dim, dim)) for _ in range(depth)],
+            nn.Linear(dim, num_classes),
+        )
+"""
+
+# lukemelas/EfficientNet-PyTorch (efficientnet_pytorch/model.py): `EfficientNet()` asserts on its
+# missing block arguments; the project builds it with `EfficientNet.from_name('efficientnet-b0')`.
+EFFICIENTNET = """
+    from torch import nn
+
+
+    class EfficientNet(nn.Module):
+        def __init__(self, blocks_args=None, global_params=None):
+            super().__init__()
+            assert isinstance(blocks_args, list), "blocks_args should be a list"
+            self.blocks = nn.ModuleList(nn.Linear(global_params, global_params) for _ in blocks_args)
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+        @classmethod
+        def from_name(cls, model_name):
+            return cls([1, 2], {"efficientnet-b0": 8}[model_name])
+"""
+
+
+def test_a_factory_that_needs_arguments_is_named_with_the_way_to_give_them(tmp_path):
+    path = write(tmp_path, "mixer.py", MIXER)
+    code, _, err = run("--static", str(path))
+    assert code == 2
+    assert f'skipped `MLPMixer()`: it needs arguments (image_size, dim, depth, num_classes); name them: nnlint "{path}::MLPMixer(' in err
+    code, out, _ = run("--static", "--format", "json", f"{path}::MLPMixer(image_size=16, dim=8, depth=2, num_classes=3)")
+    assert code in (0, 1) and json.loads(out)["targets"][0]["name"].startswith("MLPMixer(")
+
+
+def test_a_class_whose_defaults_fail_names_its_own_constructors(tmp_path):
+    path = write(tmp_path, "model.py", EFFICIENTNET)
+    code, out, _ = run("--static", "--format", "json", str(path))
+    assert code == 2
+    problem = json.loads(out)["targets"][0]["findings"][0]["message"]
+    assert "`EfficientNet()` raised AssertionError: blocks_args should be a list" in problem
+    hint = f'it has its own constructors (EfficientNet.from_name(...)): name one, e.g. nnlint "{path}::EfficientNet.from_name(...)"'
+    assert hint in problem
+    code, out, _ = run("--static", "--format", "json", f"{path}::EfficientNet.from_name('efficientnet-b0')")
+    assert code in (0, 1) and not any(f["code"] == "NN002" for f in json.loads(out)["targets"][0]["findings"])
