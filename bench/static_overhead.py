@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "bench" / "models"
 DEFAULT_FILES = [MODELS / "small_cnn.py", MODELS / "resnet50.py", MODELS / "transformer12.py"]
-MORE_FILES = [MODELS / "gpt2_small.py", MODELS / "unet.py"]
+# The GPT-2-small decoder and the UNet of bench/realworld/ (one copy of each serves both benches).
+MORE_FILES = [ROOT / "bench" / "realworld" / "gpt2_small.py", ROOT / "bench" / "realworld" / "unet.py"]
 
 
 def floor_command(path: Path) -> list[str]:

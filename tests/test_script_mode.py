@@ -46,21 +46,6 @@ def findings(stdout: str) -> dict[str, list[tuple[str, int, str | None]]]:
     return {t["name"]: sorted((f["code"], f["location"]["line"], f["module"]) for f in t["findings"]) for t in document["targets"]}
 
 
-@pytest.fixture
-def process_state():
-    """sys.argv, sys.path, the working directory, environment and default dtype, checked unchanged."""
-
-    def state():
-        # pytest's own variable changes per phase; torch sets TORCHINDUCTOR_CACHE_DIR once, the first time
-        # its inductor runtime is imported (by whichever code imports it first): neither is the script's doing.
-        environ = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST", "TORCHINDUCTOR_CACHE_DIR")}
-        return list(sys.argv), list(sys.path), os.getcwd(), environ, torch.get_default_dtype(), sys.modules["__main__"]
-
-    before = state()
-    yield set(sys.modules)
-    assert state() == before
-
-
 def test_argparse_script_stops_before_its_first_step_and_lints_the_model_with_its_loss(tmp_path, process_state):
     script = copied(tmp_path, "mnist_main.py")
     code, stdout, stderr = nnlint(script, "--format", "json", "--", "--save-model", "--batch-size", "16")

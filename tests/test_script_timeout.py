@@ -5,14 +5,10 @@ its first forward, instead of giving up."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-import torch
 from click.testing import CliRunner
 
 from nnlint.cli import main
@@ -29,17 +25,6 @@ def nnlint(*args: object) -> tuple[int, str, str]:
 def findings(stdout: str) -> dict[str, list[tuple[str, int, str | None]]]:
     document = json.loads(stdout)
     return {t["name"]: sorted((f["code"], f["location"]["line"], f["module"]) for f in t["findings"]) for t in document["targets"]}
-
-
-@pytest.fixture
-def process_state():
-    def state():
-        environ = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST", "TORCHINDUCTOR_CACHE_DIR")}
-        return list(sys.argv), list(sys.path), os.getcwd(), environ, torch.get_default_dtype(), sys.modules["__main__"]
-
-    before = state()
-    yield
-    assert state() == before
 
 
 def test_a_script_still_in_its_first_evaluation_is_linted_from_what_it_built(tmp_path, process_state):
