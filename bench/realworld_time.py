@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from checkout import nnlint_in  # bench/checkout.py: a checkout's nnlint and its rules
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "bench" / "realworld"
 BASE_COMMIT = "6f5b72f"
@@ -31,8 +33,8 @@ def floor_command(path: Path) -> list[str]:
     return [sys.executable, "-c", f"import runpy, torch; runpy.run_path({str(path)!r})"]
 
 
-def lint_command(path: Path) -> list[str]:
-    return [sys.executable, "-m", "nnlint", str(path), "--format", "json"]
+def lint_command(path: Path, checkout: Path) -> list[str]:
+    return nnlint_in(checkout, str(path), "--format", "json")
 
 
 def base_checkout(commit: str) -> Path:
@@ -110,7 +112,7 @@ def run(files: list[Path], repeat: int, base: Path | None, options: argparse.Nam
                         raise SystemExit(f"{path.name}: the floor itself failed: {verdict}")
                     floors.append(seconds)
                     continue
-                seconds, verdict = timed(lint_command(path), base if kind == "before" else ROOT)
+                seconds, verdict = timed(lint_command(path, base if kind == "before" else ROOT), base if kind == "before" else ROOT)
                 (befores if kind == "before" else afters).append(seconds)
                 verdicts[kind].add(verdict)
         floor = statistics.median(floors)

@@ -40,7 +40,10 @@ os._exit(3)  # never stepped
 # The probe runs in the child process nnlint lints the file in (forked from this one, so it
 # inherits the wrapper): each run appends its seconds to the file named in argv[2].
 _NNLINT_TIMING_THE_PROBE = """
-import sys, time
+import os, sys, time
+import nnlint
+if os.environ.get("NNLINT_BENCH_CHECKOUT"):  # that checkout's rules/ as nnlint.rules (bench/checkout.py says why)
+    nnlint.__path__.append(os.environ["NNLINT_BENCH_CHECKOUT"])
 import nnlint.probe
 times = sys.argv[2]  # read now: sys.argv is the script's own while it runs
 original = nnlint.probe.run_probe
@@ -58,7 +61,8 @@ main([sys.argv[1], "--format", "json"], standalone_mode=False)
 
 
 def _wall(command: list[str], cwd: str, pythonpath: Path | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
-    env = os.environ | {"OMP_NUM_THREADS": "1"} | ({"PYTHONPATH": str(pythonpath)} if pythonpath else {})
+    given = {"PYTHONPATH": str(pythonpath), "NNLINT_BENCH_CHECKOUT": str(pythonpath)} if pythonpath else {}
+    env = os.environ | {"OMP_NUM_THREADS": "1"} | given
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, check=False)
     return time.perf_counter() - start, done

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from checkout import nnlint_in  # bench/checkout.py: a checkout's nnlint and its rules
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "bench" / "models"
 DEFAULT_FILES = [MODELS / "small_cnn.py", MODELS / "resnet50.py", MODELS / "transformer12.py"]
@@ -31,16 +33,13 @@ def floor_command(path: Path) -> list[str]:
     return [sys.executable, "-c", f"import runpy, torch; runpy.run_path({str(path)!r})"]
 
 
-def nnlint_command(path: Path) -> list[str]:
-    return [sys.executable, "-m", "nnlint", "--static", str(path)]
+def nnlint_command(path: Path, checkout: Path) -> list[str]:
+    return nnlint_in(checkout, "--static", str(path))
 
 
 def seconds(command: list[str], checkout: Path | None = None) -> float:
-    env = dict(os.environ)
-    if checkout is not None:  # this checkout's nnlint and rules, ahead of whatever is installed
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(checkout), env.get("PYTHONPATH")]))
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env, cwd=checkout)
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=checkout)
     elapsed = time.perf_counter() - start
     if result.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr}")
@@ -76,8 +75,8 @@ def main() -> None:
         for _ in range(options.repeat):
             floors.append(seconds(floor_command(path)))
             if base:
-                bases.append(seconds(nnlint_command(path), base))
-            lints.append(seconds(nnlint_command(path), ROOT))
+                bases.append(seconds(nnlint_command(path, base), base))
+            lints.append(seconds(nnlint_command(path, ROOT), ROOT))
         floor, lint = statistics.median(floors), statistics.median(lints)
         row = f"{path.stem:<16} {floor:>8.2f} {lint:>9.2f} {lint / floor:>6.2f}"
         if base:
