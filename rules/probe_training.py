@@ -9,6 +9,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterator
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -20,6 +21,7 @@ from nnlint.graph.ops import DROPOUT_LIKE
 from nnlint.measures import Measure
 from nnlint.probe.result import ProbeResult, TargetRange
 from nnlint.registry import Hit, rule
+from nnlint.runtime.torch_compat import tree_flatten
 
 from .activations import head_of
 
@@ -353,6 +355,15 @@ def update_to_weight_ratio(graph: ModelGraph, context: RuleContext) -> Iterator[
     )
 
 
+def _one_sequence(context: RuleContext) -> bool:
+    """The input is one sequence (only 1-D tensors, like a sentence of word indices): its dimension 0
+    is time, and a model that lays it out as (time, batch, …) for a batch_first=False layer is right."""
+    batch = context.target.labeled_batch
+    given = batch[0] if batch is not None else context.target.example_input
+    tensors = [t for t in tree_flatten(given)[0] if isinstance(t, torch.Tensor)]
+    return bool(tensors) and all(t.dim() == 1 for t in tensors)
+
+
 def _optimizer_location(context: RuleContext) -> Location | None:
     return context.extra_locations.get("optimizer", context.target_location)
 
@@ -377,7 +388,9 @@ def batch_samples_mixed(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     samples give exactly 0) and names the module after which samples stay separate — where they
     were mixed. Dimension 0 is taken as the batch, as everywhere in nnlint: a model that takes
     (time, batch, …) inputs on purpose mixes along that dimension by design, and the finding says
-    so when the module it names has `batch_first=False`. Outputs indexed by two samples
+    so when the module it names has `batch_first=False`; when the input is one sequence (only 1-D
+    tensors, like the PyTorch tutorial's tagger given one sentence of word indices), such a module
+    is where the model's own (time, 1, …) layout is read, and nothing is reported. Outputs indexed by two samples
     (batch × batch: CLIP's image–text logits, a similarity or Gram matrix) compare samples by
     definition and are left out; the model's other outputs are checked.
 
@@ -406,6 +419,8 @@ def batch_samples_mixed(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
         return
     where = f"; they mix in {graph.describe_module(mixing.module)}" if mixing.module else ""
     layer = graph.modules[mixing.module].module if mixing.module in graph.modules else None
+    if getattr(layer, "batch_first", True) is False and _one_sequence(context):
+        return  # PyTorch's tutorial tagger: one sentence of word indices, laid out as (time, 1, …) by the model
     if getattr(layer, "batch_first", True) is False:
         where += (
             " (it has batch_first=False and reads dimension 1 as the batch; if the example input is laid out "
