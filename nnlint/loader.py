@@ -448,12 +448,11 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
     for name, factory in roots.items():
         required = required_arguments(factory)
         if required:  # a root factory is what the user would call: say how (lucidrains' MLPMixer(*, image_size, ...))
-            given = ", ".join(f"{argument}=..." for argument in required)
-            notes.append(f'skipped `{name}()`: it needs arguments ({", ".join(required)}); name them: nnlint "{path}::{name}({given})"')
+            notes.append(f"skipped `{name}()`: it needs arguments ({', '.join(required)}); {_name_them(name, required, path)}")
             continue
         try:
             with user_code():
-                result, on_meta = built_within_memory(factory, f"{name}()", str(path))
+                result, on_meta = built_within_memory(factory, f"{name}()", _shown_path(path))
         except Exception as error:
             failed[name] = (f"`{name}()` raised {_error_with_line(error, path)}", definition_line(factory))
             continue
@@ -473,7 +472,7 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
             continue
         try:
             with user_code():
-                instance, on_meta = built_within_memory(_call(cls, recipe), recipe.expression, str(path))
+                instance, on_meta = built_within_memory(_call(cls, recipe), recipe.expression, _shown_path(path))
         except Exception as error:
             problem = f"`{recipe.expression}` raised {_error_with_line(error, path)}{_own_constructors_hint(cls, path)}"
             failed[cls.__name__] = (problem, definition_line(cls))
@@ -501,7 +500,7 @@ def _own_constructors_hint(cls: type, path: Path) -> str:
     if not own:
         return ""
     shown = ", ".join(f"{cls.__name__}.{name}(...)" for name in own)
-    return f'; it has its own constructors ({shown}): name one, e.g. nnlint "{path}::{cls.__name__}.{own[0]}(...)"'
+    return f'; it has its own constructors ({shown}): name one, e.g. nnlint "{_shown_path(path)}::{cls.__name__}.{own[0]}(...)"'
 
 
 def _call(cls: type, recipe: Recipe) -> Callable[[], Any]:
@@ -533,16 +532,20 @@ def _recipe(cls: type, namespace: Mapping[str, Any], path: Path, package_root: P
 
 def _needs_arguments(cls: type, required: list[str], path: Path, seen: ScriptCall | None) -> str:
     """`Net` needs arguments (upscale_factor): ... give them as nnlint "model.py::Net(upscale_factor=...)"."""
-    example = f"{cls.__name__}({', '.join(f'{name}=...' for name in required)})"
     where = ""
     if seen is not None:
         where = (
             f"; {seen.script.name} line {seen.line} builds it as {cls.__name__}({', '.join(seen.sources)}) "
             f"from values known only when it runs ({', '.join(seen.missing)})"
         )
-    return f"skipped `{cls.__name__}`: its constructor needs arguments ({', '.join(required)}){where}; " + (
-        f'name them: nnlint "{_shown_path(path)}::{example}"'
+    return f"skipped `{cls.__name__}`: its constructor needs arguments ({', '.join(required)}){where}; " + _name_them(
+        cls.__name__, required, path
     )
+
+
+def _name_them(name: str, required: list[str], path: Path) -> str:
+    """The `::` call that gives a class's or factory's required arguments."""
+    return f'name them: nnlint "{_shown_path(path)}::{name}({", ".join(f"{argument}=..." for argument in required)})"'
 
 
 def _shown_path(path: Path) -> str:
@@ -594,7 +597,7 @@ def _built_from_name(
         if recipe is None:
             raise LoadError(str(path), needs.replace(f"skipped `{name}`: ", f"`::{name}`: ", 1))
         try:
-            built, on_meta = built_within_memory(_call(value, recipe), recipe.expression, str(path))
+            built, on_meta = built_within_memory(_call(value, recipe), recipe.expression, _shown_path(path))
         except Exception as error:
             raise LoadError(str(path), f"`::{name}`: `{recipe.expression}` raised {_error_with_line(error, path)}") from None
         made = [f"built `{recipe.expression}` ({recipe.origin})"] if recipe.origin else []
