@@ -38,10 +38,12 @@ from nnlint.wire import WireError, decode_file_result, encode_file_result
 if TYPE_CHECKING:
     from nnlint.script.lint import ScriptOptions
 
-# Imported by the first lint in a process (graph building reaches torch's symbolic shapes, which
-# import sympy: about 0.3 s), so imported once in the parent rather than again in every child.
-_LINT_IMPORTS = ("torch.fx.experimental.symbolic_shapes",)
-_PROBE_IMPORTS = ("nnlint.probe.session", "numpy.random")
+# What a lint may import that is slow to import: torch's symbolic shapes (with sympy, 0.3-0.8 s;
+# reached by meta kernels outside nnlint's shape formulas, in about half of real model files), the
+# probe's modules. Once a child says it imported one (with its result), this process imports it
+# before the next fork, and every later child inherits it; a run whose files never need one never
+# pays for it (it used to be imported before the second file whatever the files were).
+_SLOW_IMPORTS = ("torch.fx.experimental.symbolic_shapes", "nnlint.probe.session", "numpy.random")
 _WARM_UP_MODEL = Path(__file__).resolve().parent / "runtime" / "warm_up_model.py"
 _warmed_up = False  # once per process: its caches last as long as it does
 
@@ -71,19 +73,22 @@ class IsolatedFileLinter:
     operation since (its warm-up lint runs on one thread), so a child can use torch's intra-op
     threads. Otherwise (a process that imported torch before nnlint ran: a test session, a
     notebook) a child that started them would hang (GNU OpenMP's thread pool does not survive a
-    fork), and each child runs torch on one thread; and since such a process lives on, it imports
-    what every lint imports, and warms up, before the first file, once for all the runs it will serve.
+    fork), and each child runs torch on one thread; and since such a process lives on, it warms up
+    before the first file, once for all the runs it will serve. The slow imports children report
+    (_SLOW_IMPORTS) are made here before the next fork, in either kind of process.
     """
 
     def __init__(self, *, fresh_process: bool = False) -> None:
         self.fresh_process = fresh_process
         self._served = 0
+        self._children_imported: set[str] = set()  # of _SLOW_IMPORTS, what children said they imported
 
     def __call__(
         self, path: Path, config: Config, *, explicit: bool, chosen: Sequence[str] = (), script: ScriptOptions | None = None
     ) -> FileResult:
         if self._served == (1 if self.fresh_process else 0):
-            _import_what_every_lint_imports(config)
+            _warm_up_for_children()
+        _import_for_children(self._children_imported)
         self._served += 1
         path = path.resolve()
         run = run_in_child(
@@ -91,6 +96,7 @@ class IsolatedFileLinter:
             timeout=config.file_timeout,
             output=_captured_stderr(),
         )
+        self._children_imported.update(_slow_imports_reported(run))
         return _file_result(run, path, config)
 
     def _lint_in_child(
@@ -108,9 +114,10 @@ class IsolatedFileLinter:
             # Only results cross back (as JSON); the arguments reach the child by fork.
             result = lint_file(path, config, explicit=explicit, chosen=chosen, script=script, on_target=started)
         except BaseException as error:  # noqa: B036 - SystemExit, GeneratorExit…: this file's failure, not nnlint's
-            send({"failed": _escaped(error, path), "traceback": "".join(traceback.format_exception(error))})
+            trace = "".join(traceback.format_exception(error))
+            send({"failed": _escaped(error, path), "traceback": trace, "imported": _slow_imports_made()})
             return
-        send({"result": encode_file_result(_with_leftover_threads(result))})
+        send({"result": encode_file_result(_with_leftover_threads(result)), "imported": _slow_imports_made()})
 
 
 def _captured_stderr() -> TextIO | None:
@@ -123,19 +130,47 @@ def _captured_stderr() -> TextIO | None:
         return stream
 
 
-def _import_what_every_lint_imports(config: Config) -> None:
-    """Before the second file (the first, in a process that lives on): imports the first child
-    made, made once here, and one lint of a built-in model (`_warm_up`), for every later child to
-    inherit (a single file's child pays for its own, no more than this process would)."""
-    for name in (*_LINT_IMPORTS, *(() if config.static else _PROBE_IMPORTS)):
+def _warm_up_for_children() -> None:
+    """Before the second file (the first, in a process that lives on): what every lint would
+    otherwise do again in each child, done once here for every later child to inherit (a single
+    file's child does its own, no more than this process would): torch's `_disable_dynamo`
+    wrappers searched (50-150 ms per child otherwise), and one lint of a built-in model (`_warm_up`)."""
+    find_wrapped_functions()
+    _warm_up()
+    _freeze_new_objects()
+
+
+def _import_for_children(names: Iterable[str]) -> None:
+    """Import here, before the next fork, the slow imports an earlier child made (_SLOW_IMPORTS)."""
+    missing = [name for name in _SLOW_IMPORTS if name in names and name not in sys.modules]
+    for name in missing:
         # A later torch that moved it, or this process's imports in a bad state (an import stopped
         # halfway by an earlier in-process lint): the children import what they need, or say why not.
         with contextlib.suppress(Exception):
             importlib.import_module(name)
-    find_wrapped_functions()
-    _warm_up()
+    if missing:
+        _freeze_new_objects()
+
+
+def _freeze_new_objects() -> None:
     if gc.get_freeze_count():
         gc.freeze()  # as the CLI froze torch's own objects: a child's collections skip them
+
+
+def _slow_imports_made() -> list[str]:
+    """In a child: which of _SLOW_IMPORTS this process has (its parent then imports them too)."""
+    return [name for name in _SLOW_IMPORTS if name in sys.modules]
+
+
+def _slow_imports_reported(run: ChildRun) -> set[str]:
+    """What a child said it imported, of _SLOW_IMPORTS only: nothing a child sends names a module
+    for this process to import that nnlint does not list."""
+    reported: set[str] = set()
+    for message in run.messages:
+        names = message.get("imported") if isinstance(message, dict) else None
+        if isinstance(names, list):
+            reported.update(name for name in names if isinstance(name, str) and name in _SLOW_IMPORTS)
+    return reported
 
 
 def _warm_up() -> None:

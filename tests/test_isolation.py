@@ -462,3 +462,41 @@ def test_a_module_level_torchscript_model_is_one_nn002_line_even_static(tmp_path
     assert code == 2 and "Traceback" not in err
     assert finding["code"] == "NN002" and "it is a TorchScript module" in finding["message"]
     assert finding["location"] == {"file": str(path), "line": 5}
+
+
+def test_a_slow_import_a_child_made_is_made_once_by_the_fork_server_before_the_next_fork(tmp_path, tmp_path_factory, monkeypatch):
+    """The fork server imports a slow module (torch's symbolic shapes, sympy) only once a child
+    has needed it, and then before the next fork, so that later children inherit it: the module
+    runs in the first child and in this process, never again in a later child, and a run that
+    ends after the first file never imports it here."""
+    from nnlint import isolation
+
+    marks = tmp_path / "imported_by.txt"
+    library = tmp_path_factory.mktemp("site-packages")  # outside the model files' folder, as installed libraries are
+    (library / "nnlint_test_slow_module.py").write_text(f"import os\nopen({str(marks)!r}, 'a').write(f'{{os.getpid()}}\\n')\n")
+    monkeypatch.syspath_prepend(str(library))
+    monkeypatch.setattr(isolation, "_SLOW_IMPORTS", (*isolation._SLOW_IMPORTS, "nnlint_test_slow_module"))
+    monkeypatch.setattr(isolation, "_warmed_up", True)  # not what this test is about
+    lint = isolation.IsolatedFileLinter()
+    files = [model_file(tmp_path, f"model_{index}.py", prelude="import nnlint_test_slow_module") for index in range(3)]
+    try:
+        assert lint(files[0], Config(static=True), explicit=True).reports
+        assert "nnlint_test_slow_module" not in sys.modules  # one file so far: nothing imported here
+        first_child = marks.read_text().split()
+        for path in files[1:]:
+            assert lint(path, Config(static=True), explicit=True).reports
+        assert "nnlint_test_slow_module" in sys.modules
+        assert marks.read_text().split() == [*first_child, str(os.getpid())]  # later children inherited it
+    finally:
+        sys.modules.pop("nnlint_test_slow_module", None)
+
+
+def test_the_fork_server_imports_only_listed_modules_whatever_a_child_says():
+    """A child runs the user's code, so what it says it imported is filtered: only nnlint's list of
+    slow imports is honoured, never a module a hostile child names."""
+    from nnlint import isolation
+    from nnlint.runtime.child import ChildRun
+
+    listed = isolation._SLOW_IMPORTS[0]
+    run = ChildRun(messages=[{"imported": ["os", "evil_module", listed, 3]}, {"imported": "numpy.random"}, ["imported"], None])
+    assert isolation._slow_imports_reported(run) == {listed}
