@@ -30,7 +30,7 @@ from nnlint.config import Config
 from nnlint.engine import lint_file, unlintable_file
 from nnlint.file_result import FileResult
 from nnlint.findings import Location
-from nnlint.loader import LoadedTarget
+from nnlint.loader import LoadedTarget, imports_outlive_files
 from nnlint.runtime.child import ChildRun, Send, can_fork, run_in_child
 from nnlint.runtime.lazy_dynamo import find_wrapped_functions
 from nnlint.wire import WireError, decode_file_result, encode_file_result
@@ -102,6 +102,7 @@ class IsolatedFileLinter:
     def _lint_in_child(
         self, send: Send, path: Path, config: Config, explicit: bool, chosen: Sequence[str], script: ScriptOptions | None
     ) -> None:
+        imports_outlive_files()  # this process ends with the file: nothing to take out of sys.modules
         if not self.fresh_process:
             import torch
 

@@ -500,3 +500,23 @@ def test_the_fork_server_imports_only_listed_modules_whatever_a_child_says():
     listed = isolation._SLOW_IMPORTS[0]
     run = ChildRun(messages=[{"imported": ["os", "evil_module", listed, 3]}, {"imported": "numpy.random"}, ["imported"], None])
     assert isolation._slow_imports_reported(run) == {listed}
+
+
+def test_a_child_keeps_the_modules_its_file_imported_and_lints_it_as_this_process_does(tmp_path):
+    """A fork server's child ends with its file, so its loader leaves the file's modules in
+    sys.modules (no snapshots of sys.modules to find them: ~500 page faults per child); the
+    findings are the same, and a lint in this process still takes its sibling modules out."""
+    (tmp_path / "blocks.py").write_text("from torch import nn\n\n\ndef head():\n    return nn.Linear(8, 3)\n")
+    path = model_file(tmp_path, "model.py", prelude="import blocks", forward="return blocks.head()(x)")
+
+    def lint_here_and_say_what_stayed(send):
+        from nnlint.loader import imports_outlive_files
+
+        imports_outlive_files()
+        result = lint_file(path, Config(static=True))
+        send({"stayed": "blocks" in sys.modules, "codes": sorted(f.code for r in result.reports for f in r.findings)})
+
+    run = run_in_child(lint_here_and_say_what_stayed, timeout=120)
+    in_process = lint_file(path, Config(static=True))
+    assert run.messages == [{"stayed": True, "codes": sorted(f.code for r in in_process.reports for f in r.findings)}]
+    assert "blocks" not in sys.modules
