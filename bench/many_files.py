@@ -6,8 +6,9 @@ revision, alternating with this checkout's (medians; the load average before and
 torch is imported once per nnlint process, so N files should cost far less than N runs; the
 child processes are forked from that process, so isolation should add little per file.
 
-    python bench/many_files.py [--files N] [--repeat N] [--probe] [--base REV]
+    python bench/many_files.py [--files N] [--repeat N] [--probe] [--base REV ...]
     python bench/many_files.py --files 20 --repeat 5 --base 6f5b72f    # issue 13's figures
+    python bench/many_files.py --files 20 --repeat 5 --base 6f5b72f --base be0c4ae  # and main before the fork server's 2026-12-07 changes
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def torch_threads(folder: Path) -> None:
 
 def base_checkout(revision: str, folder: Path) -> Path:
     """The files of `revision` (no worktree, nothing changed in the repository)."""
+    folder.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder
@@ -91,13 +93,14 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--probe", action="store_true", help="run the probe too (default: --static)")
-    parser.add_argument("--base", metavar="REV", help="also measure the nnlint of this git revision, alternating with this one")
+    parser.add_argument(
+        "--base", metavar="REV", action="append", default=[], help="also measure the nnlint of this git revision (repeatable), alternating"
+    )
     options = parser.parse_args()
     print(f"load average before: {' '.join(f'{load:.2f}' for load in os.getloadavg())}; {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as base_folder:
-        checkouts = {"this checkout": ROOT}
-        if options.base:
-            checkouts = {f"base {options.base}": base_checkout(options.base, Path(base_folder)), **checkouts}
+        checkouts = {f"base {revision}": base_checkout(revision, Path(base_folder) / revision) for revision in options.base}
+        checkouts["this checkout"] = ROOT
         paths = []
         for index in range(options.files):
             path = Path(folder) / f"model_{index:03d}.py"
