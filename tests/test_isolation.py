@@ -317,6 +317,9 @@ def test_ctrl_c_exits_130_with_one_line_and_leaves_no_process(tmp_path, mode):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a suite started in the background (`pytest &`, nohup) inherits SIGINT
+        # ignored, and Python then never raises KeyboardInterrupt (the test hung for that reason).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
