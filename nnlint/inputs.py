@@ -166,8 +166,9 @@ def _verified_source(model: nn.Module, candidates: Iterable[InputSource], trains
             tried_real.append(index)
             if accepts(model, candidate.value, on_meta=False):
                 return candidate
-    if evaluation_only is not None or misread is not None:
-        return evaluation_only or misread
+    fallback = evaluation_only or misread
+    if fallback is not None:
+        return fallback
     # A meta kernel can be stricter than the real one; give the first candidates a real try.
     for index in [i for i in range(len(tried)) if i not in tried_real][: real_tries - len(tried_real)]:
         if accepts(model, tried[index].value, on_meta=False):
