@@ -20,7 +20,7 @@ import ast
 import contextlib
 import dataclasses
 import inspect
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,8 +173,9 @@ def script_calls(cls_name: str, model_file: Path, package_root: Path | None) -> 
                 yield _resolve_call(script, node, scope)
 
 
-def script_recipe(cls: type, model_file: Path, package_root: Path | None) -> tuple[Recipe | None, ScriptCall | None]:
-    """The first call of `cls` in a sibling script whose arguments all resolve, else the first call seen."""
+def script_recipe(cls: Callable[..., Any], model_file: Path, package_root: Path | None) -> tuple[Recipe | None, ScriptCall | None]:
+    """The first call of `cls` (a class or a factory function) in a sibling script whose arguments
+    all resolve, else the first call seen."""
     first: ScriptCall | None = None
     for call in script_calls(cls.__name__, model_file, package_root):
         if not call.missing:

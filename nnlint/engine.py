@@ -15,7 +15,7 @@ from nnlint.errors import LoadError, NoModelError
 from nnlint.file_result import FileResult
 from nnlint.findings import Finding, Location, Phase
 from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
-from nnlint.inputs import InputError, example_input_for, training_batch_size
+from nnlint.inputs import InputError, chosen_input, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file, split_target_argument
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
 from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
@@ -116,13 +116,15 @@ class Linter:
             reason = f"{type(module).__name__} `{lazy}` has no parameters yet (a lazy module): run one forward on a batch before linting"
             return [self._unusable(loaded, reason, module=lazy or None, location=location)], {}, None, notes, None
         try:
-            example_input, inferred = example_input_for(loaded, self.config.input_shape, trains=not self.config.static)
+            chosen = chosen_input(loaded, self.config.input_shape, trains=not self.config.static)
+            example_input, inferred = chosen.value, chosen.inferred
         except InputError as error:
             return [self._unusable(loaded, f"{error}; define `example_input` or pass --input-shape")], {}, None, notes, None
         if (problem := input_problem(example_input)) is not None:
             return [self._unusable(loaded, problem)], {}, None, notes, None
         if inferred:
-            notes.append(f"no example input given: inferred {_describe_input(example_input)} from the first layer")
+            described = _describe_input(example_input) + _time_major(chosen.batch_dim)
+            notes.append(f"no example input given: inferred {described} from the first layer")
         graph: ModelGraph | None = None
         findings: list[Finding] = []
         try:
@@ -149,7 +151,9 @@ class Linter:
         findings += self._run_rules(Phase.STATIC, graph, context, loaded, skipped)
         probe = None
         if graph is not None and not self.config.static:
-            findings, probe = self._probe_stage(loaded, graph, example_input, inferred, context, findings, notes, skipped)
+            findings, probe = self._probe_stage(
+                loaded, graph, example_input, inferred, context, findings, notes, skipped, batch_dim=chosen.batch_dim
+            )
         return findings, skipped, graph, notes, probe
 
     def _graph(self, loaded: LoadedTarget, example_input: object) -> ModelGraph:
@@ -185,6 +189,7 @@ class Linter:
         findings: list[Finding],
         notes: list[str],
         skipped: dict[str, list[str]],
+        batch_dim: int | None = 0,
     ) -> tuple[list[Finding], ProbeResult | None]:
         """Run the probe, then the probe rules; static findings it measured get its evidence."""
         probe_rules = [rule for rule in self.rules if rule.phase is Phase.PROBE]
@@ -205,6 +210,7 @@ class Linter:
             training_batch_size=context.batch_size.value if context.batch_size else None,
             input_source=_input_source(loaded.target),
             budget=self.config.probe_budget,
+            batch_dim=batch_dim,
         )
         try:
             probe = run_probe(loaded.target.model, example_input, loaded.target, settings)
@@ -400,6 +406,11 @@ def _probe_summary(probe: ProbeResult) -> str:
     return f"probe: {steps} on {probe.device}, batch {probe.batch}, loss: {probe.loss_source}"
 
 
+def _time_major(batch_dim: int | None) -> str:
+    """How a made-up input laid out for a batch_first=False sequence layer is described."""
+    return " laid out (time, batch, …) for its batch_first=False sequence layer" if batch_dim == 1 else ""
+
+
 def _describe_input(value: object) -> str:
     shape = getattr(value, "shape", None)
     return f"an input of shape {'x'.join(map(str, shape))}" if shape is not None else "an input"
@@ -421,6 +432,7 @@ def lint_file(
     chosen: Sequence[str] = (),
     script: ScriptOptions | None = None,
     on_target: Callable[[LoadedTarget], None] | None = None,
+    on_linted: Callable[[FileResult], None] | None = None,
 ) -> FileResult:
     """Import one model file and lint each of its targets (or run a training script to its first
     step, nnlint.script); everything it produced, ready to merge.
@@ -429,6 +441,8 @@ def lint_file(
     `chosen`: the `file.py::expression` targets named for this file. `script`: a named training
     script's arguments and time limit. `on_target` is told which target is about to be linted (a
     child process passes it on, so that a child that dies names the target it died in).
+    `on_linted` is given, after each target, everything the file produced so far (a child sends
+    it on, so that the targets finished before one that runs out of time are still reported).
     """
     linter = Linter(config)
     if _lint_as_script(linter, path, script, explicit):
@@ -441,6 +455,8 @@ def lint_file(
                     on_target(loaded)
                 linter.lint(loaded, notes)
                 notes = []
+                if on_linted is not None:
+                    on_linted(linter.file_result(path))
     except NoModelError as error:
         if explicit:
             linter.problems.append(Problem(error.path, error.message))

@@ -33,6 +33,7 @@ from nnlint.context import BatchSize
 from nnlint.loader import LoadedTarget
 from nnlint.runtime.execution import call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, real_copies, run_with_tensors
 from nnlint.runtime.state import evaluation_run, is_on_meta, model_device, model_float_dtype, training_flags
+from nnlint.runtime.torch_compat import tree_flatten
 
 INFERRED_BATCH = 4
 _SEQUENCE_LENGTH = 16
@@ -57,22 +58,59 @@ class InputSource:
     value: Any
     origin: str
     checked: bool = True
+    # Which dimension holds the samples: 1 for one made up as (time, batch, …) for a sequence layer
+    # with batch_first=False; None for a given input that is one sequence, not a batch of them.
+    batch_dim: int | None = 0
+
+
+@dataclass(frozen=True)
+class ChosenInput:
+    """The input to trace and probe with, whether nnlint made it up, and its batch dimension."""
+
+    value: Any
+    inferred: bool
+    batch_dim: int | None = 0
 
 
 def example_input_for(loaded: LoadedTarget, input_shape: tuple[int, ...] | None, trains: bool = True) -> tuple[Any, bool]:
-    """The input to trace and probe with, and whether nnlint had to make it up (`trains`: one the
-    forward also takes in training mode, for the probe).
+    """The input to trace and probe with, and whether nnlint had to make it up (see `chosen_input`)."""
+    chosen = chosen_input(loaded, input_shape, trains)
+    return chosen.value, chosen.inferred
+
+
+def chosen_input(loaded: LoadedTarget, input_shape: tuple[int, ...] | None, trains: bool = True) -> ChosenInput:
+    """The input to trace and probe with, whether nnlint had to make it up (`trains`: one the
+    forward also takes in training mode, for the probe), and which of its dimensions is the batch.
 
     The candidates come from an ordered list of sources (`input_sources`); the first given one
     wins, else the first made-up one the forward accepts (`verified_input`)."""
+    model = loaded.target.model
     sources = input_sources(loaded, input_shape)
     for source in sources:
         if not source.checked:
-            return source.value, False
+            return ChosenInput(source.value, False, None if one_sequence_for_time_major(model, source.value) else 0)
         # Given sources come first: the rest are made up, and made (random tensors) only when tried.
         made_up_ones = islice(chain([source], sources), _CANDIDATES_TRIED)
-        return verified_input(loaded.target.model, made_up_ones, trains), True
-    return verified_input(loaded.target.model, [], trains), True
+        verified = _verified_source(model, made_up_ones, trains)
+        return ChosenInput(verified.value, True, verified.batch_dim)
+    return ChosenInput(verified_input(model, [], trains), True)
+
+
+def time_major_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The model's first sequence layer (an RNN, or the attention of a Transformer layer), when it
+    reads its input as (time, batch, …): built with batch_first=False, as PyTorch's default is."""
+    for path, module in model.named_modules():
+        if isinstance(module, _SEQUENCE_LAYERS):
+            return (path, module) if getattr(module, "batch_first", True) is False else None
+    return None
+
+
+def one_sequence_for_time_major(model: nn.Module, given: Any) -> bool:
+    """A given input that is one sequence (only 1-D tensors, like a sentence of word indices) for a
+    model whose sequence layer reads (time, batch, …): the model lays it out as (time, 1, …) itself
+    (PyTorch's sequence-models tutorial tagger), so it holds one sample and has no batch dimension."""
+    tensors = [t for t in tree_flatten(given)[0] if isinstance(t, torch.Tensor)]
+    return bool(tensors) and all(t.dim() == 1 for t in tensors) and time_major_layer(model) is not None
 
 
 def input_sources(loaded: LoadedTarget, input_shape: tuple[int, ...] | None) -> Iterator[InputSource]:
@@ -97,6 +135,11 @@ def infer_input(model: nn.Module, trains: bool = True, construction: Mapping[str
 
 
 def verified_input(model: nn.Module, candidates: Iterable[InputSource], trains: bool = True) -> Any:
+    """The first candidate input the forward accepts (see `_verified_source`)."""
+    return _verified_source(model, candidates, trains).value
+
+
+def _verified_source(model: nn.Module, candidates: Iterable[InputSource], trains: bool = True) -> InputSource:
     """The first candidate input the forward accepts in evaluation mode and, when `trains` (the
     probe will train on it), in training mode too, where a branch may need more (Inception's
     auxiliary head rejects 224×224 images only in training mode). When none is accepted, the
@@ -104,6 +147,7 @@ def verified_input(model: nn.Module, candidates: Iterable[InputSource], trains: 
     real_tries = _REAL_TRIES if not is_on_meta(model) else 0
     tried_real: list[int] = []
     evaluation_only = None  # the first input only evaluation mode accepts: used when none suits both modes
+    misread = None  # the first input whose batch the sequence layer reads as time: used when no other runs
     first_reason: str | None = None
     tried: list[InputSource] = []  # consumed one by one: a later candidate is made only if needed
     for index, candidate in enumerate(candidates):
@@ -111,20 +155,24 @@ def verified_input(model: nn.Module, candidates: Iterable[InputSource], trains: 
         verdict, reason = _verdict_on_meta(model, candidate.value)
         first_reason = first_reason or reason
         if verdict is True:
+            if _batch_read_as_time(model, candidate):
+                misread = candidate if misread is None else misread
+                continue
             if not trains or _verdict_on_meta(model, candidate.value, training=True)[0] is not False:
-                return candidate.value
-            evaluation_only = candidate.value if evaluation_only is None else evaluation_only
+                return candidate
+            evaluation_only = candidate if evaluation_only is None else evaluation_only
             continue
         if verdict is None and len(tried_real) < real_tries:  # meta could not tell: values were needed
             tried_real.append(index)
             if accepts(model, candidate.value, on_meta=False):
-                return candidate.value
-    if evaluation_only is not None:
-        return evaluation_only
+                return candidate
+    fallback = evaluation_only or misread
+    if fallback is not None:
+        return fallback
     # A meta kernel can be stricter than the real one; give the first candidates a real try.
     for index in [i for i in range(len(tried)) if i not in tried_real][: real_tries - len(tried_real)]:
         if accepts(model, tried[index].value, on_meta=False):
-            return tried[index].value
+            return tried[index]
     raise InputError(_no_input_message(model, tried, first_reason))
 
 
@@ -163,6 +211,36 @@ def _verdict_on_meta(model: nn.Module, example_input: Any, training: bool = Fals
     except Exception as error:
         return (None if needs_real_values(error) else False), _one_line(error)
     return True, None
+
+
+def _batch_read_as_time(model: nn.Module, candidate: InputSource) -> bool:
+    """Whether the model's (time, batch, …) sequence layer receives the made-up batch somewhere
+    other than its dimension 1, or as one unbatched (time, features) sequence: the input is laid
+    out the other way round from what the forward expects (it transposes a (batch, time) input
+    itself, or takes (time, batch) and does not), and the probe would compare time steps as if
+    they were samples. One more forward on meta."""
+    found = time_major_layer(model)
+    made = [t for t in tree_flatten(candidate.value)[0] if isinstance(t, torch.Tensor)]
+    if found is None or candidate.batch_dim is None or not made or made[0].dim() <= candidate.batch_dim:
+        return False
+    batch = made[0].shape[candidate.batch_dim]
+    seen: list[torch.Size] = []
+
+    def record(module: nn.Module, args: tuple[Any, ...]) -> None:
+        if not seen and args and isinstance(args[0], torch.Tensor):
+            seen.append(args[0].shape)
+
+    handle = found[1].register_forward_pre_hook(record)
+    try:
+        args, kwargs = call_arguments(candidate.value)
+        with evaluation_run(model):
+            run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
+    except Exception:
+        return False
+    finally:
+        handle.remove()
+    # Two dimensions is one unbatched sequence: the made-up samples are read as its time steps.
+    return bool(seen) and (len(seen[0]) == 2 or (len(seen[0]) >= 3 and seen[0][1] != batch))
 
 
 def _one_line(error: BaseException) -> str:
@@ -209,20 +287,37 @@ def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterat
     # Images of the declared size, even when no Conv2d reads them (vit-pytorch patchifies with a Linear).
     channels = _declared_channels(model, construction)
     shapes += [((INFERRED_BATCH, channels, h, w), None, "the declared image size") for h, w in declared_sides]
-    time_major = any(isinstance(m, nn.modules.rnn.RNNBase) and not m.batch_first for m in model.modules())
+    # Tokens for a model whose sequence layer reads (time, batch, …) are laid out that way first:
+    # its forward accepts (batch, time) as well, and would then mix what it takes for a batch
+    # (pytorch/examples word_language_model's RNNModel and TransformerModel, batch_first=False).
+    time_major = time_major_layer(model) is not None
+    layouts: list[tuple[tuple[int, ...], int | None, str, int]] = [(shape, high, origin, 0) for shape, high, origin in shapes]
     for path, layer in _first_layers(model):
         origin = f"{type(layer).__name__} `{path}`"
         for shape, integer_high in _shapes_for(layer, INFERRED_BATCH, sides):
-            shapes.append((shape, integer_high, origin))
-            if integer_high is not None and time_major:  # tokens for a sequence-first RNN: (time, batch)
-                shapes.append((shape[::-1], integer_high, origin))
+            if time_major and _has_time_after_batch(shape, integer_high):  # (time, batch, …)
+                layouts.append(((shape[1], shape[0], *shape[2:]), integer_high, origin, 1))
+            # An RNN read first with batch_first=False is given (time, batch, features) by `_shapes_for`.
+            sequence_first = isinstance(layer, nn.modules.rnn.RNNBase) and not layer.batch_first
+            layouts.append((shape, integer_high, origin, 1 if sequence_first else 0))
+            if sequence_first:  # and (batch, time, features), for a forward that transposes it first
+                layouts.append(((shape[1], shape[0], *shape[2:]), integer_high, origin, 0))
     required = _required_forward_parameters(model)
     seen: set[tuple[tuple[int, ...], int | None]] = set()
-    for shape, integer_high, origin in shapes:
+    for shape, integer_high, origin, batch_dim in layouts:
         if (shape, integer_high) in seen:
             continue
         seen.add((shape, integer_high))
-        yield InputSource(_as_forward_arguments(model, _make(shape, dtype, integer_high), required), origin)
+        value = _as_forward_arguments(model, _make(shape, dtype, integer_high), required)
+        yield InputSource(value, origin, batch_dim=batch_dim)
+
+
+def _has_time_after_batch(shape: tuple[int, ...], integer_high: int | None) -> bool:
+    """A made-up (batch, time) token shape or (batch, time, features) shape, which a model whose
+    sequence layer reads (time, batch, …) may take the other way round."""
+    if integer_high is not None:
+        return len(shape) == 2
+    return len(shape) == 3 and shape[1] == _SEQUENCE_LENGTH
 
 
 # Forward parameters that take the recurrent state the model's own `init_hidden(batch)` makes
@@ -278,6 +373,8 @@ def _companion_argument(model: nn.Module, tensor: torch.Tensor, name: str) -> An
 _INPUT_CONFIGS = ("pretrained_cfg", "default_cfg")
 _IMAGE_SIZE_ATTRIBUTES = ("img_size", "image_size", "input_size", "input_resolution")
 _RECURRENT = (nn.modules.rnn.RNNBase, nn.modules.rnn.RNNCellBase)
+# Layers that mix along time and have a batch_first flag (a Transformer layer's is on its attention).
+_SEQUENCE_LAYERS = (nn.modules.rnn.RNNBase, nn.MultiheadAttention)
 
 
 def _declared_image_sizes(model: nn.Module, construction: Mapping[str, Any]) -> tuple[list[tuple[int, ...]], list[tuple[int, int]]]:

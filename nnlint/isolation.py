@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -97,7 +97,7 @@ class IsolatedFileLinter:
             output=_captured_stderr(),
         )
         self._children_imported.update(_slow_imports_reported(run))
-        return _file_result(run, path, config)
+        return _with_finished_targets(run, _file_result(run, path, config))
 
     def _lint_in_child(
         self, send: Send, path: Path, config: Config, explicit: bool, chosen: Sequence[str], script: ScriptOptions | None
@@ -113,12 +113,54 @@ class IsolatedFileLinter:
 
         try:
             # Only results cross back (as JSON); the arguments reach the child by fork.
-            result = lint_file(path, config, explicit=explicit, chosen=chosen, script=script, on_target=started)
+            finished = _partial_sender(send)
+            result = lint_file(path, config, explicit=explicit, chosen=chosen, script=script, on_target=started, on_linted=finished)
         except BaseException as error:  # noqa: B036 - SystemExit, GeneratorExit…: this file's failure, not nnlint's
             trace = "".join(traceback.format_exception(error))
             send({"failed": _escaped(error, path), "traceback": trace, "imported": _slow_imports_made()})
             return
         send({"result": encode_file_result(_with_leftover_threads(result)), "imported": _slow_imports_made()})
+
+
+def _partial_sender(send: Send) -> Callable[[FileResult], None]:
+    """What the child sends after each target: everything the file produced so far."""
+
+    def send_partial(partial: FileResult) -> None:
+        send({"partial": encode_file_result(partial)})
+
+    return send_partial
+
+
+def _with_finished_targets(run: ChildRun, result: FileResult) -> FileResult:
+    """A child that ended without its result (out of time, killed, an exit in the user's code)
+    still reports the targets it finished before (a file of five ResNet factories stopped in the
+    last keeps the other four), before the NN002 of the target it was in."""
+    if any(isinstance(message, dict) and "result" in message for message in run.messages):
+        return result
+    partial = _last_partial(run)
+    if partial is None or not partial.reports:
+        return result
+    finished = len(partial.reports)
+    note = f"{finished} target{'s' if finished > 1 else ''} of this file finished before and {'are' if finished > 1 else 'is'} reported"
+    stopped = tuple(replace(report, notes=(*report.notes, note)) for report in result.reports)
+    return replace(
+        result,
+        reports=(*partial.reports, *stopped),
+        problems=(*partial.problems, *result.problems),
+        tracebacks=(*partial.tracebacks, *result.tracebacks),
+        ledger=partial.ledger,
+    )
+
+
+def _last_partial(run: ChildRun) -> FileResult | None:
+    """The last everything-so-far the child sent that can be read, if any."""
+    for message in reversed(run.messages):
+        if isinstance(message, dict) and "partial" in message:
+            try:
+                return decode_file_result(message["partial"])
+            except WireError:
+                return None
+    return None
 
 
 def _captured_stderr() -> TextIO | None:

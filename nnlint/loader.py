@@ -456,18 +456,20 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
     construction: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     for name, factory in roots.items():
-        required = required_arguments(factory)
-        if required:  # a root factory is what the user would call: say how (lucidrains' MLPMixer(*, image_size, ...))
-            notes.append(f"skipped `{name}()`: it needs arguments ({', '.join(required)}); {_name_them(name, required, path)}")
+        recipe, needs = _factory_recipe(factory, name, path, package_root)
+        if recipe is None:  # a root factory is what the user would call: say how (lucidrains' MLPMixer(*, image_size, ...))
+            notes.append(needs)
             continue
         try:
             with user_code():
-                result, on_meta = built_within_memory(factory, f"{name}()", _shown_path(path))
+                result, on_meta = built_within_memory(_call(factory, recipe), recipe.expression, _shown_path(path))
         except Exception as error:
-            failed[name] = (f"`{name}()` raised {_error_with_line(error, path)}", definition_line(factory))
+            failed[name] = (f"`{recipe.expression}` raised {_error_with_line(error, path)}", definition_line(factory))
             continue
         if isinstance(result, nn.Module):
-            built[name] = (result, definition_line(factory), [on_meta] if on_meta else [])
+            made = [f"built `{recipe.expression}` ({recipe.origin})"] if recipe.origin else []
+            built[name] = (result, definition_line(factory), [*made, *([on_meta] if on_meta else [])])
+            construction[name] = _arguments_by_name(factory, recipe.args, recipe.kwargs)
         else:
             notes.append(f"skipped `{name}()`: it returned {type(result).__name__}, not an nn.Module")
     # What a factory builds is reached through it: ResNet and BasicBlock through ResNet18.
@@ -513,7 +515,22 @@ def _own_constructors_hint(cls: type, path: Path) -> str:
     return f'; it has its own constructors ({shown}): name one, e.g. nnlint "{_shown_path(path)}::{cls.__name__}.{own[0]}(...)"'
 
 
-def _call(cls: type, recipe: Recipe) -> Callable[[], Any]:
+def _factory_recipe(factory: Callable[..., Any], name: str, path: Path, package_root: Path | None) -> tuple[Recipe | None, str]:
+    """How to call a factory: with no arguments, else as a script beside it (or the file itself)
+    calls it (a train.py's `MLPMixer(image_size=32, ...)`), else why not and how the user can say it."""
+    required = required_arguments(factory)
+    if not required:
+        return Recipe(f"{name}()", (), {}, ""), ""
+    recipe, seen = script_recipe(factory, path, package_root)
+    if recipe is not None:
+        return recipe, ""
+    where = ""
+    if seen is not None:
+        where = f"; {seen.script.name} line {seen.line} calls it as {name}({', '.join(seen.sources)}) from values known only when it runs"
+    return None, f"skipped `{name}()`: it needs arguments ({', '.join(required)}){where}; {_name_them(name, required, path)}"
+
+
+def _call(cls: Callable[..., Any], recipe: Recipe) -> Callable[[], Any]:
     return lambda: cls(*recipe.args, **recipe.kwargs)
 
 

@@ -9,7 +9,6 @@ import math
 import statistics
 from collections.abc import Callable, Iterator
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -21,7 +20,6 @@ from nnlint.graph.ops import DROPOUT_LIKE
 from nnlint.measures import Measure
 from nnlint.probe.result import ProbeResult, TargetRange
 from nnlint.registry import Hit, rule
-from nnlint.runtime.torch_compat import tree_flatten
 
 from .activations import head_of
 
@@ -355,15 +353,6 @@ def update_to_weight_ratio(graph: ModelGraph, context: RuleContext) -> Iterator[
     )
 
 
-def _one_sequence(context: RuleContext) -> bool:
-    """The input is one sequence (only 1-D tensors, like a sentence of word indices): its dimension 0
-    is time, and a model that lays it out as (time, batch, …) for a batch_first=False layer is right."""
-    batch = context.target.labeled_batch
-    given = batch[0] if batch is not None else context.target.example_input
-    tensors = [t for t in tree_flatten(given)[0] if isinstance(t, torch.Tensor)]
-    return bool(tensors) and all(t.dim() == 1 for t in tensors)
-
-
 def _optimizer_location(context: RuleContext) -> Location | None:
     return context.extra_locations.get("optimizer", context.target_location)
 
@@ -386,11 +375,13 @@ def batch_samples_mixed(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
     measures the gradient that reaches the other samples' inputs (the embeddings' outputs for
     token inputs), relative to their own. Flags a share above `max-dependence` (1e-5; independent
     samples give exactly 0) and names the module after which samples stay separate — where they
-    were mixed. Dimension 0 is taken as the batch, as everywhere in nnlint: a model that takes
-    (time, batch, …) inputs on purpose mixes along that dimension by design, and the finding says
-    so when the module it names has `batch_first=False`; when the input is one sequence (only 1-D
-    tensors, like the PyTorch tutorial's tagger given one sentence of word indices), such a module
-    is where the model's own (time, 1, …) layout is read, and nothing is reported. Outputs indexed by two samples
+    were mixed. Dimension 0 of a given input is taken as the batch, as everywhere in nnlint: a
+    model that takes (time, batch, …) inputs on purpose mixes along that dimension by design, and
+    the finding says so when the module it names has `batch_first=False`. An input nnlint makes up
+    for a model whose sequence layer has `batch_first=False` is laid out (time, batch, …), and its
+    samples are read along dimension 1 (pytorch/examples' word_language_model); a given input that
+    is one sequence for such a model (only 1-D tensors, like the PyTorch tutorial's tagger given
+    one sentence of word indices) holds one sample, and is not checked. Outputs indexed by two samples
     (batch × batch: CLIP's image–text logits, a similarity or Gram matrix) compare samples by
     definition and are left out; the model's other outputs are checked.
 
@@ -419,8 +410,6 @@ def batch_samples_mixed(graph: ModelGraph, context: RuleContext) -> Iterator[Hit
         return
     where = f"; they mix in {graph.describe_module(mixing.module)}" if mixing.module else ""
     layer = graph.modules[mixing.module].module if mixing.module in graph.modules else None
-    if getattr(layer, "batch_first", True) is False and _one_sequence(context):
-        return  # PyTorch's tutorial tagger: one sentence of word indices, laid out as (time, 1, …) by the model
     if getattr(layer, "batch_first", True) is False:
         where += (
             " (it has batch_first=False and reads dimension 1 as the batch; if the example input is laid out "

@@ -132,7 +132,11 @@ def evaluation_runs(
     forward that draws random numbers can, so only then is it run again and compared, and a third
     time to find the operation that drew them. The first forward keeps its autograd graph: does
     sample i's output depend on sample j's input?"""
-    wants_mixing = Measure.SAMPLE_MIXING in session.settings.measures and session.batch >= 2
+    batch_dim = session.settings.batch_dim
+    samples_in_batch = _samples_along(session, batch_dim)
+    wants_mixing = Measure.SAMPLE_MIXING in session.settings.measures and samples_in_batch >= 2
+    if Measure.SAMPLE_MIXING in session.settings.measures and batch_dim is None:
+        session.notes.append(MeasureNote(Measure.SAMPLE_MIXING, "not checked: the input is one sequence, not a batch of samples"))
     captured: list[tuple[Key, torch.Tensor]] = []
     record = samples.recorder(reference) if reference is not None else None
 
@@ -146,7 +150,7 @@ def evaluation_runs(
     random_op = None
     with training_flags(session.model, False):
         args, kwargs = _copied((session.args, session.kwargs))
-        batched = [t for t in tree_flatten((args, kwargs))[0] if _is_batched_float(t, session.batch)]
+        batched = [t for t in tree_flatten((args, kwargs))[0] if _is_batched_float(t, samples_in_batch, batch_dim or 0)]
         for tensor in batched if wants_mixing else ():
             tensor.requires_grad_(True)
         generators = rng_states()
@@ -164,7 +168,7 @@ def evaluation_runs(
                 session.forward(watcher, args_c, kwargs_c, "evaluation mode", tensors=tensors)
                 random_op = watcher.first_random
         # Still in evaluation mode and on the copies: a checkpointed forward runs again in backward.
-        mixing = _mixing(session, output_a, batched, captured, tensors) if wants_mixing else None
+        mixing = _mixing(session, output_a, batched, captured, tensors, samples_in_batch, batch_dim or 0) if wants_mixing else None
     determinism = EvalDeterminism(
         difference if difference is not None else math.nan,
         random_op.op if random_op else None,
@@ -186,33 +190,63 @@ def _same(before: Any, after: Any) -> bool:
 
 
 def _mixing(
-    session: ProbeRun, output: Any, inputs: list[torch.Tensor], captured: list[tuple[Key, torch.Tensor]], tensors: dict[str, torch.Tensor]
+    session: ProbeRun,
+    output: Any,
+    inputs: list[torch.Tensor],
+    captured: list[tuple[Key, torch.Tensor]],
+    tensors: dict[str, torch.Tensor],
+    n: int,
+    dim: int = 0,
 ) -> SampleMixing | None:
     """Backpropagate from the first and last samples' outputs; any gradient on the other samples'
     inputs (on the first layer's outputs, for token inputs) means they leaked in. Only then are
-    the module outputs searched for the last one that still carries it: where samples mix."""
-    n = session.batch
-    outputs = [t for t in _float_leaves(output) if t.requires_grad and t.dim() > 0 and t.shape[0] == n and not _pairwise(t, n)]
-    modules = [(path, t) for (path, _), t in captured if t.requires_grad and _is_batched_float(t, n)]
-    entry = [("input", t) for t in inputs] or modules[:1]
+    the module outputs searched for the last one that still carries it: where samples mix. The
+    samples are the `n` entries along dimension `dim` (1 for (time, batch, …) inputs)."""
+    outputs = [(t, at) for t in _float_leaves(output) if t.requires_grad and (at := _sample_dim(t, n, dim)) is not None]
+    modules = [(path, t, at) for (path, _), t in captured if t.requires_grad and (at := _sample_dim(t, n, dim)) is not None]
+    entry = [("input", t, dim) for t in inputs] or modules[:1]
     if not outputs or not entry:
         return None
     own = [0, n - 1] if n >= 3 else [n - 1]
+    index = torch.tensor(own)
     generator = torch.Generator().manual_seed(session.settings.seed + 1)
-    weights = [torch.randn(out[own].shape, generator=generator).to(out.device, out.dtype) for out in outputs]
-    objective = cast(torch.Tensor, sum((out[own] * weight).sum() for out, weight in zip(outputs, weights, strict=True)))
+    picked = [out.index_select(at, index.to(out.device)) for out, at in outputs]
+    weights = [torch.randn(mine.shape, generator=generator).to(mine.device, mine.dtype) for mine in picked]
+    objective = cast(torch.Tensor, sum((mine * weight).sum() for mine, weight in zip(picked, weights, strict=True)))
     try:
-        dependence = max(_spread(grad, own) for grad in _gradients(session, tensors, objective, entry, retain=True))
+        grads = _gradients(session, tensors, objective, [(path, t) for path, t, _ in entry], retain=True)
+        dependence = max(_spread(grad, own, at) for grad, (_, _, at) in zip(grads, entry, strict=True))
     except RuntimeError as error:  # autograd.grad refuses some graphs (reentrant checkpointing)
         session.notes.append(MeasureNote(Measure.SAMPLE_MIXING, f"not checked: {one_line(error)}"))
         return None
     module = None
     if dependence > MIXING_TOLERANCE and modules:
-        spread = [_spread(grad, own) for grad in _gradients(session, tensors, objective, modules, retain=False)]
+        grads = _gradients(session, tensors, objective, [(path, t) for path, t, _ in modules], retain=False)
+        spread = [_spread(grad, own, at) for grad, (_, _, at) in zip(grads, modules, strict=True)]
         leaking = [index for index, value in enumerate(spread) if value > MIXING_TOLERANCE]
-        following = [path for path, _ in modules[leaking[-1] + 1 :]] if leaking else [path for path, _ in modules]
+        following = [path for path, _, _ in modules[leaking[-1] + 1 :]] if leaking else [path for path, _, _ in modules]
         module = following[0] if following else None
     return SampleMixing(dependence, n, module, entry[0][0])
+
+
+def _sample_dim(output: torch.Tensor, n: int, dim: int) -> int | None:
+    """Where an output holds the samples: along `dim`, else (for (time, batch, …) inputs) along 0
+    when the output was reduced over time (a sequence classifier's (batch, classes)); None when it
+    holds none, or when it is indexed by two samples (see `_pairwise`)."""
+    if _is_batched_float(output, n, dim):
+        return None if dim == 0 and _pairwise(output, n) else dim
+    return 0 if dim and _is_batched_float(output, n) else None
+
+
+def _samples_along(session: ProbeRun, dim: int | None) -> int:
+    """How many samples the input holds: the probe's batch along dimension 0, else the first
+    input tensor's size along `dim` (None: the input is one sample)."""
+    if dim is None:
+        return 1
+    if dim == 0:
+        return session.batch
+    first = next((t for t in tree_flatten((session.args, session.kwargs))[0] if isinstance(t, torch.Tensor) and t.dim() > dim), None)
+    return int(first.shape[dim]) if first is not None else 1
 
 
 def _pairwise(tensor: torch.Tensor, batch: int) -> bool:
@@ -232,10 +266,11 @@ def _gradients(
     return list(run_with_tensors(session.model, tensors, gradients, (), {}, on_meta=False))
 
 
-def _spread(grad: torch.Tensor | None, own: list[int]) -> float:
+def _spread(grad: torch.Tensor | None, own: list[int], dim: int = 0) -> float:
     """The gradient on the other samples relative to the gradient on the samples' own (0: separate)."""
     if grad is None:
         return 0.0
+    grad = grad.movedim(dim, 0) if dim else grad
     per_sample = grad.detach().reshape(grad.shape[0], -1).float().square().sum(1).cpu()
     mine = float(per_sample[own].sum())
     theirs = float(per_sample.sum()) - mine
@@ -517,8 +552,8 @@ def _float_leaves(value: Any) -> list[torch.Tensor]:
     return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor) and t.is_floating_point()]
 
 
-def _is_batched_float(tensor: Any, batch: int) -> bool:
-    return isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.dim() > 0 and tensor.shape[0] == batch
+def _is_batched_float(tensor: Any, batch: int, dim: int = 0) -> bool:
+    return isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.dim() > dim and tensor.shape[dim] == batch
 
 
 def _copied(value: Any) -> Any:

@@ -21,3 +21,6 @@ class ProbeSettings:
     seed: int = 0
     # Seconds the probe plans its work to fit (nnlint/probe/budget.py); None: the fixed workload above.
     budget: float | None = None
+    # Which dimension of the input holds the samples: 1 for (time, batch, …) inputs, None for an
+    # input that is one sample (one sequence); the sample-mixing check reads it.
+    batch_dim: int | None = 0
