@@ -30,6 +30,22 @@ _LINT = "check"
 class _LintByDefault(click.Group):
     """`nnlint model.py` means `nnlint check model.py`; `rules` and `explain` are subcommands."""
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """As a program (`nnlint ...`, the arguments from sys.argv): once every file was linted in
+        a child process, this process ran none of the user's code and ends without the
+        interpreter's teardown (nnlint/runtime/quick_exit.py). Called with arguments (tests, the
+        API), it returns or raises as click does."""
+        if args or kwargs:
+            return super().__call__(*args, **kwargs)
+        try:
+            return super().__call__()
+        except SystemExit as ending:
+            if _linted_in_children_only:
+                from nnlint.runtime.quick_exit import exit_without_teardown
+
+                exit_without_teardown(ending.code)
+            raise
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = _split_script_arguments(ctx, args)
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
@@ -52,6 +68,8 @@ class _LintByDefault(click.Group):
 
 
 _SCRIPT_ARGUMENTS = "nnlint.script_arguments"
+# Set by `_lint` when it linted every file in a child process: then no user code ran here.
+_linted_in_children_only = False
 
 
 def _split_script_arguments(ctx: click.Context, args: list[str]) -> list[str]:
@@ -254,7 +272,10 @@ def _lint(
     # This process is the fork server: it runs no user code, and no parallel torch operation when
     # it imported torch itself (its warm-up lint runs on one thread), so that children may use torch's threads.
     lint_one = IsolatedFileLinter(fresh_process=fresh_process)
-    return lint_paths(paths, config, skip_non_model_files=skip_non_model_files, script=script, lint_one=lint_one)
+    report = lint_paths(paths, config, skip_non_model_files=skip_non_model_files, script=script, lint_one=lint_one)
+    global _linted_in_children_only
+    _linted_in_children_only = True
+    return report
 
 
 @main.command("rules")
