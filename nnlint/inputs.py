@@ -455,14 +455,15 @@ def smaller_probe_image(model: nn.Module, example_input: Any) -> torch.Tensor | 
     if height != width or height <= PROBE_IMAGE_SIDE:
         return None
     smaller = made_up((batch, channels, PROBE_IMAGE_SIDE, PROBE_IMAGE_SIDE), example_input.dtype)
-    full_size = _meta_output(model, example_input, training=True)
-    if full_size is None:
+    # The cheapest refusal first: a classifier's output (batch, classes) ends it after one meta run.
+    output = _meta_output(model, smaller, training=True)
+    if output is None or output.dim() != 4:
         return None
-    for training in (False, True):
-        output = _meta_output(model, smaller, training)
-        if output is None or not _spatial_dimensions_shrank(full_size, output):
-            return None
-    return smaller
+    full_size = _meta_output(model, example_input, training=True)
+    if full_size is None or not _spatial_dimensions_shrank(full_size, output):
+        return None
+    in_evaluation = _meta_output(model, smaller, training=False)
+    return smaller if in_evaluation is not None and _spatial_dimensions_shrank(full_size, in_evaluation) else None
 
 
 def _meta_output(model: nn.Module, example_input: Any, training: bool) -> torch.Tensor | None:
