@@ -15,7 +15,7 @@ from nnlint.errors import LoadError, NoModelError
 from nnlint.file_result import FileResult
 from nnlint.findings import Finding, Location, Phase
 from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
-from nnlint.inputs import InputError, example_input_for, smaller_probe_image, training_batch_size
+from nnlint.inputs import InputError, example_input_for, smaller_probe_image, smallest_feature_map, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file, split_target_argument
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
 from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
@@ -206,7 +206,7 @@ class Linter:
             input_source=_input_source(loaded.target),
             budget=self.config.probe_budget,
         )
-        probe_input = self._probe_input(loaded, example_input, inferred, notes)
+        probe_input = self._probe_input(loaded, graph, example_input, inferred, notes)
         try:
             probe = run_probe(loaded.target.model, probe_input, loaded.target, settings)
         except ProbeSkipped as skipped_because:
@@ -231,12 +231,12 @@ class Linter:
         measured = [_with_probe_evidence(rules[finding.code], finding, probe) for finding in findings]
         return measured + self._run_rules(Phase.PROBE, graph, dataclasses.replace(context, probe=probe), loaded, skipped), probe
 
-    def _probe_input(self, loaded: LoadedTarget, example_input: object, inferred: bool, notes: list[str]) -> object:
+    def _probe_input(self, loaded: LoadedTarget, graph: ModelGraph, example_input: object, inferred: bool, notes: list[str]) -> object:
         """The input the probe trains on: the graph's, or under --probe-budget, for a fully
         convolutional model given no input, smaller made-up images (nnlint.inputs.smaller_probe_image)."""
         if not inferred or self.config.probe_budget is None:
             return example_input
-        smaller = smaller_probe_image(loaded.target.model, example_input)
+        smaller = smaller_probe_image(loaded.target.model, example_input, smallest_feature_map(graph))
         if smaller is None:
             return example_input
         side, full = smaller.shape[-1], getattr(example_input, "shape", (0,))[-1]

@@ -30,6 +30,7 @@ from torch import nn
 
 from nnlint import hf
 from nnlint.context import BatchSize
+from nnlint.graph import ModelGraph
 from nnlint.loader import LoadedTarget
 from nnlint.runtime.execution import call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, real_copies, run_with_tensors
 from nnlint.runtime.state import evaluation_run, is_on_meta, model_device, model_float_dtype, training_flags
@@ -443,16 +444,37 @@ def _leading_dimension(value: Any) -> int | None:
 PROBE_IMAGE_SIDE = 64
 
 
-def smaller_probe_image(model: nn.Module, example_input: Any) -> torch.Tensor | None:
+# The fewest positions (rows and columns) the smallest feature map keeps at the smaller size: a
+# unit's never-active count needs observations (a deep network halving 224 six times to 3×3
+# would be left 1×1 at 64×64, and keeps its size).
+_SMALLEST_MAP_SIDE = 4
+
+
+def smallest_feature_map(graph: ModelGraph) -> int | None:
+    """The smallest height or width of an image-shaped (4-D) value in the graph, 1×1 maps left out
+    (a global pooling's, as in a squeeze-and-excitation block: they stay 1×1 at any input size)."""
+    sides = [
+        min(value.shape[-2:])
+        for node in graph.nodes
+        if isinstance(value := node.meta.get("val"), torch.Tensor) and value.dim() == 4 and tuple(value.shape[-2:]) != (1, 1)
+    ]
+    return min(sides, default=None)
+
+
+def smaller_probe_image(model: nn.Module, example_input: Any, smallest_map: int | None = None) -> torch.Tensor | None:
     """A made-up batch of PROBE_IMAGE_SIDE² images for the probe, when `example_input` is a larger
     made-up image batch and the model is fully convolutional: it accepts the smaller images in
     evaluation and training mode (on meta, no compute) and its output keeps spatial dimensions
     that shrink with them (a segmentation or super-resolution network). A model that pools to a
-    fixed size or flattens into a Linear keeps its input: its layers would see other shapes."""
+    fixed size or flattens into a Linear keeps its input: its layers would see other shapes. So
+    does one whose smallest feature map at the full size (`smallest_map`, from the graph) would
+    shrink below _SMALLEST_MAP_SIDE."""
     if not isinstance(example_input, torch.Tensor) or example_input.dim() != 4 or not example_input.is_floating_point():
         return None
     batch, channels, height, width = example_input.shape
     if height != width or height <= PROBE_IMAGE_SIDE:
+        return None
+    if smallest_map is not None and smallest_map * PROBE_IMAGE_SIDE < _SMALLEST_MAP_SIDE * height:
         return None
     smaller = made_up((batch, channels, PROBE_IMAGE_SIDE, PROBE_IMAGE_SIDE), example_input.dtype)
     # The cheapest refusal first: a classifier's output (batch, classes) ends it after one meta run.

@@ -147,3 +147,28 @@ def test_batchnorm_running_statistics_alone_do_not_keep_the_steps():
     model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 2, 1))
     report = lint_model(model, example_input=torch.randn(4, 3, 16, 16))
     assert _steps_note(report).startswith("probe: 1 training step on cpu"), report.targets[0].notes
+
+
+class _SixHalvings(nn.Module):
+    """Fully convolutional, but six stride-2 convolutions take 224 down to 4×4: at 64×64 the
+    deepest map would be 1×1, one position per sample for its units' statistics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for index in range(6):
+            layers += [nn.Conv2d(3 if index == 0 else 8, 8, 3, stride=2, padding=1), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.score = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.score(self.body(x)), size=x.shape[-2:])
+
+
+def test_a_deep_downsampling_path_keeps_the_full_size_so_its_smallest_map_keeps_positions():
+    assert smaller_probe_image(_SixHalvings(), _images(224)) is not None  # accepted without the graph's smallest map
+    report = lint_model(_SixHalvings())
+    notes = report.targets[0].notes
+    assert "no example input given: inferred an input of shape 4x3x224x224 from the first layer" in notes
+    assert not any("images, not" in note for note in notes), notes
+    assert any("images, not 224x224" in note for note in lint_model(_Segmenter()).targets[0].notes)
