@@ -6,6 +6,8 @@ docstring). Runs alternate floor / before / after per model, so that a busy mach
 alike; "before" is nnlint imported from a git worktree of a base commit (created under /tmp if
 missing), "after" this checkout. `--load` starts two busy processes beside the runs (as on a shared
 CI runner) and stops them at the end. Goal: median ≤ 3×, worst ≤ 5× the floor, and no NN002.
+Each row also gives the runs' CPU seconds (user + system, the child process's): on a shared
+machine they move far less than wall time, so their ratios are the steadier comparison.
 
     python bench/realworld_time.py [--quick] [--load] [--repeat N] [--base 6f5b72f] [--only unet,vgg16]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,8 +48,26 @@ def base_checkout(commit: str) -> Path:
     return folder
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(command: list[str], source: Path | None) -> tuple[float, str]:
-    """Seconds, and what the report said: "ok", "NN002", or why there was no report."""
+    """Seconds, and what the report said: "ok", "NN002", or why there was no report. The run's CPU
+    seconds are appended to CPU_SECONDS: on a shared machine they move far less than wall time."""
+    cpu_start = children_cpu()
+    try:
+        return _timed(command, source)
+    finally:
+        CPU_SECONDS.append(children_cpu() - cpu_start)
+
+
+CPU_SECONDS: list[float] = []
+
+
+def _timed(command: list[str], source: Path | None) -> tuple[float, str]:
     environment = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     if source is not None:  # nnlint imported from that checkout, ahead of the installed one
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), environment.get("PYTHONPATH")]))
@@ -98,8 +119,10 @@ def run(files: list[Path], repeat: int, base: Path | None, options: argparse.Nam
     print(f"load average at start: {load}; {'with' if options.load else 'without'} two busy processes")
     print(f"{'model':<12} {'floor s':>8} {'before s':>9} {'after s':>8} {'before×':>8} {'after×':>7}  verdicts (before / after)")
     before_ratios, after_ratios = [], []
+    cpu_before_ratios, cpu_after_ratios = [], []
     for path in files:
         floors, befores, afters = [], [], []
+        cpu: dict[str, list[float]] = {"floor": [], "before": [], "after": []}
         verdicts: dict[str, set[str]] = {"before": set(), "after": set()}
         for index in range(repeat):
             # The order rotates, so that none of the three always runs right after another's load.
@@ -111,9 +134,11 @@ def run(files: list[Path], repeat: int, base: Path | None, options: argparse.Nam
                     if verdict != "ok":
                         raise SystemExit(f"{path.name}: the floor itself failed: {verdict}")
                     floors.append(seconds)
+                    cpu["floor"].append(CPU_SECONDS[-1])
                     continue
                 seconds, verdict = timed(lint_command(path, base if kind == "before" else ROOT), base if kind == "before" else ROOT)
                 (befores if kind == "before" else afters).append(seconds)
+                cpu[kind].append(CPU_SECONDS[-1])
                 verdicts[kind].add(verdict)
         floor = statistics.median(floors)
         after = statistics.median(afters)
@@ -122,12 +147,22 @@ def run(files: list[Path], repeat: int, base: Path | None, options: argparse.Nam
         if befores:
             before_ratios.append(before / floor)
         said = f"{'/'.join(sorted(verdicts['before'])) or '-'} / {'/'.join(sorted(verdicts['after']))}"
+        cpu_floor = statistics.median(cpu["floor"])
+        cpu_after_ratios.append(statistics.median(cpu["after"]) / cpu_floor)
+        if cpu["before"]:
+            cpu_before_ratios.append(statistics.median(cpu["before"]) / cpu_floor)
+        cpu_said = "  ".join(f"{kind} {statistics.median(values):.2f}" for kind, values in cpu.items() if values)
         print(
-            f"{path.stem:<12} {floor:>8.2f} {before:>9.2f} {after:>8.2f} {before / floor:>8.2f} {after / floor:>7.2f}  {said}", flush=True
+            f"{path.stem:<12} {floor:>8.2f} {before:>9.2f} {after:>8.2f} {before / floor:>8.2f} {after / floor:>7.2f}  {said}"
+            f"   [CPU s: {cpu_said}]",
+            flush=True,
         )
-    for name, ratios in (("before", before_ratios), ("after", after_ratios)):
+    for name, ratios, cpu_ratios in (("before", before_ratios, cpu_before_ratios), ("after", after_ratios, cpu_after_ratios)):
         if ratios:
-            print(f"{name}: median {statistics.median(ratios):.2f}× the floor, worst {max(ratios):.2f}×")
+            print(
+                f"{name}: median {statistics.median(ratios):.2f}× the floor, worst {max(ratios):.2f}× "
+                f"(CPU time: median {statistics.median(cpu_ratios):.2f}×, worst {max(cpu_ratios):.2f}×)"
+            )
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; medians of {repeat} run(s), alternating")
 
 

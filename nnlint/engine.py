@@ -15,7 +15,7 @@ from nnlint.errors import LoadError, NoModelError
 from nnlint.file_result import FileResult
 from nnlint.findings import Finding, Location, Phase
 from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
-from nnlint.inputs import InputError, chosen_input, training_batch_size
+from nnlint.inputs import InputError, chosen_input, smaller_probe_image, smallest_feature_map, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file, split_target_argument
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
 from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
@@ -212,8 +212,9 @@ class Linter:
             budget=self.config.probe_budget,
             batch_dim=batch_dim,
         )
+        probe_input = self._probe_input(loaded, graph, example_input, inferred, notes)
         try:
-            probe = run_probe(loaded.target.model, example_input, loaded.target, settings)
+            probe = run_probe(loaded.target.model, probe_input, loaded.target, settings)
         except ProbeSkipped as skipped_because:
             notes.append(f"the probe did not run: {skipped_because}; only static checks ran")
             return findings, None
@@ -235,6 +236,19 @@ class Linter:
         notes.extend(f"probe: {self._probe_note(note)}" for note in probe.notes)
         measured = [_with_probe_evidence(rules[finding.code], finding, probe) for finding in findings]
         return measured + self._run_rules(Phase.PROBE, graph, dataclasses.replace(context, probe=probe), loaded, skipped), probe
+
+    def _probe_input(self, loaded: LoadedTarget, graph: ModelGraph, example_input: object, inferred: bool, notes: list[str]) -> object:
+        """The input the probe trains on: the graph's, or under --probe-budget, for a fully
+        convolutional model given no input, smaller made-up images (nnlint.inputs.smaller_probe_image)."""
+        if not inferred or self.config.probe_budget is None:
+            return example_input
+        smaller = smaller_probe_image(loaded.target.model, example_input, smallest_feature_map(graph))
+        if smaller is None:
+            return example_input
+        side, full = smaller.shape[-1], getattr(example_input, "shape", (0,))[-1]
+        why = "the model is fully convolutional, and smaller images make each training step cheaper"
+        notes.append(f"probe: trained on made-up {side}x{side} images, not {full}x{full}: {why}")
+        return smaller
 
     def _runnable(self, rules: list[Rule], graph: ModelGraph, loaded: LoadedTarget, context: RuleContext) -> list[Rule]:
         """The probe rules whose requirements (other than the probe itself) are met: only their

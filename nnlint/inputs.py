@@ -30,6 +30,7 @@ from torch import nn
 
 from nnlint import hf
 from nnlint.context import BatchSize
+from nnlint.graph import ModelGraph
 from nnlint.loader import LoadedTarget
 from nnlint.runtime.execution import call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, real_copies, run_with_tensors
 from nnlint.runtime.state import evaluation_run, is_on_meta, model_device, model_float_dtype, training_flags
@@ -529,3 +530,74 @@ def _leading_dimension(value: Any) -> int | None:
         if isinstance(item, torch.Tensor) and item.dim() > 0:
             return int(item.shape[0])
     return None
+
+
+# The side of the made-up images a fully convolutional model is probed on. A training step's cost
+# grows with the pixels (a U-Net step on 224×224 takes seconds of one CPU core, on 64×64 a tenth of
+# that), while what the probe measures per layer (gradient norms, never-active units, activation
+# scales) does not need 224×224: a 64×64 image still leaves 4×4 positions per channel after four
+# halvings, enough observations for each unit.
+PROBE_IMAGE_SIDE = 64
+
+
+# The fewest positions (rows and columns) the smallest feature map keeps at the smaller size: a
+# unit's never-active count needs observations (a deep network halving 224 six times to 3×3
+# would be left 1×1 at 64×64, and keeps its size).
+_SMALLEST_MAP_SIDE = 4
+
+
+def smallest_feature_map(graph: ModelGraph) -> int | None:
+    """The smallest height or width of an image-shaped (4-D) value in the graph, 1×1 maps left out
+    (a global pooling's, as in a squeeze-and-excitation block: they stay 1×1 at any input size)."""
+    sides = [
+        min(value.shape[-2:])
+        for node in graph.nodes
+        if isinstance(value := node.meta.get("val"), torch.Tensor) and value.dim() == 4 and tuple(value.shape[-2:]) != (1, 1)
+    ]
+    return min(sides, default=None)
+
+
+def smaller_probe_image(model: nn.Module, example_input: Any, smallest_map: int | None = None) -> torch.Tensor | None:
+    """A made-up batch of PROBE_IMAGE_SIDE² images for the probe, when `example_input` is a larger
+    made-up image batch and the model is fully convolutional: it accepts the smaller images in
+    evaluation and training mode (on meta, no compute) and its output keeps spatial dimensions
+    that shrink with them (a segmentation or super-resolution network). A model that pools to a
+    fixed size or flattens into a Linear keeps its input: its layers would see other shapes. So
+    does one whose smallest feature map at the full size (`smallest_map`, from the graph) would
+    shrink below _SMALLEST_MAP_SIDE."""
+    if not isinstance(example_input, torch.Tensor) or example_input.dim() != 4 or not example_input.is_floating_point():
+        return None
+    batch, channels, height, width = example_input.shape
+    if height != width or height <= PROBE_IMAGE_SIDE:
+        return None
+    if smallest_map is not None and smallest_map * PROBE_IMAGE_SIDE < _SMALLEST_MAP_SIDE * height:
+        return None
+    smaller = made_up((batch, channels, PROBE_IMAGE_SIDE, PROBE_IMAGE_SIDE), example_input.dtype)
+    # The cheapest refusal first: a classifier's output (batch, classes) ends it after one meta run.
+    output = _meta_output(model, smaller, training=True)
+    if output is None or output.dim() != 4:
+        return None
+    full_size = _meta_output(model, example_input, training=True)
+    if full_size is None or not _spatial_dimensions_shrank(full_size, output):
+        return None
+    in_evaluation = _meta_output(model, smaller, training=False)
+    return smaller if in_evaluation is not None and _spatial_dimensions_shrank(full_size, in_evaluation) else None
+
+
+def _meta_output(model: nn.Module, example_input: Any, training: bool) -> torch.Tensor | None:
+    """The forward's main output on meta (shapes only), or None when it rejects the input."""
+    args, kwargs = call_arguments(example_input)
+    try:
+        with evaluation_run(model), training_flags(model, True) if training else nullcontext():
+            output = run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
+    except Exception:
+        return None
+    return next((leaf for leaf in tree_flatten(output)[0] if isinstance(leaf, torch.Tensor) and leaf.is_floating_point()), None)
+
+
+def _spatial_dimensions_shrank(full_size: torch.Tensor, smaller: torch.Tensor) -> bool:
+    """An image-shaped output (batch, channels, height, width) whose height and width both shrank
+    with the input: every layer up to the output kept the image's layout."""
+    if full_size.dim() != 4 or smaller.dim() != 4 or full_size.shape[:2] != smaller.shape[:2]:
+        return False
+    return all(1 < small < full for small, full in zip(smaller.shape[2:], full_size.shape[2:], strict=True))

@@ -142,7 +142,8 @@ def test_script_mode_never_imports_dynamo_for_a_script_that_does_not_compile(tmp
     outcome = json.loads(result.stdout.splitlines()[-1])
     assert outcome["dynamo"] is False and outcome["left"] == []
     assert outcome["codes"] == ["NN205", "NN302"]  # as tests/test_script_mode.py expects of this script
-    assert outcome["notes"] and "3 training steps" in outcome["notes"][0]
+    # The probe ran (one step: the script's model draws no random number, so more would repeat it).
+    assert outcome["notes"] and outcome["notes"][0].startswith("probe: 1 training step on cpu")
 
 
 COMPILING = textwrap.dedent(

@@ -10,6 +10,11 @@ BatchNorm's need the training batch, real data's input statistics need all of it
 and the rest need two samples. The cost of the other work, relative to one
 step, is a fixed table below (`_CHECK_COST`), measured on the bench models of bench/realworld/.
 
+Two cuts come before this arithmetic and change no measurement: the session stops after the
+first step when the next ones would repeat it (`Session._repeats_first_step`: no random number
+drawn, no buffer but BatchNorm's written), and the engine probes a fully convolutional model
+given no input on smaller made-up images (`nnlint.inputs.smaller_probe_image`).
+
 Everything here is arithmetic; nothing runs the model.
 """
 

@@ -158,7 +158,7 @@ def evaluation_runs(
             output_a = session.forward(Instrument(session.model, on_output=on_output), args, kwargs, "evaluation mode", tensors=tensors)
         if record is not None:
             samples.record_output(record, output_a)
-        if not _same(generators, rng_states()):
+        if not same_states(generators, rng_states()):
             with torch.no_grad():
                 args_b, kwargs_b = _copied((session.args, session.kwargs))
                 output_b = session.forward(Instrument(session.model), args_b, kwargs_b, "evaluation mode", tensors=tensors)
@@ -178,12 +178,12 @@ def evaluation_runs(
     return determinism, mixing
 
 
-def _same(before: Any, after: Any) -> bool:
+def same_states(before: Any, after: Any) -> bool:
     """Generator states compare equal: tensors and arrays element-wise, containers item by item."""
     if isinstance(before, dict):
-        return before.keys() == after.keys() and all(_same(before[key], after[key]) for key in before)
+        return before.keys() == after.keys() and all(same_states(before[key], after[key]) for key in before)
     if isinstance(before, (tuple, list)):
-        return len(before) == len(after) and all(_same(a, b) for a, b in zip(before, after, strict=True))
+        return len(before) == len(after) and all(same_states(a, b) for a, b in zip(before, after, strict=True))
     if hasattr(before, "shape"):
         return bool((before == after).all())
     return bool(before == after)

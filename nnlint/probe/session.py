@@ -38,7 +38,7 @@ from nnlint.probe.result import InitialLoss, LayerGradient, MeasureNote, ModuleS
 from nnlint.probe.settings import ProbeSettings
 from nnlint.runtime.escapes import user_code
 from nnlint.runtime.execution import call_arguments, run_with_tensors
-from nnlint.runtime.randomness import seed_cpu_generators
+from nnlint.runtime.randomness import rng_states, seed_cpu_generators
 from nnlint.runtime.state import (
     is_on_meta,
     model_device,
@@ -199,6 +199,7 @@ class Session:
         self.chunk = 1
         self.stopped: str | None = None
         self.kept_state: list[tuple[nn.Module, str, Any]] = []  # tensors the model keeps between calls
+        self.repeats_left_out = 0  # steps not run because they would repeat the first (`_repeats_first_step`)
 
     def running_module(self) -> str | None:
         return self.instrument.running_module() if self.instrument else None
@@ -268,8 +269,13 @@ class Session:
         left_out = sorted(self.requested.measures - self.settings.measures - ({Measure.OVERFIT} if not self.requested.deep else set()))
         if self.stopped is not None:
             notes.append(f"stopped after {self.elapsed():.1f} s: measured what fit ({self.stopped})")
-        elif result.steps < self.requested.steps or self.batch < self.full_batch or left_out:
-            notes.append(f"{self._what_fit(result.steps)}, {self.elapsed():.1f} s: fitted to {self._budget_text()}")
+        elif result.steps + self.repeats_left_out < self.requested.steps or self.batch < self.full_batch or left_out:
+            notes.append(f"{self._what_fit(result.steps + self.repeats_left_out)}, {self.elapsed():.1f} s: fitted to {self._budget_text()}")
+        if self.repeats_left_out:
+            notes.append(
+                f"ran 1 of {1 + self.repeats_left_out} training steps: the forward draws no random numbers, so the others would "
+                "repeat it (same batch, same weights)"
+            )
         if left_out:
             why = f"the probe stopped first ({self.stopped})" if self.stopped else f"it did not fit {self._budget_text()}"
             notes += [MeasureNote(measure, f"not measured: {why}") for measure in left_out]
@@ -482,10 +488,13 @@ class Session:
         measuring = Instrument(self.model, statistics=True, batchnorm_inputs=batchnorm_inputs)
         parameters = list(self.parameters.values())
         step, first_started = 0, _compute_clock()
+        generators, buffers = rng_states(), self._buffers_besides_batchnorm()
         while step < max(self.settings.steps, 1):
             if step == 1:
                 self._plan_after_first_step(_compute_clock() - first_started, chunked=self.chunk < self.batch)
                 if step >= self.settings.steps:
+                    break
+                if self._repeats_first_step(generators, buffers, steps):
                     break
             elif step > 1 and self._out_of_budget():
                 self.stopped = self._budget_text()
@@ -515,6 +524,33 @@ class Session:
             self.measured = measuring
             step += 1
         return steps
+
+    def _buffers_besides_batchnorm(self) -> dict[str, torch.Tensor]:
+        """Copies of the buffers a training forward could write and read back in the next one (a
+        spectral norm's power-iteration vector, an EMA codebook); BatchNorm's running statistics
+        are written too, but a training-mode forward normalizes with the batch's. Only under
+        --probe-budget, where they decide whether later steps would repeat the first."""
+        if self.requested.budget is None:
+            return {}
+        batchnorms = [f"{path}." if path else "" for path, module in self.model.named_modules() if isinstance(module, BatchNormBase)]
+        owned = [name for name in self.buffer_names if not any(name.startswith(p) and "." not in name[len(p) :] for p in batchnorms)]
+        return {name: self.tensors[name].clone() for name in owned}
+
+    def _repeats_first_step(self, generators: dict[str, Any], buffers: dict[str, torch.Tensor], steps: _Steps) -> bool:
+        """Under --probe-budget, whether the next steps would repeat the first one: they train on the
+        same batch with the same weights (nothing updates them between steps), so when the first
+        step drew no random number (no dropout, no noise: every generator is as it was) and wrote
+        no buffer it reads (`_buffers_besides_batchnorm`), a second one computes the same losses
+        and gradients, and the steps stop here. The train-eval gap's second training-mode forward
+        is then the first one again, as it would have been."""
+        if self.requested.budget is None or not checks.same_states(generators, rng_states()):
+            return False
+        if not all(torch.equal(before, self.tensors[name]) for name, before in buffers.items()):
+            return False
+        self.repeats_left_out = self.settings.steps - 1
+        if len(steps.training_runs) == 1:
+            steps.training_runs.append(steps.training_runs[0])
+        return True
 
     def _first_loss(self, steps: _Steps, output: Any) -> torch.Tensor:
         """The first loss. A user's loss that rejects the whole output is tried on its main tensor
