@@ -152,7 +152,7 @@ class Linter:
         probe = None
         if graph is not None and not self.config.static:
             findings, probe = self._probe_stage(
-                loaded, graph, example_input, inferred, context, findings, notes, skipped, batch_dim=chosen.batch_dim
+                loaded, graph, example_input, inferred, context, findings, notes, skipped, chosen.batch_dim, chosen.no_batch
             )
         return findings, skipped, graph, notes, probe
 
@@ -190,6 +190,7 @@ class Linter:
         notes: list[str],
         skipped: dict[str, list[str]],
         batch_dim: int | None = 0,
+        no_batch: str | None = None,
     ) -> tuple[list[Finding], ProbeResult | None]:
         """Run the probe, then the probe rules; static findings it measured get its evidence."""
         probe_rules = [rule for rule in self.rules if rule.phase is Phase.PROBE]
@@ -211,6 +212,7 @@ class Linter:
             input_source=_input_source(loaded.target),
             budget=self.config.probe_budget,
             batch_dim=batch_dim,
+            no_batch=no_batch,
         )
         probe_input = self._probe_input(loaded, graph, example_input, inferred, notes)
         try:

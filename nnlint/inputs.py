@@ -71,6 +71,8 @@ class ChosenInput:
     value: Any
     inferred: bool
     batch_dim: int | None = 0
+    # Why the input holds no batch of independent samples, when batch_dim is None (`no_batch_because`).
+    no_batch: str | None = None
 
 
 def example_input_for(loaded: LoadedTarget, input_shape: tuple[int, ...] | None, trains: bool = True) -> tuple[Any, bool]:
@@ -89,7 +91,8 @@ def chosen_input(loaded: LoadedTarget, input_shape: tuple[int, ...] | None, trai
     sources = input_sources(loaded, input_shape)
     for source in sources:
         if not source.checked:
-            return ChosenInput(source.value, False, None if one_sequence_for_time_major(model, source.value) else 0)
+            why = no_batch_because(model, source.value)
+            return ChosenInput(source.value, False, None if why else 0, why)
         # Given sources come first: the rest are made up, and made (random tensors) only when tried.
         made_up_ones = islice(chain([source], sources), _CANDIDATES_TRIED)
         verified = _verified_source(model, made_up_ones, trains)
@@ -112,6 +115,34 @@ def one_sequence_for_time_major(model: nn.Module, given: Any) -> bool:
     (PyTorch's sequence-models tutorial tagger), so it holds one sample and has no batch dimension."""
     tensors = [t for t in tree_flatten(given)[0] if isinstance(t, torch.Tensor)]
     return bool(tensors) and all(t.dim() == 1 for t in tensors) and time_major_layer(model) is not None
+
+
+def no_batch_because(model: nn.Module, given: Any) -> str | None:
+    """Why a given input is not a batch of independent samples, if it is not; else None."""
+    if one_sequence_for_time_major(model, given):
+        return "the input is one sequence, not a batch of samples"
+    if holds_one_graph(given):
+        return "the input is one graph (an N×N adjacency beside its N nodes' features): nodes mix by design, not a batch of samples"
+    return None
+
+
+def holds_one_graph(given: Any) -> bool:
+    """A whole graph as input: a square N×N adjacency (sparse or dense) beside another tensor of N
+    rows, the nodes' features. Full-batch node classification trains this way
+    (tkipf/pygcn train.py: `model(features, adj)` on all 2,708 Cora nodes; Diego999/pyGAT the
+    same with a dense adjacency): dimension 0 counts nodes, which the model mixes on purpose."""
+    tensors = [t for t in tree_flatten(given)[0] if isinstance(t, torch.Tensor)]
+    for adjacency in tensors:
+        if adjacency.dim() != 2 or adjacency.shape[0] != adjacency.shape[1] or adjacency.shape[0] < _FEWEST_GRAPH_NODES:
+            continue
+        nodes = adjacency.shape[0]
+        if any(t is not adjacency and t.dim() >= 1 and t.shape[0] == nodes for t in tensors):
+            return True
+    return False
+
+
+# Fewer nodes than this and a square input is as likely a small mask or a distance matrix.
+_FEWEST_GRAPH_NODES = 8
 
 
 def input_sources(loaded: LoadedTarget, input_shape: tuple[int, ...] | None) -> Iterator[InputSource]:
@@ -514,10 +545,10 @@ def training_batch_size(loaded: LoadedTarget, example_input: Any, inferred: bool
     if target.batch_size is not None:
         return BatchSize(int(target.batch_size), "batch_size", loaded.context_locations.get("batch_size"))
     if target.labeled_batch is not None:
-        size = _leading_dimension(target.labeled_batch[0])
+        size = None if holds_one_graph(target.labeled_batch[0]) else _leading_dimension(target.labeled_batch[0])
         if size is not None:
             return BatchSize(size, "example_batch", loaded.context_locations.get("example_batch"))
-    if not inferred:
+    if not inferred and not holds_one_graph(example_input):  # a whole graph's nodes are not a batch
         size = _leading_dimension(example_input)
         if size is not None:
             return BatchSize(size, "example_input", loaded.context_locations.get("example_input"))

@@ -132,3 +132,20 @@ def test_when_nothing_fits_the_message_says_what_was_tried_and_the_first_reason(
         "cannot infer an input: the forward rejected 4x12, 4x16x12 (from Linear `fc`) "
         "(first: RuntimeError: shape '[-1, 49]' is invalid for input of size 48)"
     )
+
+
+def test_a_whole_graph_is_not_a_batch_of_samples():
+    """Full-batch node classification (tkipf/pygcn: sparse adjacency; Diego999/pyGAT: dense) gives
+    the model all N nodes and an N×N adjacency: its nodes mix by design and are not a batch, so the
+    sample-mixing check is not run and the nodes do not count as a training batch size."""
+    from nnlint.inputs import holds_one_graph, no_batch_because
+
+    nodes = 40
+    features, dense = torch.rand(nodes, 5), torch.eye(nodes)
+    sparse = dense.to_sparse()
+    assert holds_one_graph((features, sparse)) and holds_one_graph((features, dense))
+    assert "one graph" in no_batch_because(nn.Linear(5, 2), (features, sparse))
+    # Not a graph: a batch of sequences with a (time, time) causal mask, a square batch of images' rows.
+    tokens, causal = torch.zeros(4, 16, dtype=torch.long), torch.ones(16, 16).tril()
+    assert not holds_one_graph((tokens, causal)) and not holds_one_graph(torch.rand(32, 32))
+    assert no_batch_because(nn.Linear(5, 2), (tokens, causal)) is None

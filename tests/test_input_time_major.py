@@ -135,8 +135,10 @@ class SentenceTagger(nn.Module):
 
 def test_one_sequence_is_not_checked_for_mixing_and_says_so():
     model, sentence = SentenceTagger(), torch.tensor([0, 1, 2, 3, 4])
-    assert _chosen(model, example_input=sentence).batch_dim is None
-    result = run_probe(model, sentence, Target(model), ProbeSettings(measures=frozenset({Measure.SAMPLE_MIXING}), batch_dim=None))
+    chosen = _chosen(model, example_input=sentence)
+    assert chosen.batch_dim is None
+    settings = ProbeSettings(measures=frozenset({Measure.SAMPLE_MIXING}), batch_dim=None, no_batch=chosen.no_batch)
+    result = run_probe(model, sentence, Target(model), settings)
     notes = [n.text for n in result.notes if isinstance(n, MeasureNote) and n.measure is Measure.SAMPLE_MIXING]
     assert result.mixing is None and notes == ["not checked: the input is one sequence, not a batch of samples"]
     # Read along dimension 0 instead, its five words look like five samples mixing in the LSTM.

@@ -136,7 +136,8 @@ def evaluation_runs(
     samples_in_batch = _samples_along(session, batch_dim)
     wants_mixing = Measure.SAMPLE_MIXING in session.settings.measures and samples_in_batch >= 2
     if Measure.SAMPLE_MIXING in session.settings.measures and batch_dim is None:
-        session.notes.append(MeasureNote(Measure.SAMPLE_MIXING, "not checked: the input is one sequence, not a batch of samples"))
+        why = session.settings.no_batch or "the input is not a batch of samples"
+        session.notes.append(MeasureNote(Measure.SAMPLE_MIXING, f"not checked: {why}"))
     captured: list[tuple[Key, torch.Tensor]] = []
     record = samples.recorder(reference) if reference is not None else None
 

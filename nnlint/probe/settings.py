@@ -24,3 +24,5 @@ class ProbeSettings:
     # Which dimension of the input holds the samples: 1 for (time, batch, …) inputs, None for an
     # input that is one sample (one sequence); the sample-mixing check reads it.
     batch_dim: int | None = 0
+    # Why the input has no batch dimension, when batch_dim is None (said in the probe's note).
+    no_batch: str | None = None

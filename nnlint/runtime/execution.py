@@ -50,7 +50,8 @@ def one_sample(value: Any, device: torch.device) -> Any:
     Copies, not views: a forward that writes its input in place (`x /= 255`) writes the copy."""
 
     def first(t: torch.Tensor) -> torch.Tensor:
-        t = t[:1] if t.dim() > 0 and t.shape[0] > 1 else t
+        if t.layout == torch.strided and t.dim() > 0 and t.shape[0] > 1:  # a sparse tensor cannot be sliced: whole
+            t = t[:1]
         return input_copy(t, device)
 
     return tree_map_only(torch.Tensor, first, value)
