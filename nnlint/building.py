@@ -20,6 +20,7 @@ import ast
 import contextlib
 import dataclasses
 import inspect
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,18 @@ def config_recipe(cls: type, namespace: Mapping[str, Any], module_name: str | No
         return None
     name = required[0]
     return Recipe(f"{cls.__name__}({config_class.__name__}())", (), {name: config}, f"its {name} from {config_class.__name__}'s defaults")
+
+
+def argument_hint(function: Any, parameter: str) -> str:
+    """What to write for a required argument in a `::` call: `ModelArgs(d_model=..., n_layer=...,
+    vocab_size=...)` for one annotated with a class of the user's own whose constructor needs
+    arguments (johnma2006/mamba-minimal's `Mamba(args: ModelArgs)`), else `...`."""
+    module = sys.modules.get(getattr(function, "__module__", None) or "")
+    annotation = _annotation_of(function, parameter, vars(module) if module else {})
+    if not inspect.isclass(annotation) or annotation.__module__ in ("builtins", "typing") or issubclass(annotation, nn.Module):
+        return "..."
+    fields = required_arguments(annotation)
+    return f"{annotation.__name__}({', '.join(f'{field}=...' for field in fields)})" if fields else "..."
 
 
 def _looks_like_config(name: str, cls: type) -> bool:

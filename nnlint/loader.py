@@ -35,6 +35,7 @@ from torch import nn
 from nnlint.building import (
     Recipe,
     ScriptCall,
+    argument_hint,
     building_blocks,
     config_recipe,
     factory_names,
@@ -527,7 +528,7 @@ def _factory_recipe(factory: Callable[..., Any], name: str, path: Path, package_
     where = ""
     if seen is not None:
         where = f"; {seen.script.name} line {seen.line} calls it as {name}({', '.join(seen.sources)}) from values known only when it runs"
-    return None, f"skipped `{name}()`: it needs arguments ({', '.join(required)}){where}; {_name_them(name, required, path)}"
+    return None, f"skipped `{name}()`: it needs arguments ({', '.join(required)}){where}; {_name_them(factory, name, required, path)}"
 
 
 def _call(cls: Callable[..., Any], recipe: Recipe) -> Callable[[], Any]:
@@ -566,13 +567,14 @@ def _needs_arguments(cls: type, required: list[str], path: Path, seen: ScriptCal
             f"from values known only when it runs ({', '.join(seen.missing)})"
         )
     return f"skipped `{cls.__name__}`: its constructor needs arguments ({', '.join(required)}){where}; " + _name_them(
-        cls.__name__, required, path
+        cls, cls.__name__, required, path
     )
 
 
-def _name_them(name: str, required: list[str], path: Path) -> str:
+def _name_them(function: Any, name: str, required: list[str], path: Path) -> str:
     """The `::` call that gives a class's or factory's required arguments."""
-    return f'name them: nnlint "{_shown_path(path)}::{name}({", ".join(f"{argument}=..." for argument in required)})"'
+    arguments = ", ".join(f"{argument}={argument_hint(function, argument)}" for argument in required)
+    return f'name them: nnlint "{_shown_path(path)}::{name}({arguments})"'
 
 
 def _shown_path(path: Path) -> str:

@@ -114,6 +114,36 @@ def test_class_needing_arguments_is_skipped_with_a_note_when_others_exist(tmp_pa
         assert loaded.notes == [f"skipped `Configurable`: its constructor needs arguments (depth); {hint}"]
 
 
+def test_a_required_config_argument_is_spelled_out_in_the_hint(tmp_path):
+    """johnma2006/mamba-minimal: `Mamba(args: ModelArgs)`, whose dataclass needs three fields with no
+    defaults (the real values come from a downloaded config): the hint writes the config's call."""
+    path = model_file(
+        tmp_path,
+        """
+        from dataclasses import dataclass
+        @dataclass
+        class ModelArgs:
+            d_model: int
+            n_layer: int
+            vocab_size: int
+            d_state: int = 16
+        class Mamba(nn.Module):
+            def __init__(self, args: ModelArgs):
+                super().__init__()
+                self.embedding = nn.Embedding(args.vocab_size, args.d_model)
+        class Ready(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+            def forward(self, x):
+                return self.fc(x)
+    """,
+    )
+    with loaded_model_file(path) as loaded:
+        hint = f'name them: nnlint "{path}::Mamba(args=ModelArgs(d_model=..., n_layer=..., vocab_size=...))"'
+        assert loaded.notes == [f"skipped `Mamba`: its constructor needs arguments (args); {hint}"]
+
+
 def test_only_classes_needing_arguments_is_an_error_naming_them(tmp_path):
     path = model_file(
         tmp_path,
