@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
+from torch.fx import Node
+
 from nnlint.context import RuleContext
 from nnlint.findings import Location, Phase, Severity
 from nnlint.formatting import number
@@ -19,15 +21,42 @@ _SHOWN = 6
 _STANDARDIZE = "standardize each feature with the training set's mean and std: x = (x - mean) / std"
 
 
-def _inputs(context: RuleContext, minimum: float) -> InputStats | None:
+def _inputs(graph: ModelGraph, context: RuleContext, minimum: float) -> InputStats | None:
     """The measured inputs, when there are at least `minimum` values per feature and all are finite
-    (NaN or Inf in the data is NN803's)."""
+    (NaN or Inf in the data is NN803's), and they are the data's, not features the forward computed."""
     stats = context.probe.inputs if context.probe is not None else None
-    if stats is None or stats.observations < minimum:
+    if stats is None or stats.observations < minimum or _periodic_features(graph, stats.module):
         return None
     if not all(math.isfinite(v) for values in (stats.mean, stats.std, stats.minimum, stats.maximum) for v in values):
         return None
     return stats
+
+
+# Ops whose outputs are periodic features the forward makes from the data: a sinusoidal time or
+# position embedding, Fourier features. Their scales are the embedding's design, not the data's.
+_PERIODIC = frozenset({"sin", "cos"})
+
+
+def _periodic_features(graph: ModelGraph, module: str) -> bool:
+    """Whether what reaches the first layer `module` comes out of sin/cos in the forward
+    (tanelp/tiny-diffusion: the 2-D points and the timestep go through SinusoidalEmbedding before
+    the first Linear, whose low-frequency columns barely vary): no scaling of the data changes them."""
+    pending = [source for node in graph.nodes if _calls(graph, node, module) for source in graph.tensor_inputs(node)]
+    seen: set[Node] = set()
+    while pending:
+        node = pending.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if graph.op(node) in _PERIODIC:
+            return True
+        pending.extend(graph.tensor_inputs(node))
+    return False
+
+
+def _calls(graph: ModelGraph, node: Node, module: str) -> bool:
+    info = graph.module_info(node)
+    return info is not None and info.path == module
 
 
 def _location(context: RuleContext) -> Location | None:
@@ -83,7 +112,7 @@ def unscaled_inputs(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     - LeCun, Bottou, Orr & Müller (1998), "Efficient BackProp", section 4.3 "Normalizing the inputs"
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Feature Scaling
     """
-    stats = _inputs(context, context.threshold("min-observations"))
+    stats = _inputs(graph, context, context.threshold("min-observations"))
     if stats is None:
         return
     max_mean, max_std = context.threshold("max-abs-mean"), context.threshold("max-std")
@@ -149,7 +178,7 @@ def features_on_different_scales(graph: ModelGraph, context: RuleContext) -> Ite
     - LeCun, Bottou, Orr & Müller (1998), "Efficient BackProp", section 4.3
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Feature Scaling
     """
-    stats = _inputs(context, context.threshold("min-observations"))
+    stats = _inputs(graph, context, context.threshold("min-observations"))
     if stats is None:
         return
     varying = [(std, i) for i, std in enumerate(stats.std) if std > 0]
@@ -222,7 +251,7 @@ def constant_features(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     - Lecture "Applied Deep Learning — Practical Tips" (NTU, 2020): Feature Scaling
     - scikit-learn, `VarianceThreshold`: https://scikit-learn.org/stable/modules/feature_selection.html#removing-features-with-low-variance
     """
-    stats = _inputs(context, 2)
+    stats = _inputs(graph, context, 2)
     if stats is None or stats.samples < context.threshold("min-samples"):
         return
     sparse = _sparse_counts(stats)
