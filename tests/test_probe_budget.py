@@ -109,6 +109,75 @@ def test_without_a_budget_the_probe_does_its_full_fixed_work():
     assert not any("--probe-budget" in note for note in notes)
 
 
+# -- the timing forward: one sample where the model allows it ------------------------------------
+class _Clips(nn.Module):
+    """A small C3D (bench/realworld/conv3d.py: Conv3d, MaxPool3d, `x.view(-1, n)` into a Linear,
+    dropout) that records the batch of every forward it runs on real tensors (in a list outside
+    the model: the probe runs copies)."""
+
+    def __init__(self, norm: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 3, padding=1)
+        self.norm = norm or nn.Identity()
+        self.pool = nn.MaxPool3d(2)
+        self.fc = nn.Linear(4 * 2 * 4 * 4, 5)
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.Tensor) and x.device.type != "meta":  # not the graph's symbolic trace
+            _BATCHES.append(int(x.shape[0]))
+        x = self.pool(torch.relu(self.norm(self.conv(x))))
+        return self.fc(self.dropout(x.view(-1, 4 * 2 * 4 * 4)))
+
+
+class _FlatBatchStatistics(_Clips):
+    """Batch statistics of flat features through the functional API (no BatchNorm module): a single
+    sample raises in training mode, as `F.batch_norm` does."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        return torch.nn.functional.batch_norm(out, None, None, training=True) if isinstance(out, torch.Tensor) else out
+
+
+_BATCHES: list[int] = []
+
+
+def _clips() -> torch.Tensor:
+    _BATCHES.clear()
+    return torch.randn(4, 3, 4, 8, 8)
+
+
+def test_the_plan_is_timed_on_one_sample_and_trains_on_the_fewest_allowed():
+    """The timing forward's work is repeated by the first step: it runs on one sample, not two."""
+    model = _Clips()
+    report = lint_model(model, Config(probe_budget=1e-6), example_input=_clips())
+    assert _BATCHES == [1, 2], _BATCHES  # the timing forward, then one step on 2 of 4
+    assert " on 2 of 4 samples" in _fitted_note(report)
+
+
+def test_a_model_training_batchnorm_is_timed_on_the_fewest_samples():
+    model = _Clips(nn.BatchNorm3d(4))
+    _clips()  # clears the record
+    report = lint_model(model, Config(probe_budget=1e-6))  # made-up volumes: BatchNorm3d trains on two
+    assert _BATCHES[-2:] == [2, 2] and 1 not in _BATCHES, _BATCHES  # (before them: inferring the input, on 4)
+    assert " on 2 of 4 samples" in _fitted_note(report)
+
+
+def test_a_forward_that_rejects_one_sample_is_timed_on_the_fewest_and_is_no_finding():
+    model = _FlatBatchStatistics()
+    report = lint_model(model, Config(probe_budget=1e-6), example_input=_clips())
+    assert _BATCHES == [1, 2, 2], _BATCHES  # one sample raised; timed on two; one step on two
+    assert " on 2 of 4 samples" in _fitted_note(report)
+    assert "NN002" not in {finding.code for finding in report.findings}
+
+
+def test_timing_on_one_sample_changes_no_finding():
+    budgeted = lint_model(_Clips(), example_input=_clips())
+    unlimited = lint_model(_Clips(), Config(probe_budget=None), example_input=_clips())
+    assert found_findings(budgeted) == found_findings(unlimited)
+    assert budgeted.exit_code == unlimited.exit_code
+
+
 # -- slow is not broken --------------------------------------------------------------------------
 def _model_file(folder: Path, training_forward: str) -> Path:
     """A small classifier file whose training-mode forward is slow or hangs (evaluation mode, which

@@ -2,13 +2,14 @@
 
 The probe's work is counted in training steps: one forward → loss → backward on the samples it
 trains on. A step's cost is measured, never guessed from the model's size: first from one
-training-mode forward on a slice of the fewest samples allowed (`Session` runs it before the first
-step, only when fewer samples than the batch are allowed at all), which chooses the samples; then
-the first real step itself, which chooses how many more steps and which optional checks fit in
-what is left. Each measurement keeps what its statistics need (`Session._samples_needed`):
-BatchNorm's need the training batch, real data's input statistics need all of it, gradient flow
-and the rest need two samples. The cost of the other work, relative to one
-step, is a fixed table below (`_CHECK_COST`), measured on the bench models of bench/realworld/.
+training-mode forward on one sample (on the fewest allowed where the model trains BatchNorm,
+rejects a single sample or runs on an accelerator; `Session._seconds_per_sample` runs it before
+the first step, only when fewer samples than the batch are allowed at all), which chooses the
+samples; then the first real step itself, which chooses how many more steps and which optional
+checks fit in what is left. Each measurement keeps what its statistics need
+(`Session._samples_needed`): BatchNorm's need the training batch, real data's input statistics
+need all of it, gradient flow and the rest need two samples. The cost of the other work, relative
+to one step, is a fixed table below (`_CHECK_COST`), measured on the bench models of bench/realworld/.
 
 Two cuts come before this arithmetic and change no measurement: the session stops after the
 first step when the next ones would repeat it (`Session._repeats_first_step`: no random number

@@ -317,26 +317,44 @@ class Session:
 
     # -- the budget (nnlint/probe/budget.py) ----------------------------------------------------
     def _fewer_samples_if_needed(self) -> None:
-        """Time a forward on a slice of the fewest samples the measurements allow; train on fewer
-        samples than the batch only when the whole batch would not fit the budget."""
+        """Time a forward on a slice of the batch (`_seconds_per_sample`); train on fewer samples
+        than the batch only when the whole batch would not fit the budget."""
         fewest = self._samples_needed()
         if fewest >= self.batch:
             return
-        slice_ = checks.chunks((self.args, self.kwargs), self.batch, fewest)[0][1]
-        try:
-            with self._seeded(), self._training_configuration():
-                seconds = self._timed_step(*slice_)
-        except ProbeFailed:
+        per_sample = self._seconds_per_sample(fewest)
+        if per_sample is None:
             return  # the forward rejects part of the batch (dimension 0 is a guess): train on all of it
         overfit = checks.OVERFIT_SAMPLES if self.settings.deep else 0
         left = self.settings.budget - self.computed()  # type: ignore[operator]
         chunk = self.settings.training_batch_size or self.batch
-        samples = budget.samples_to_train_on(left, seconds / fewest, self.batch, fewest, self.settings.measures, chunk, overfit)
+        samples = budget.samples_to_train_on(left, per_sample, self.batch, fewest, self.settings.measures, chunk, overfit)
         if samples < self.batch:
             self.args, self.kwargs = checks.chunks((self.args, self.kwargs), self.batch, samples)[0][1]
             if self.labels is not None:
                 self.labels = checks.chunks(self.labels, self.batch, samples)[0][1]
             self.batch = samples
+
+    def _seconds_per_sample(self, fewest: int) -> float | None:
+        """Seconds of one training step per sample, timed on one sample: the timing forward is pure
+        cost (the first step repeats its work), and one sample halves it where the plan's fewest is
+        two. One sample's time counts the step's fixed cost whole: an upper bound, as the plan
+        wants, and on a CPU, where a heavy model's cost grows with its samples, about the same
+        per sample as two's. Timed on `fewest` instead: a model that trains BatchNorm (a flat
+        BatchNorm rejects one sample), one whose forward rejects a single sample, and any model on
+        an accelerator, where the clock counts the host launching kernels, the same for one sample
+        as for two (one sample would double the estimate and halve the samples trained on).
+        None when every slice fails."""
+        one_sample = self.device.type == "cpu" and not _trains_batchnorm(self.model)
+        sizes = [1, fewest] if one_sample else [fewest]
+        for samples in dict.fromkeys(sizes):
+            slice_ = checks.chunks((self.args, self.kwargs), self.batch, samples)[0][1]
+            try:
+                with self._seeded(), self._training_configuration():
+                    return self._timed_step(*slice_) / samples
+            except ProbeFailed:
+                continue
+        return None
 
     def _samples_needed(self) -> int:
         """The fewest samples the requested measurements keep their meaning on: BatchNorm's need
