@@ -20,6 +20,7 @@ import ast
 import contextlib
 import dataclasses
 import inspect
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -180,10 +181,43 @@ def script_calls(cls_name: str, model_file: Path, package_root: Path | None) -> 
             tree = ast.parse(script.read_text(encoding="utf-8", errors="replace"))
         except (SyntaxError, ValueError, OSError):
             continue
-        scope = _scope_of(tree, script)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _callee_name(node.func) == cls_name:
-                yield _resolve_call(script, node, scope)
+        yield from _calls_in(tree, script, cls_name)
+    for readme, example in readme_examples(model_file, package_root):
+        yield from _calls_in(example, readme, cls_name)
+
+
+def _calls_in(tree: ast.Module, script: Path, cls_name: str) -> Iterator[ScriptCall]:
+    scope = _scope_of(tree, script)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _callee_name(node.func) == cls_name:
+            yield _resolve_call(script, node, scope)
+
+
+_PYTHON_BLOCK = re.compile(r"^```(?:python|py)[ \t]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def readme_examples(model_file: Path, package_root: Path | None) -> Iterator[tuple[Path, ast.Module]]:
+    """The Python examples of the project's README (its ```python blocks, each parsed with the
+    README's line numbers), from the model's folder up to the folder above its package: how a
+    library's author shows it is built (lucidrains/perceiver-pytorch's README: `model =
+    Perceiver(num_freq_bands = 6, depth = 6, max_freq = 10., ...)`; sooftware/conformer's:
+    `Conformer(num_classes=10, input_dim=dim, ...)` after `dim = 80`)."""
+    folders = [model_file.parent, model_file.parent.parent]
+    if package_root is not None:
+        folders += [package_root, package_root.parent]
+    for folder in dict.fromkeys(folders):
+        for readme in sorted(folder.glob("README*"))[:2]:
+            try:
+                text = readme.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            for block in _PYTHON_BLOCK.finditer(text):
+                try:
+                    example = ast.parse(block.group(1).expandtabs(4))
+                except (SyntaxError, ValueError):
+                    continue  # a fragment with `...` in it, or a console session
+                ast.increment_lineno(example, text.count("\n", 0, block.start(1)))
+                yield readme, example
 
 
 def script_recipe(cls: Callable[..., Any], model_file: Path, package_root: Path | None) -> tuple[Recipe | None, ScriptCall | None]:
@@ -191,9 +225,9 @@ def script_recipe(cls: Callable[..., Any], model_file: Path, package_root: Path 
     all resolve, else the first call seen."""
     first: ScriptCall | None = None
     for call in script_calls(cls.__name__, model_file, package_root):
-        if not call.missing:
-            args = tuple(value for keyword, value in call.values if keyword is None)
-            kwargs = {keyword: value for keyword, value in call.values if keyword is not None}
+        args = tuple(value for keyword, value in call.values if keyword is None)
+        kwargs = {keyword: value for keyword, value in call.values if keyword is not None}
+        if not call.missing and _accepts(cls, args, kwargs):
             shown = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
             origin = f"as {call.script.name} line {call.line} does"
             sizes = [s for s in call.stand_ins if not s.startswith("--")]
@@ -205,6 +239,18 @@ def script_recipe(cls: Callable[..., Any], model_file: Path, package_root: Path 
             return Recipe(f"{cls.__name__}({shown})", args, kwargs, origin), call
         first = first or call
     return None, first
+
+
+def _accepts(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether the signature takes these arguments: a README written for an older version
+    (perceiver-pytorch's once passed `num_fourier_features`) is not how the code is built now."""
+    try:
+        inspect.signature(function).bind(*args, **kwargs)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to check against
+        return True
+    return True
 
 
 def _callee_name(func: ast.expr) -> str | None:
@@ -269,11 +315,19 @@ def _value_of(node: ast.expr, scope: _Scope, stand_ins: list[str], depth: int = 
 
 
 def _assignments(tree: ast.Module) -> dict[str, ast.expr]:
-    """`name = expression` anywhere in the file, the first one per name."""
+    """`name = expression` anywhere in the file, the first one per name; `a, b = 3, 80` too (the
+    README example of sooftware/conformer: `batch_size, sequence_length, dim = 3, 12345, 80`)."""
     assigned: dict[str, ast.expr] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            assigned.setdefault(node.targets[0].id, node.value)
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+            continue
+        target, value = node.targets[0], node.value
+        if isinstance(target, ast.Name):
+            assigned.setdefault(target.id, value)
+        elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+            for name, item in zip(target.elts, value.elts, strict=True):
+                if isinstance(name, ast.Name):
+                    assigned.setdefault(name.id, item)
     return assigned
 
 

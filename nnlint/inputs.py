@@ -319,6 +319,10 @@ def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterat
     # Images of the declared size, even when no Conv2d reads them (vit-pytorch patchifies with a Linear).
     channels = _declared_channels(model, construction)
     shapes += [((INFERRED_BATCH, channels, h, w), None, "the declared image size") for h, w in declared_sides]
+    # Sequences of the declared feature size, for a forward that reshapes before its first layer
+    # (sooftware/conformer: `Conformer(input_dim=80)` reads (batch, time, 80), unsqueezed for a Conv2d).
+    for features in _declared_feature_sizes(construction):
+        shapes += [((INFERRED_BATCH, _SEQUENCE_LENGTH, features), None, "the declared feature size")]
     # Tokens for a model whose sequence layer reads (time, batch, …) are laid out that way first:
     # its forward accepts (batch, time) as well, and would then mix what it takes for a batch
     # (pytorch/examples word_language_model's RNNModel and TransformerModel, batch_first=False).
@@ -355,6 +359,15 @@ def _has_time_after_batch(shape: tuple[int, ...], integer_high: int | None) -> b
 # Forward parameters that take the recurrent state the model's own `init_hidden(batch)` makes
 # (pytorch/examples word_language_model: `output, hidden = model(data, hidden)`).
 _STATE_PARAMETERS = ("hidden", "hx", "h", "state", "hidden_state", "h0")
+# A forward's second argument that holds each sequence's length (`forward(inputs, input_lengths)`).
+_LENGTH_PARAMETERS = ("lengths", "lens", "seq_len", "seq_lens")
+# Constructor arguments that give the size of each time step's features.
+_FEATURE_SIZE_NAMES = ("input_dim", "feature_dim", "n_features", "num_features", "in_features", "input_features")
+
+
+def _declared_feature_sizes(construction: Mapping[str, Any]) -> list[int]:
+    values = [attributes.get(name) for attributes in _declared_values(construction) for name in _FEATURE_SIZE_NAMES]
+    return list(dict.fromkeys(v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0))
 
 
 def _required_forward_parameters(model: nn.Module) -> list[inspect.Parameter]:
@@ -391,6 +404,8 @@ def _positional_and_keywords(required: list[inspect.Parameter], args: list[Any],
 
 
 def _companion_argument(model: nn.Module, tensor: torch.Tensor, name: str) -> Any:
+    if name in _LENGTH_PARAMETERS or name.endswith(("_lengths", "_lens")):  # every sequence full length
+        return torch.full((tensor.shape[0],), tensor.shape[1] if tensor.dim() > 1 else 1, dtype=torch.long)
     init_hidden = getattr(model, "init_hidden", None)
     if name in _STATE_PARAMETERS and callable(init_hidden):
         try:
