@@ -15,7 +15,7 @@ from nnlint.errors import LoadError, NoModelError
 from nnlint.file_result import FileResult
 from nnlint.findings import Finding, Location, Phase
 from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
-from nnlint.inputs import InputError, chosen_input, smaller_probe_image, smallest_feature_map, training_batch_size
+from nnlint.inputs import ChosenInput, InputError, chosen_input, smaller_probe_image, smallest_feature_map, training_batch_size
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file, split_target_argument
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
 from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
@@ -151,9 +151,7 @@ class Linter:
         findings += self._run_rules(Phase.STATIC, graph, context, loaded, skipped)
         probe = None
         if graph is not None and not self.config.static:
-            findings, probe = self._probe_stage(
-                loaded, graph, example_input, inferred, context, findings, notes, skipped, chosen.batch_dim, chosen.no_batch
-            )
+            findings, probe = self._probe_stage(loaded, graph, chosen, context, findings, notes, skipped)
         return findings, skipped, graph, notes, probe
 
     def _graph(self, loaded: LoadedTarget, example_input: object) -> ModelGraph:
@@ -183,14 +181,11 @@ class Linter:
         self,
         loaded: LoadedTarget,
         graph: ModelGraph,
-        example_input: object,
-        inferred: bool,
+        chosen: ChosenInput,
         context: RuleContext,
         findings: list[Finding],
         notes: list[str],
         skipped: dict[str, list[str]],
-        batch_dim: int | None = 0,
-        no_batch: str | None = None,
     ) -> tuple[list[Finding], ProbeResult | None]:
         """Run the probe, then the probe rules; static findings it measured get its evidence."""
         probe_rules = [rule for rule in self.rules if rule.phase is Phase.PROBE]
@@ -211,10 +206,10 @@ class Linter:
             training_batch_size=context.batch_size.value if context.batch_size else None,
             input_source=_input_source(loaded.target),
             budget=self.config.probe_budget,
-            batch_dim=batch_dim,
-            no_batch=no_batch,
+            batch_dim=chosen.batch_dim,
+            no_batch=chosen.no_batch,
         )
-        probe_input = self._probe_input(loaded, graph, example_input, inferred, notes)
+        probe_input = self._probe_input(loaded, graph, chosen, notes)
         try:
             probe = run_probe(loaded.target.model, probe_input, loaded.target, settings)
         except ProbeSkipped as skipped_because:
@@ -222,7 +217,7 @@ class Linter:
             return findings, None
         except (ProbeFailed, ProbeTimedOut) as error:
             self._keep_traceback(error)
-            if isinstance(error, ProbeFailed) and inferred and loaded.target.example_batch is None:
+            if isinstance(error, ProbeFailed) and chosen.inferred and loaded.target.example_batch is None:
                 # The meta run accepted the shape nnlint guessed, but real values can still be out of
                 # range (positions past an Embedding's size): the guess failed, not the user's model.
                 notes.append(f"the probe did not run: on the input nnlint inferred, {error}; define `example_input` to probe the model")
@@ -239,10 +234,11 @@ class Linter:
         measured = [_with_probe_evidence(rules[finding.code], finding, probe) for finding in findings]
         return measured + self._run_rules(Phase.PROBE, graph, dataclasses.replace(context, probe=probe), loaded, skipped), probe
 
-    def _probe_input(self, loaded: LoadedTarget, graph: ModelGraph, example_input: object, inferred: bool, notes: list[str]) -> object:
+    def _probe_input(self, loaded: LoadedTarget, graph: ModelGraph, chosen: ChosenInput, notes: list[str]) -> object:
         """The input the probe trains on: the graph's, or under --probe-budget, for a fully
         convolutional model given no input, smaller made-up images (nnlint.inputs.smaller_probe_image)."""
-        if not inferred or self.config.probe_budget is None:
+        example_input = chosen.value
+        if not chosen.inferred or self.config.probe_budget is None:
             return example_input
         smaller = smaller_probe_image(loaded.target.model, example_input, smallest_feature_map(graph))
         if smaller is None:

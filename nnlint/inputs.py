@@ -113,7 +113,7 @@ def one_sequence_for_time_major(model: nn.Module, given: Any) -> bool:
     """A given input that is one sequence (only 1-D tensors, like a sentence of word indices) for a
     model whose sequence layer reads (time, batch, …): the model lays it out as (time, 1, …) itself
     (PyTorch's sequence-models tutorial tagger), so it holds one sample and has no batch dimension."""
-    tensors = [t for t in tree_flatten(given)[0] if isinstance(t, torch.Tensor)]
+    tensors = _tensors(given)
     return bool(tensors) and all(t.dim() == 1 for t in tensors) and time_major_layer(model) is not None
 
 
@@ -131,7 +131,7 @@ def holds_one_graph(given: Any) -> bool:
     rows, the nodes' features. Full-batch node classification trains this way
     (tkipf/pygcn train.py: `model(features, adj)` on all 2,708 Cora nodes; Diego999/pyGAT the
     same with a dense adjacency): dimension 0 counts nodes, which the model mixes on purpose."""
-    tensors = [t for t in tree_flatten(given)[0] if isinstance(t, torch.Tensor)]
+    tensors = _tensors(given)
     for adjacency in tensors:
         if adjacency.dim() != 2 or adjacency.shape[0] != adjacency.shape[1] or adjacency.shape[0] < _FEWEST_GRAPH_NODES:
             continue
@@ -236,13 +236,23 @@ def accepts(model: nn.Module, example_input: Any, on_meta: bool = True) -> bool:
 def _verdict_on_meta(model: nn.Module, example_input: Any, training: bool = False) -> tuple[bool | None, str | None]:
     """True: the forward ran on meta (in training mode when `training`); False: it rejected the
     input; None: it needed real values. With the reason, in one line, when it did not run."""
-    args, kwargs = call_arguments(example_input)
     try:
-        with evaluation_run(model), training_flags(model, True) if training else nullcontext():
-            run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
+        _forward_on_meta(model, example_input, training)
     except Exception as error:
         return (None if needs_real_values(error) else False), _one_line(error)
     return True, None
+
+
+def _forward_on_meta(model: nn.Module, example_input: Any, training: bool = False) -> Any:
+    """The forward's output on meta (shapes only, no compute), in evaluation mode or, when
+    `training`, in the model's training configuration; raises what the forward raises."""
+    args, kwargs = call_arguments(example_input)
+    with evaluation_run(model), training_flags(model, True) if training else nullcontext():
+        return run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]
 
 
 def _batch_read_as_time(model: nn.Module, candidate: InputSource) -> bool:
@@ -252,7 +262,7 @@ def _batch_read_as_time(model: nn.Module, candidate: InputSource) -> bool:
     itself, or takes (time, batch) and does not), and the probe would compare time steps as if
     they were samples. One more forward on meta."""
     found = time_major_layer(model)
-    made = [t for t in tree_flatten(candidate.value)[0] if isinstance(t, torch.Tensor)]
+    made = _tensors(candidate.value)
     if found is None or candidate.batch_dim is None or not made or made[0].dim() <= candidate.batch_dim:
         return False
     batch = made[0].shape[candidate.batch_dim]
@@ -264,9 +274,7 @@ def _batch_read_as_time(model: nn.Module, candidate: InputSource) -> bool:
 
     handle = found[1].register_forward_pre_hook(record)
     try:
-        args, kwargs = call_arguments(candidate.value)
-        with evaluation_run(model):
-            run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
+        _forward_on_meta(model, candidate.value)
     except Exception:
         return False
     finally:
@@ -632,13 +640,11 @@ def smaller_probe_image(model: nn.Module, example_input: Any, smallest_map: int 
 
 def _meta_output(model: nn.Module, example_input: Any, training: bool) -> torch.Tensor | None:
     """The forward's main output on meta (shapes only), or None when it rejects the input."""
-    args, kwargs = call_arguments(example_input)
     try:
-        with evaluation_run(model), training_flags(model, True) if training else nullcontext():
-            output = run_with_tensors(model, meta_stand_ins(model), model, args, kwargs)
+        output = _forward_on_meta(model, example_input, training)
     except Exception:
         return None
-    return next((leaf for leaf in tree_flatten(output)[0] if isinstance(leaf, torch.Tensor) and leaf.is_floating_point()), None)
+    return next((leaf for leaf in _tensors(output) if leaf.is_floating_point()), None)
 
 
 def _spatial_dimensions_shrank(full_size: torch.Tensor, smaller: torch.Tensor) -> bool:

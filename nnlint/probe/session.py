@@ -550,9 +550,13 @@ class Session:
         --probe-budget, where they decide whether later steps would repeat the first."""
         if self.requested.budget is None:
             return {}
-        batchnorms = [f"{path}." if path else "" for path, module in self.model.named_modules() if isinstance(module, BatchNormBase)]
-        owned = [name for name in self.buffer_names if not any(name.startswith(p) and "." not in name[len(p) :] for p in batchnorms)]
-        return {name: self.tensors[name].clone() for name in owned}
+        owned = {
+            f"{path}.{name}" if path else name
+            for path, module in self.model.named_modules()
+            if not isinstance(module, BatchNormBase)
+            for name, _ in module.named_buffers(recurse=False)
+        }
+        return {name: self.tensors[name].clone() for name in self.buffer_names if name in owned}
 
     def _repeats_first_step(self, generators: dict[str, Any], buffers: dict[str, torch.Tensor], steps: _Steps) -> bool:
         """Under --probe-budget, whether the next steps would repeat the first one: they train on the
