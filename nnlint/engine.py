@@ -141,8 +141,8 @@ class Linter:
             hint = " (is a `return` missing?)" if returned == "None" else ""
             findings.append(self._unusable(loaded, f"forward returned {returned}, not a tensor: nothing to check or train{hint}"))
             graph = None
-        if graph is not None and graph.recorded_on == "real":
-            notes.append("the forward needs real values (e.g. `.item()`), so the graph was recorded on one real sample")
+        if graph is not None and graph.recorded_on in _RECORDED_ON_REAL_VALUES:
+            notes.append(f"the forward needs real values (e.g. `.item()`){_RECORDED_ON_REAL_VALUES[graph.recorded_on]}")
         batch_size = training_batch_size(loaded, example_input, inferred, self.config.batch_size)
         context = RuleContext(
             loaded.target, batch_size, loaded.location, extra_locations=loaded.context_locations, data_loader=loaded.data_loader
@@ -416,6 +416,13 @@ def _input_source(target: Target) -> str:
 def _probe_summary(probe: ProbeResult) -> str:
     steps = f"{probe.steps} training step{'s' if probe.steps != 1 else ''}"
     return f"probe: {steps} on {probe.device}, batch {probe.batch}, loss: {probe.loss_source}"
+
+
+# What a graph recorded on real values was recorded on (ModelGraph.recorded_on), as the note says it.
+_RECORDED_ON_REAL_VALUES = {
+    "real": ", so the graph was recorded on one real sample",
+    "example": " and rejects a single sample, so the graph was recorded on the whole example input",
+}
 
 
 def _time_major(batch_dim: int | None) -> str:

@@ -18,7 +18,8 @@ def graph_fallback(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     ## What it does
     Reports, once per target, that `torch.fx.symbolic_trace` failed and why (in one line), and
     that nnlint recorded the graph from one eager forward instead — on the meta device (no
-    weights, no compute) or, when the forward needs real values, on one real sample.
+    weights, no compute) or, when the forward needs real values, on one real sample (on the whole
+    example input when the forward rejects a single sample).
 
     ## Why is this bad?
     It is not: the findings are the same either way. It tells you that FX-based tools
@@ -41,13 +42,21 @@ def graph_fallback(graph: ModelGraph, context: RuleContext) -> Iterator[Hit]:
     """
     if graph.method is not GraphMethod.RECORDED or graph.fx_error is None:
         return
-    on = "meta tensors (no weights, no compute)" if graph.recorded_on == "meta" else "one real sample"
+    on = _RECORDED_ON.get(graph.recorded_on, "one real sample")
     yield Hit(
         message=f"torch.fx could not trace the model ({graph.fx_error}); the graph was recorded from an eager run on {on}",
         fix="nothing to do: findings are the same; to make it FX-traceable, avoid Python control flow on tensor values and sizes",
         location=context.target_location,
         evidence={"fx_error": graph.fx_error, "recorded_on": graph.recorded_on},
     )
+
+
+# What the graph was recorded on (ModelGraph.recorded_on), as NN001's message says it.
+_RECORDED_ON = {
+    "meta": "meta tensors (no weights, no compute)",
+    "real": "one real sample",
+    "example": "the whole example input (real values: the forward rejects a single sample)",
+}
 
 
 target_unusable = engine_rule(

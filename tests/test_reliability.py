@@ -235,7 +235,7 @@ class BatchStatisticsOnValues(nn.Module):
 def test_a_forward_that_rejects_one_sample_is_recorded_on_the_whole_example_input():
     model = BatchStatisticsOnValues()
     graph = build_graph(model, torch.randn(8, 4), ModuleLocator(model))
-    assert graph.recorded_on == "real"
+    assert graph.recorded_on == "example"
     assert graph.shape(next(n for n in graph.nodes if n.target == "bn")) == (8, 4)
     with pytest.raises(GraphError, match="Expected more than 1 value per channel"):  # a real batch of one still fails
         build_graph(model, torch.randn(1, 4), ModuleLocator(model))

@@ -80,7 +80,8 @@ def _traced_on_stand_ins(model: nn.Module, args: tuple[Any, ...], kwargs: dict[s
 
 
 def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[GraphRecorder, str]:
-    """Record on meta; if the forward needs real values (`.item()`, `if x.sum() > 0`), on one real sample."""
+    """Record on meta; if the forward needs real values (`.item()`, `if x.sum() > 0`), on one real
+    sample ("real"), and if it rejects a sample alone, on the whole example input ("example")."""
     stand_ins = meta_stand_ins(model)
     meta_recorder = GraphRecorder(model, _names_by_identity(stand_ins))
     try:
@@ -95,7 +96,7 @@ def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     except RecordingError:
         pass  # a forward may reject a batch of one (BatchNorm without running statistics): try the example's batch
     try:
-        return _record_real(model, *on_device((args, kwargs), device)), "real"
+        return _record_real(model, *on_device((args, kwargs), device)), "example"
     except RecordingError as real_error:
         raise GraphError(_forward_failure(real_error), real_error.module) from real_error.cause
 

@@ -44,7 +44,8 @@ class ModelGraph:
     modules: dict[str, ModuleInfo]
     # Why torch.fx could not be used, when the graph was recorded instead.
     fx_error: str | None = None
-    # "meta" (no compute, no weights) or "real" (a one-sample slice of the example input).
+    # "meta" (no compute, no weights), "real" (a one-sample slice of the example input) or "example"
+    # (real values, the whole example input: the forward rejected a single sample).
     recorded_on: str = "meta"
     _ops: dict[torch.fx.Node, str] = field(default_factory=dict, repr=False)
     _called_paths: frozenset[str] = field(default=frozenset(), repr=False)
