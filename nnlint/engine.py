@@ -124,7 +124,7 @@ class Linter:
             return [self._unusable(loaded, problem)], {}, None, notes, None
         if inferred:
             described = _describe_input(example_input) + _time_major(chosen.batch_dim)
-            notes.append(f"no example input given: inferred {described} from the first layer")
+            notes.append(f"no example input given: inferred {described} from {chosen.origin or 'the first layer'}")
         graph: ModelGraph | None = None
         findings: list[Finding] = []
         try:

@@ -62,6 +62,8 @@ class InputSource:
     # Which dimension holds the samples: 1 for one made up as (time, batch, …) for a sequence layer
     # with batch_first=False; None for a given input that is one sequence, not a batch of them.
     batch_dim: int | None = 0
+    # A made-up shape the model or its constructor arguments declare, not one read off a layer.
+    declared: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class ChosenInput:
     batch_dim: int | None = 0
     # Why the input holds no batch of independent samples, when batch_dim is None (`no_batch_because`).
     no_batch: str | None = None
+    # Where a made-up input's shape came from, as the report says it ("the first layer").
+    origin: str | None = None
 
 
 def example_input_for(loaded: LoadedTarget, input_shape: tuple[int, ...] | None, trains: bool = True) -> tuple[Any, bool]:
@@ -96,7 +100,8 @@ def chosen_input(loaded: LoadedTarget, input_shape: tuple[int, ...] | None, trai
         # Given sources come first: the rest are made up, and made (random tensors) only when tried.
         made_up_ones = islice(chain([source], sources), _CANDIDATES_TRIED)
         verified = _verified_source(model, made_up_ones, trains)
-        return ChosenInput(verified.value, True, verified.batch_dim)
+        origin = verified.origin if verified.declared else "the first layer"
+        return ChosenInput(verified.value, True, verified.batch_dim, origin=origin)
     return ChosenInput(verified_input(model, [], trains), True)
 
 
@@ -320,7 +325,7 @@ def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterat
     dtype = model_float_dtype(model)
     if hf.is_transformers_model(model):
         for value in hf.example_inputs(model, INFERRED_BATCH, dtype):
-            yield InputSource(value, "the Hugging Face config")
+            yield InputSource(value, "the Hugging Face config", declared=True)
     declared_shapes, declared_sides = _declared_image_sizes(model, construction)
     sides = _with_patch_multiples(declared_sides, _declared_patch_size(model, construction))
     shapes: list[tuple[tuple[int, ...], int | None, str]] = [(shape, None, "the declared input size") for shape in declared_shapes]
@@ -329,13 +334,14 @@ def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterat
     shapes += [((INFERRED_BATCH, channels, h, w), None, "the declared image size") for h, w in declared_sides]
     # Sequences of the declared feature size, for a forward that reshapes before its first layer
     # (sooftware/conformer: `Conformer(input_dim=80)` reads (batch, time, 80), unsqueezed for a Conv2d).
-    for features in _declared_feature_sizes(construction):
-        shapes += [((INFERRED_BATCH, _SEQUENCE_LENGTH, features), None, "the declared feature size")]
+    for features, name in _declared_feature_sizes(construction).items():
+        shapes += [((INFERRED_BATCH, _SEQUENCE_LENGTH, features), None, f"the declared feature size `{name}={features}`")]
     # Tokens for a model whose sequence layer reads (time, batch, …) are laid out that way first:
     # its forward accepts (batch, time) as well, and would then mix what it takes for a batch
     # (pytorch/examples word_language_model's RNNModel and TransformerModel, batch_first=False).
     time_major = time_major_layer(model) is not None
     layouts: list[tuple[tuple[int, ...], int | None, str, int]] = [(shape, high, origin, 0) for shape, high, origin in shapes]
+    declared = len(layouts)  # the layouts before this one are declared sizes; the rest are read off layers
     for path, layer in _first_layers(model):
         origin = f"{type(layer).__name__} `{path}`"
         for shape, integer_high in _shapes_for(layer, INFERRED_BATCH, sides):
@@ -348,12 +354,12 @@ def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterat
                 layouts.append(((shape[1], shape[0], *shape[2:]), integer_high, origin, 0))
     required = _required_forward_parameters(model)
     seen: set[tuple[tuple[int, ...], int | None]] = set()
-    for shape, integer_high, origin, batch_dim in layouts:
+    for index, (shape, integer_high, origin, batch_dim) in enumerate(layouts):
         if (shape, integer_high) in seen:
             continue
         seen.add((shape, integer_high))
         value = _as_forward_arguments(model, _make(shape, dtype, integer_high), required)
-        yield InputSource(value, origin, batch_dim=batch_dim)
+        yield InputSource(value, origin, batch_dim=batch_dim, declared=index < declared)
 
 
 def _has_time_after_batch(shape: tuple[int, ...], integer_high: int | None) -> bool:
@@ -373,9 +379,14 @@ _LENGTH_PARAMETERS = ("lengths", "lens", "seq_len", "seq_lens")
 _FEATURE_SIZE_NAMES = ("input_dim", "feature_dim", "n_features", "num_features", "in_features", "input_features")
 
 
-def _declared_feature_sizes(construction: Mapping[str, Any]) -> list[int]:
-    values = [attributes.get(name) for attributes in _declared_values(construction) for name in _FEATURE_SIZE_NAMES]
-    return list(dict.fromkeys(v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0))
+def _declared_feature_sizes(construction: Mapping[str, Any]) -> dict[int, str]:
+    """Each declared feature size, with the first name that declares it."""
+    values = [(attributes.get(name), name) for attributes in _declared_values(construction) for name in _FEATURE_SIZE_NAMES]
+    found: dict[int, str] = {}
+    for value, name in values:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            found.setdefault(value, name)
+    return found
 
 
 def _required_forward_parameters(model: nn.Module) -> list[inspect.Parameter]:

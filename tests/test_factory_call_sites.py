@@ -63,7 +63,7 @@ def test_a_factory_with_required_arguments_is_built_as_the_script_beside_it_call
     built = "built `MLPMixer(image_size=32, channels=3, patch_size=4, dim=64, depth=2, num_classes=10)` (as train.py line 10 does)"
     assert built in target["notes"]
     # The declared image size is read from the arguments the script gave: a 32x32 image, not 224.
-    assert "no example input given: inferred an input of shape 4x3x32x32 from the first layer" in target["notes"]
+    assert "no example input given: inferred an input of shape 4x3x32x32 from the declared image size" in target["notes"]
 
 
 def test_without_a_call_the_factory_is_skipped_in_one_line_that_says_how_to_name_its_arguments(tmp_path):

@@ -103,7 +103,7 @@ def test_a_patchify_model_gets_the_image_size_it_was_built_with(tmp_path):
     assert code == 0, err
     (target,) = json.loads(out)["targets"]
     assert target["findings"] == []
-    assert "no example input given: inferred an input of shape 4x1x40x40 from the first layer" in target["notes"]
+    assert "no example input given: inferred an input of shape 4x1x40x40 from the declared image size" in target["notes"]
 
 
 def test_given_inputs_come_first_and_made_up_ones_name_where_they_come_from():
