@@ -128,7 +128,7 @@ class Linter:
         graph: ModelGraph | None = None
         findings: list[Finding] = []
         try:
-            graph = self._graph(loaded, example_input)
+            graph = self._graph(loaded, example_input, chosen.batch_dim)
         except ProbeTimeout:
             seconds = self.config.probe_timeout
             reason = f"its forward did not finish within {seconds:g} s while nnlint built the graph (--probe-timeout)"
@@ -154,12 +154,12 @@ class Linter:
             findings, probe = self._probe_stage(loaded, graph, chosen, context, findings, notes, skipped)
         return findings, skipped, graph, notes, probe
 
-    def _graph(self, loaded: LoadedTarget, example_input: object) -> ModelGraph:
+    def _graph(self, loaded: LoadedTarget, example_input: object, batch_dim: int | None = 0) -> ModelGraph:
         """The graph, within `--probe-timeout`: a forward that never returns stops with ProbeTimeout,
         and whatever the interrupted trace or recording left in the process is put back."""
         model = loaded.target.model
         with preserved_user_state(model), deadline(self.config.probe_timeout):
-            return build_graph(model, example_input, ModuleLocator(model, loaded.location), self.config.graph)
+            return build_graph(model, example_input, ModuleLocator(model, loaded.location), self.config.graph, batch_dim)
 
     def _run_rules(
         self, phase: Phase, graph: ModelGraph | None, context: RuleContext, loaded: LoadedTarget, skipped: dict[str, list[str]]

@@ -201,14 +201,14 @@ def _verified_source(model: nn.Module, candidates: Iterable[InputSource], trains
             continue
         if verdict is None and len(tried_real) < real_tries:  # meta could not tell: values were needed
             tried_real.append(index)
-            if accepts(model, candidate.value, on_meta=False):
+            if accepts(model, candidate.value, on_meta=False, batch_dim=candidate.batch_dim):
                 return candidate
     fallback = evaluation_only or misread
     if fallback is not None:
         return fallback
     # A meta kernel can be stricter than the real one; give the first candidates a real try.
     for index in [i for i in range(len(tried)) if i not in tried_real][: real_tries - len(tried_real)]:
-        if accepts(model, tried[index].value, on_meta=False):
+        if accepts(model, tried[index].value, on_meta=False, batch_dim=tried[index].batch_dim):
             return tried[index]
     raise InputError(_no_input_message(model, tried, first_reason))
 
@@ -223,15 +223,16 @@ def _no_input_message(model: nn.Module, candidates: list[InputSource], first_rea
     return f"cannot infer an input: the forward rejected {shapes} (from {origins}){because}"
 
 
-def accepts(model: nn.Module, example_input: Any, on_meta: bool = True) -> bool:
-    """Whether the forward runs on this input: on meta (no compute, no memory), else on its first sample."""
+def accepts(model: nn.Module, example_input: Any, on_meta: bool = True, batch_dim: int | None = 0) -> bool:
+    """Whether the forward runs on this input: on meta (no compute, no memory), else on its first
+    sample (along `batch_dim`: 1 for (time, batch, …) inputs)."""
     if on_meta:
         return _verdict_on_meta(model, example_input)[0] is True
     args, kwargs = call_arguments(example_input)
     device = model_device(model)
     try:
         with evaluation_run(model):  # on copies of the weights: a forward may count its calls in a buffer
-            sample_args, sample_kwargs = one_sample((args, kwargs), device)
+            sample_args, sample_kwargs = one_sample((args, kwargs), device, batch_dim)
             run_with_tensors(model, real_copies(model), model, sample_args, sample_kwargs, on_meta=False)
     except Exception:
         return False
@@ -358,7 +359,7 @@ def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterat
         if (shape, integer_high) in seen:
             continue
         seen.add((shape, integer_high))
-        value = _as_forward_arguments(model, _make(shape, dtype, integer_high), required)
+        value = _as_forward_arguments(model, _make(shape, dtype, integer_high), required, batch_dim)
         yield InputSource(value, origin, batch_dim=batch_dim, declared=index < declared)
 
 
@@ -398,7 +399,7 @@ def _required_forward_parameters(model: nn.Module) -> list[inspect.Parameter]:
     return [p for p in parameters if p.kind in kinds and p.default is p.empty]
 
 
-def _as_forward_arguments(model: nn.Module, tensor: torch.Tensor, required: list[inspect.Parameter]) -> Any:
+def _as_forward_arguments(model: nn.Module, tensor: torch.Tensor, required: list[inspect.Parameter], batch_dim: int = 0) -> Any:
     """The tensor as forward takes it: alone, by keyword (`forward(self, *, x)`), or once for each
     required argument (`forward(input1, input2)`), a recurrent state from `init_hidden`."""
     if len(required) <= 1:
@@ -408,7 +409,7 @@ def _as_forward_arguments(model: nn.Module, tensor: torch.Tensor, required: list
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     for index, parameter in enumerate(required):
-        value = tensor if index == 0 else _companion_argument(model, tensor, parameter.name)
+        value = tensor if index == 0 else _companion_argument(model, tensor, parameter.name, batch_dim)
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
             kwargs[parameter.name] = value
         else:
@@ -422,8 +423,10 @@ def _positional_and_keywords(required: list[inspect.Parameter], args: list[Any],
     return {**dict(zip(positional, args, strict=False)), **kwargs}
 
 
-def _companion_argument(model: nn.Module, tensor: torch.Tensor, name: str) -> Any:
+def _companion_argument(model: nn.Module, tensor: torch.Tensor, name: str, batch_dim: int = 0) -> Any:
     if name in _LENGTH_PARAMETERS or name.endswith(("_lengths", "_lens")):  # every sequence full length
+        if batch_dim == 1 and tensor.dim() > 1:  # (time, batch, …)
+            return torch.full((tensor.shape[1],), tensor.shape[0], dtype=torch.long)
         return torch.full((tensor.shape[0],), tensor.shape[1] if tensor.dim() > 1 else 1, dtype=torch.long)
     init_hidden = getattr(model, "init_hidden", None)
     if name in _STATE_PARAMETERS and callable(init_hidden):
@@ -582,7 +585,8 @@ def training_batch_size(loaded: LoadedTarget, example_input: Any, inferred: bool
         size = None if holds_one_graph(target.labeled_batch[0]) else _leading_dimension(target.labeled_batch[0])
         if size is not None:
             return BatchSize(size, "example_batch", loaded.context_locations.get("example_batch"))
-    if not inferred and not holds_one_graph(example_input):  # a whole graph's nodes are not a batch
+    # A whole graph's nodes are not a batch, nor one sequence's time steps.
+    if not inferred and not holds_one_graph(example_input) and not one_sequence_for_time_major(target.model, example_input):
         size = _leading_dimension(example_input)
         if size is not None:
             return BatchSize(size, "example_input", loaded.context_locations.get("example_input"))

@@ -5,17 +5,23 @@ written after a public project's pattern (named per class)."""
 
 from __future__ import annotations
 
+import argparse
 import math
 
 import torch
 from probe_helpers import lint_model
 from torch import nn
 
-from nnlint.inputs import INFERRED_BATCH, chosen_input
+from nnlint import engine
+from nnlint.config import Config
+from nnlint.context import BatchSize
+from nnlint.graph import build_graph
+from nnlint.inputs import INFERRED_BATCH, chosen_input, training_batch_size
 from nnlint.loader import LoadedTarget
 from nnlint.measures import Measure
-from nnlint.probe import ProbeSettings, run_probe
+from nnlint.probe import ProbeSettings, checks, run_probe
 from nnlint.probe.result import MeasureNote
+from nnlint.runtime.execution import one_sample
 from nnlint.targets import Target
 
 
@@ -169,3 +175,127 @@ def test_features_for_a_time_major_transformer_are_made_up_time_first():
     assert (chosen.value.shape, chosen.batch_dim) == ((16, INFERRED_BATCH, 7), 1)
     mixing = _mixing(model, chosen.value, chosen.batch_dim)
     assert mixing is not None and mixing.dependence == 0.0
+
+
+def _word_language_model_arguments() -> argparse.Namespace:
+    """pytorch/examples word_language_model/main.py's argparse, with smaller sizes."""
+    parser = argparse.ArgumentParser(description="PyTorch Wikitext-2 RNN/LSTM/GRU/Transformer Language Model")
+    parser.add_argument("--model", type=str, default="LSTM", help="type of network (LSTM, Transformer)")
+    parser.add_argument("--emsize", type=int, default=16, help="size of word embeddings")
+    parser.add_argument("--nhid", type=int, default=16, help="number of hidden units per layer")
+    parser.add_argument("--nlayers", type=int, default=2, help="number of layers")
+    parser.add_argument("--nhead", type=int, default=2, help="the number of heads in the encoder of the transformer model")
+    parser.add_argument("--dropout", type=float, default=0.2, help="dropout applied to layers (0 = no dropout)")
+    return parser.parse_args([])
+
+
+class DroppingWordLanguageModel(WordLanguageModel):
+    """word_language_model's `RNNModel` with its dropout on the embeddings and on the LSTM's output
+    (`self.drop = nn.Dropout(dropout)`), so training and evaluation differ."""
+
+    def __init__(self, ntoken: int, ninp: int, nhid: int, nlayers: int, dropout: float) -> None:
+        super().__init__(ntoken, ninp, nhid, nlayers)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, input, hidden):
+        output, hidden = self.rnn(self.drop(self.encoder(input)), hidden)
+        return self.decoder(self.drop(output)), hidden
+
+
+class OverflowGuardedWordLanguageModel(WordLanguageModel):
+    """`RNNModel` with the overflow guard huggingface/transformers' modeling_t5.py puts in its blocks
+    (`if torch.isinf(hidden_states).any(): hidden_states = torch.clamp(...)`): the branch reads
+    values, so the graph is recorded on one real sample."""
+
+    def forward(self, input, hidden):
+        output, hidden = self.rnn(self.encoder(input), hidden)
+        if torch.isinf(output).any():
+            clamp = torch.finfo(output.dtype).max - 1000
+            output = torch.clamp(output, min=-clamp, max=clamp)
+        return self.decoder(output), hidden
+
+
+def _word_language_models() -> list[nn.Module]:
+    args = _word_language_model_arguments()
+    return [
+        DroppingWordLanguageModel(100, args.emsize, args.nhid, args.nlayers, args.dropout),
+        WordTransformerModel(100, args.emsize, args.nhead, args.nhid, args.nlayers),
+    ]
+
+
+def test_the_probe_counts_the_samples_of_a_time_major_input_along_its_batch_dimension():
+    # The Transformer draws no random number (dropout 0): its later steps would repeat the first.
+    for model, steps in zip(_word_language_models(), ("3 training steps", "1 training step"), strict=True):
+        notes = lint_model(model).targets[0].notes
+        assert f"probe: {steps} on cpu, batch 4, loss: synthetic (MSE to fixed random targets)" in notes, type(model).__name__
+
+
+def test_one_sample_of_a_time_major_input_is_cut_along_its_batch_dimension():
+    rnn, transformer = _word_language_models()
+    chosen = _chosen(rnn)
+    tokens, (h, c) = one_sample(chosen.value, torch.device("cpu"), chosen.batch_dim)
+    assert (tokens.shape, h.shape, c.shape) == ((16, 1), (2, 1, 16), (2, 1, 16))
+    chosen = _chosen(transformer)
+    assert one_sample(chosen.value, torch.device("cpu"), chosen.batch_dim).shape == (16, 1)
+    sentence = torch.tensor([0, 1, 2, 3, 4])  # one sample already: whole
+    assert one_sample(sentence, torch.device("cpu"), _chosen(SentenceTagger(), example_input=sentence).batch_dim).shape == (5,)
+
+
+def test_a_time_major_graph_recorded_on_real_values_is_recorded_on_one_sample_of_the_batch(monkeypatch):
+    args = _word_language_model_arguments()
+    model = OverflowGuardedWordLanguageModel(100, args.emsize, args.nhid, args.nlayers)
+    graphs = []
+
+    def kept(*arguments, **keywords):
+        graphs.append(build_graph(*arguments, **keywords))
+        return graphs[-1]
+
+    monkeypatch.setattr(engine, "build_graph", kept)
+    notes = lint_model(model, Config(static=True)).targets[0].notes
+    assert "the forward needs real values (e.g. `.item()`), so the graph was recorded on one real sample" in notes
+    [graph] = graphs
+    assert graph.shape(next(n for n in graph.nodes if n.target == "decoder")) == (16, 1, 100)  # 16 time steps of one sample
+
+
+def test_a_time_major_batch_is_cut_into_pieces_along_its_batch_dimension():
+    tokens, hidden = torch.zeros(16, 4, dtype=torch.long), torch.zeros(2, 4, 8)
+    lengths = torch.full((4,), 16)
+    pieces = checks.chunks((tokens, hidden, lengths), 4, 2, dim=1)
+    assert [(first, [tuple(t.shape) for t in piece]) for first, piece in pieces] == [
+        (0, [(16, 2), (2, 2, 8), (2,)]),
+        (2, [(16, 2), (2, 2, 8), (2,)]),
+    ]
+    # The same elements of each module output are sampled from the pieces as from the whole batch.
+    generator = torch.Generator().manual_seed(0)
+    outputs = {("decoder", 0): torch.randn(16, 4, 100, generator=generator), ("pooled", 0): torch.randn(4, 5, generator=generator)}
+    samples = checks.OutputSamples(4, 1)
+    whole: dict[checks.Key, torch.Tensor] = {}
+    for key, output in outputs.items():
+        samples.recorder(whole)(key, output)
+    pieced: dict[checks.Key, torch.Tensor] = {}
+    for first in (0, 2):  # what a forward on samples first, first + 1 returns: (time, 2, …) and (2, …) reduced over time
+        record = samples.chunk_recorder(pieced, first)
+        record(("decoder", 0), outputs["decoder", 0][:, first : first + 2])
+        record(("pooled", 0), outputs["pooled", 0][first : first + 2])
+    assert whole.keys() == pieced.keys() and all(torch.equal(whole[key], pieced[key]) for key in whole)
+
+
+def test_the_train_eval_gap_of_a_time_major_model_is_measured_in_pieces_of_the_training_batch():
+    model = _word_language_models()[0]
+    chosen = _chosen(model)
+    settings = ProbeSettings(
+        measures=frozenset({Measure.TRAIN_EVAL_GAP}), input_source="random", batch_dim=chosen.batch_dim, training_batch_size=2
+    )
+    result = run_probe(model, chosen.value, Target(model), settings)
+    assert result.batch == INFERRED_BATCH
+    assert result.train_eval is not None and result.train_eval.chunk_size == 2 and result.train_eval.relative_difference > 0.1
+
+
+def test_one_given_sentence_gives_no_training_batch_size():
+    # Its five words are one sample's time steps, not five samples.
+    model, sentence = SentenceTagger(), torch.tensor([0, 1, 2, 3, 4])
+    loaded = LoadedTarget(Target(model, example_input=sentence), "model", None, None)  # type: ignore[arg-type]
+    assert training_batch_size(loaded, sentence, False, None) is None
+    batch = torch.zeros(3, 5, dtype=torch.long)  # a batch of three sentences for a batch-first model: 3
+    loaded = LoadedTarget(Target(TransposingEncoder(), example_input=batch), "model", None, None)  # type: ignore[arg-type]
+    assert training_batch_size(loaded, batch, False, None) == BatchSize(3, "example_input", None)

@@ -39,10 +39,12 @@ class GraphError(Exception):
         self.module = module
 
 
-def build_graph(model: nn.Module, example_input: Any, locator: ModuleLocator, method: str = AUTO) -> ModelGraph:
+def build_graph(model: nn.Module, example_input: Any, locator: ModuleLocator, method: str = AUTO, batch_dim: int | None = 0) -> ModelGraph:
     """The model's graph, traced in evaluation mode; the model is left exactly as it was.
 
-    `method` is "auto" (fx, then the recorder), "fx" or "recorded".
+    `method` is "auto" (fx, then the recorder), "fx" or "recorded"; `batch_dim` is where the
+    input's samples lie (1 for (time, batch, …) inputs, None for one sample), for a recording on
+    one real sample.
     """
     args, kwargs = call_arguments(example_input)
     with evaluation_run(model):
@@ -63,7 +65,7 @@ def build_graph(model: nn.Module, example_input: Any, locator: ModuleLocator, me
                         fx_error = f"the traced graph did not run: {one_line(error)}"
             if method == GraphMethod.FX:
                 raise GraphError(f"torch.fx: {fx_error}")
-        recorder, recorded_on = _record(model, args, kwargs)
+        recorder, recorded_on = _record(model, args, kwargs, batch_dim)
         graph_ = _assemble(model, recorder.graph, GraphMethod.RECORDED, locator, recorder.calls)
         graph_.fx_error = fx_error
         graph_.recorded_on = recorded_on
@@ -79,7 +81,7 @@ def _traced_on_stand_ins(model: nn.Module, args: tuple[Any, ...], kwargs: dict[s
     return run_with_tensors(model, stand_ins, lambda: symbolic_trace(model, args, kwargs), (), {}, on_meta=False)
 
 
-def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[GraphRecorder, str]:
+def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], batch_dim: int | None = 0) -> tuple[GraphRecorder, str]:
     """Record on meta; if the forward needs real values (`.item()`, `if x.sum() > 0`), on one real
     sample ("real"), and if it rejects a sample alone, on the whole example input ("example")."""
     stand_ins = meta_stand_ins(model)
@@ -92,7 +94,7 @@ def _record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
             raise GraphError(_forward_failure(meta_error), meta_error.module) from meta_error.cause
     device = model_device(model)
     try:
-        return _record_real(model, *one_sample((args, kwargs), device)), "real"
+        return _record_real(model, *one_sample((args, kwargs), device, batch_dim)), "real"
     except RecordingError:
         pass  # a forward may reject a batch of one (BatchNorm without running statistics): try the example's batch
     try:

@@ -45,6 +45,7 @@ class ProbeRun(Protocol):
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     batch: int
+    batch_dim: int  # where the samples lie: 1 for (time, batch, …) inputs
     notes: list[str | MeasureNote]
 
     def forward(
@@ -75,10 +76,12 @@ class OutputSamples:
     """The same random subset of each module output's elements in every run: per-module
     differences between runs without keeping whole activations."""
 
-    def __init__(self, batch: int) -> None:
+    def __init__(self, batch: int, batch_dim: int = 0) -> None:
         self.batch = batch
+        self.batch_dim = batch_dim
         self._indices: dict[Key, torch.Tensor] = {}
         self._numel: dict[Key, int] = {}
+        self._shapes: dict[Key, tuple[int, ...]] = {}  # each output's shape in the full-batch forward
 
     def recorder(self, store: dict[Key, torch.Tensor]) -> Recorder:
         """Samples each module output of a full-batch forward into `store`."""
@@ -86,6 +89,7 @@ class OutputSamples:
         def record(key: Key, tensor: torch.Tensor) -> None:
             indices = self._indices_for(key, tensor.numel())
             if indices is not None:
+                self._shapes.setdefault(key, tuple(tensor.shape))
                 store[key] = _flat(tensor).index_select(0, indices.to(tensor.device)).float()
 
         return record
@@ -97,6 +101,9 @@ class OutputSamples:
             indices = self._indices.get(key)
             if indices is None or tensor.dim() == 0 or tensor.shape[0] == 0:
                 return
+            if self.batch_dim:
+                self._record_piece_along(key, tensor, first_row, store)
+                return
             row = tensor[0].numel()
             if self._numel[key] != row * self.batch:
                 return
@@ -107,6 +114,26 @@ class OutputSamples:
             values.index_copy_(0, positions.to(tensor.device), picked.float())
 
         return record
+
+    def _record_piece_along(self, key: Key, tensor: torch.Tensor, first_row: int, store: dict[Key, torch.Tensor]) -> None:
+        """`chunk_recorder` for pieces cut along `batch_dim` (1: (time, batch, …) inputs): an output
+        holds its samples along that dimension, else along 0 (reduced over time), as in the
+        full-batch forward; the sampled elements that fall in this piece are picked."""
+        full, indices = self._shapes.get(key), self._indices[key]
+        if full is None or tensor.dim() != len(full):
+            return
+        dim = self.batch_dim if len(full) > self.batch_dim and full[self.batch_dim] == self.batch else 0
+        size = tensor.shape[dim]
+        if full[dim] != self.batch or any(n != f for axis, (n, f) in enumerate(zip(tensor.shape, full, strict=True)) if axis != dim):
+            return
+        inner = math.prod(full[dim + 1 :])
+        sample = (indices // inner) % self.batch
+        positions = ((sample >= first_row) & (sample < first_row + size)).nonzero().squeeze(1)
+        wanted = indices.index_select(0, positions)
+        local = (wanted // (inner * self.batch)) * (inner * size) + (sample.index_select(0, positions) - first_row) * inner + wanted % inner
+        values = store.setdefault(key, torch.full((len(indices),), math.nan, dtype=torch.float32, device=tensor.device))
+        picked = _flat(tensor).index_select(0, local.to(tensor.device))
+        values.index_copy_(0, positions.to(tensor.device), picked.float())
 
     def record_output(self, recorder: Recorder, output: Any) -> None:
         for index, leaf in enumerate(_float_leaves(output)):
@@ -366,7 +393,7 @@ def chunked_training_runs(
         scratch = dict(tensors) | {name: tensors[name].clone() for name in session.buffer_names}
         store: dict[Key, torch.Tensor] = {}
         with torch.no_grad():
-            for first_row, (args, kwargs) in chunks((session.args, session.kwargs), session.batch, chunk):
+            for first_row, (args, kwargs) in chunks((session.args, session.kwargs), session.batch, chunk, session.batch_dim):
                 record = samples.chunk_recorder(store, first_row)
                 output = session.forward(Instrument(session.model, on_output=record), args, kwargs, "training mode", tensors=scratch)
                 samples.record_output(record, output)
@@ -455,8 +482,8 @@ def optimizer_copy(optimizer: torch.optim.Optimizer, copies: dict[int, torch.Ten
 # -- overfit a handful of samples (--deep) --------------------------------------------------------
 def overfit(session: ProbeRun, labels: Any) -> OverfitRun | None:
     samples = min(session.batch, OVERFIT_SAMPLES)
-    (_, (args, kwargs)), *_ = chunks((session.args, session.kwargs), session.batch, samples)
-    small_labels = chunks(labels, session.batch, samples)[0][1] if labels is not None else None
+    (_, (args, kwargs)), *_ = chunks((session.args, session.kwargs), session.batch, samples, session.batch_dim)
+    small_labels = chunks(labels, session.batch, samples, session.batch_dim)[0][1] if labels is not None else None
     tensors, copy_of = copies(session.model, session.device)  # fresh weights: the update-ratio step moved the session's
     optimizer: torch.optim.Optimizer | None = None
     name = "Adam(lr=1e-3)"
@@ -516,19 +543,23 @@ def copies(model: nn.Module, device: torch.device) -> tuple[dict[str, torch.Tens
     return tensors, copy_of
 
 
-def chunks(value: Any, batch: int, size: int) -> list[tuple[int, Any]]:
-    """`value` split along the batch dimension into pieces of `size`, with each piece's first row;
-    tensors without the batch dimension are passed whole to every piece."""
+def chunks(value: Any, batch: int, size: int, dim: int = 0) -> list[tuple[int, Any]]:
+    """`value` split along the batch dimension `dim` (1 for (time, batch, …) inputs) into pieces of
+    `size`, with each piece's first row; tensors without the batch dimension are passed whole to
+    every piece."""
     count = max(1, batch // size)
     pieces = []
     for index in range(count):
         start, stop = index * size, (batch if index == count - 1 else (index + 1) * size)
-        pieces.append((start, tree_map_only(torch.Tensor, functools.partial(_rows, start=start, stop=stop, batch=batch), value)))
+        rows = functools.partial(_rows, start=start, stop=stop, batch=batch, dim=dim)
+        pieces.append((start, tree_map_only(torch.Tensor, rows, value)))
     return pieces
 
 
-def _rows(tensor: torch.Tensor, start: int, stop: int, batch: int) -> torch.Tensor:
-    return tensor[start:stop] if tensor.dim() > 0 and tensor.shape[0] == batch else tensor
+def _rows(tensor: torch.Tensor, start: int, stop: int, batch: int, dim: int = 0) -> torch.Tensor:
+    if dim and tensor.dim() <= dim:  # a per-sample tensor beside (time, batch, …) ones (lengths): along 0
+        dim = 0
+    return tensor.narrow(dim, start, stop - start) if tensor.dim() > dim and tensor.shape[dim] == batch else tensor
 
 
 def relative_difference(value: Any, reference: Any) -> float | None:

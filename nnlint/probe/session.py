@@ -188,6 +188,9 @@ class Session:
         self.args: tuple[Any, ...] = ()
         self.kwargs: dict[str, Any] = {}
         self.batch = 1
+        # Where the samples lie: 1 for (time, batch, …) inputs. An input that is one sample
+        # (batch_dim None: one sequence, one graph) is cut, when the budget cuts, along dimension 0.
+        self.batch_dim = settings.batch_dim if settings.batch_dim is not None else 0
         self.requested = settings  # what was asked; `settings` becomes what the budget allows
         self.started = time.monotonic()
         self.started_cpu = _compute_clock()
@@ -220,7 +223,7 @@ class Session:
         # Real data runs with its own labels; `example_input` is for the model without `example_batch`.
         inputs = to_device(real[0] if real is not None else self.example_input, self.device)
         self.args, self.kwargs = call_arguments(inputs)
-        self.batch = self.full_batch = _leading_dimension(inputs) or 1
+        self.batch = self.full_batch = _size_along(inputs, self.batch_dim) or 1
         if self.batch == 1 and _trains_batchnorm(self.model):
             raise ProbeSkipped("a batch of one sample cannot train BatchNorm; give an example input of at least 2 samples")
         self.labels = labels
@@ -229,7 +232,7 @@ class Session:
         wanted = self.settings.measures
         chunk = self.settings.training_batch_size or self.batch
         self.chunk = chunk = chunk if 1 < chunk < self.batch else self.batch
-        self.samples = samples = checks.OutputSamples(self.batch)
+        self.samples = samples = checks.OutputSamples(self.batch, self.batch_dim)
         with self._seeded(), self._training_configuration():
             steps = self._steps(self.labels, samples if Measure.TRAIN_EVAL_GAP in wanted and chunk == self.batch else None)
             result = self._result(steps)
@@ -324,15 +327,15 @@ class Session:
             return
         per_sample = self._seconds_per_sample(fewest)
         if per_sample is None:
-            return  # the forward rejects part of the batch (dimension 0 is a guess): train on all of it
+            return  # the forward rejects part of the batch (its dimension is a guess): train on all of it
         overfit = checks.OVERFIT_SAMPLES if self.settings.deep else 0
         left = self.settings.budget - self.computed()  # type: ignore[operator]
         chunk = self.settings.training_batch_size or self.batch
         samples = budget.samples_to_train_on(left, per_sample, self.batch, fewest, self.settings.measures, chunk, overfit)
         if samples < self.batch:
-            self.args, self.kwargs = checks.chunks((self.args, self.kwargs), self.batch, samples)[0][1]
+            self.args, self.kwargs = checks.chunks((self.args, self.kwargs), self.batch, samples, self.batch_dim)[0][1]
             if self.labels is not None:
-                self.labels = checks.chunks(self.labels, self.batch, samples)[0][1]
+                self.labels = checks.chunks(self.labels, self.batch, samples, self.batch_dim)[0][1]
             self.batch = samples
 
     def _seconds_per_sample(self, fewest: int) -> float | None:
@@ -348,7 +351,7 @@ class Session:
         one_sample = self.device.type == "cpu" and not _trains_batchnorm(self.model)
         sizes = [1, fewest] if one_sample else [fewest]
         for samples in dict.fromkeys(sizes):
-            slice_ = checks.chunks((self.args, self.kwargs), self.batch, samples)[0][1]
+            slice_ = checks.chunks((self.args, self.kwargs), self.batch, samples, self.batch_dim)[0][1]
             try:
                 with self._seeded(), self._training_configuration():
                     return self._timed_step(*slice_) / samples
@@ -425,7 +428,8 @@ class Session:
 
     def _optional(self, measure: Measure, check: Callable[[], Any]) -> Any:
         """A check that runs the forward on part of the batch: the batch dimension is a guess (dimension
-        0), so a forward that rejects the piece skips the check with a note instead of failing the probe."""
+        0, or 1 for (time, batch, …) inputs), so a forward that rejects the piece skips the check with
+        a note instead of failing the probe."""
         try:
             return check()
         except ProbeFailed as error:
@@ -707,10 +711,11 @@ def target_range(targets: Any) -> TargetRange | None:
         )
 
 
-def _leading_dimension(value: Any) -> int | None:
+def _size_along(value: Any, dim: int) -> int | None:
+    """The first tensor's size along `dim` (the batch dimension), among those that have it."""
     for leaf in tree_flatten(value)[0]:
-        if isinstance(leaf, torch.Tensor) and leaf.dim() > 0:
-            return int(leaf.shape[0])
+        if isinstance(leaf, torch.Tensor) and leaf.dim() > dim:
+            return int(leaf.shape[dim])
     return None
 
 

@@ -44,14 +44,17 @@ def to_meta(value: Any) -> Any:
     return tree_map_only(torch.Tensor, lambda t: t if t.is_meta else torch.empty_like(t, device="meta"), value)
 
 
-def one_sample(value: Any, device: torch.device) -> Any:
+def one_sample(value: Any, device: torch.device, batch_dim: int | None = 0) -> Any:
     """A copy of the first sample of every batched tensor, on `device` (for a cheap real forward).
+    The samples lie along `batch_dim` (1 for (time, batch, …) inputs); None: the input is one
+    sample, copied whole.
 
     Copies, not views: a forward that writes its input in place (`x /= 255`) writes the copy."""
 
     def first(t: torch.Tensor) -> torch.Tensor:
-        if t.layout == torch.strided and t.dim() > 0 and t.shape[0] > 1:  # a sparse tensor cannot be sliced: whole
-            t = t[:1]
+        # A sparse tensor cannot be sliced: whole.
+        if batch_dim is not None and t.layout == torch.strided and t.dim() > batch_dim and t.shape[batch_dim] > 1:
+            t = t.narrow(batch_dim, 0, 1)
         return input_copy(t, device)
 
     return tree_map_only(torch.Tensor, first, value)
