@@ -240,7 +240,7 @@ class Linter:
         example_input = chosen.value
         if not chosen.inferred or self.config.probe_budget is None:
             return example_input
-        smaller = smaller_probe_image(loaded.target.model, example_input, smallest_feature_map(graph))
+        smaller = smaller_probe_image(loaded.target.model, example_input, smallest_feature_map(graph), graph)
         if smaller is None:
             return example_input
         side, full = smaller.shape[-1], getattr(example_input, "shape", (0,))[-1]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Any
@@ -187,12 +187,14 @@ def _verified_source(model: nn.Module, candidates: Iterable[InputSource], trains
     misread = None  # the first input whose batch the sequence layer reads as time: used when no other runs
     first_reason: str | None = None
     tried: list[InputSource] = []  # consumed one by one: a later candidate is made only if needed
+    sequence_layer = time_major_layer(model)
     for index, candidate in enumerate(candidates):
         tried.append(candidate)
-        verdict, reason = _verdict_on_meta(model, candidate.value)
+        with _first_input_shape(sequence_layer) as seen:  # what the sequence layer receives, from the verdict's own forward
+            verdict, reason = _verdict_on_meta(model, candidate.value)
         first_reason = first_reason or reason
         if verdict is True:
-            if _batch_read_as_time(model, candidate):
+            if _batch_read_as_time(sequence_layer, candidate, seen):
                 misread = candidate if misread is None else misread
                 continue
             if not trains or _verdict_on_meta(model, candidate.value, training=True)[0] is not False:
@@ -261,32 +263,38 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]
 
 
-def _batch_read_as_time(model: nn.Module, candidate: InputSource) -> bool:
-    """Whether the model's (time, batch, …) sequence layer receives the made-up batch somewhere
-    other than its dimension 1, or as one unbatched (time, features) sequence: the input is laid
-    out the other way round from what the forward expects (it transposes a (batch, time) input
-    itself, or takes (time, batch) and does not), and the probe would compare time steps as if
-    they were samples. One more forward on meta."""
-    found = time_major_layer(model)
+def _batch_read_as_time(sequence_layer: tuple[str, nn.Module] | None, candidate: InputSource, seen: list[torch.Size]) -> bool:
+    """Whether the model's (time, batch, …) sequence layer received the made-up batch (`seen`: the
+    shape of its first input in the forward that accepted the candidate) somewhere other than its
+    dimension 1, or as one unbatched (time, features) sequence: the input is laid out the other
+    way round from what the forward expects (it transposes a (batch, time) input itself, or takes
+    (time, batch) and does not), and the probe would compare time steps as if they were samples."""
     made = _tensors(candidate.value)
-    if found is None or candidate.batch_dim is None or not made or made[0].dim() <= candidate.batch_dim:
+    if sequence_layer is None or candidate.batch_dim is None or not made or made[0].dim() <= candidate.batch_dim:
         return False
     batch = made[0].shape[candidate.batch_dim]
+    # Two dimensions is one unbatched sequence: the made-up samples are read as its time steps.
+    return bool(seen) and (len(seen[0]) == 2 or (len(seen[0]) >= 3 and seen[0][1] != batch))
+
+
+@contextmanager
+def _first_input_shape(layer: tuple[str, nn.Module] | None) -> Iterator[list[torch.Size]]:
+    """The shape of the first tensor the layer receives while this is open (nothing is watched for
+    no layer): watched during the verdict's forward, so it costs no forward of its own."""
     seen: list[torch.Size] = []
+    if layer is None:
+        yield seen
+        return
 
     def record(module: nn.Module, args: tuple[Any, ...]) -> None:
         if not seen and args and isinstance(args[0], torch.Tensor):
             seen.append(args[0].shape)
 
-    handle = found[1].register_forward_pre_hook(record)
+    handle = layer[1].register_forward_pre_hook(record)
     try:
-        _forward_on_meta(model, candidate.value)
-    except Exception:
-        return False
+        yield seen
     finally:
         handle.remove()
-    # Two dimensions is one unbatched sequence: the made-up samples are read as its time steps.
-    return bool(seen) and (len(seen[0]) == 2 or (len(seen[0]) >= 3 and seen[0][1] != batch))
 
 
 def _one_line(error: BaseException) -> str:
@@ -626,14 +634,26 @@ def smallest_feature_map(graph: ModelGraph) -> int | None:
     return min(sides, default=None)
 
 
-def smaller_probe_image(model: nn.Module, example_input: Any, smallest_map: int | None = None) -> torch.Tensor | None:
+def graph_output(graph: ModelGraph) -> torch.Tensor | None:
+    """The forward's main output (its first floating-point tensor) as the graph holds it on meta, for
+    the graph's own input; None for a graph recorded on real values (one sample, not the input)."""
+    if graph.recorded_on != "meta":
+        return None
+    values = (node.meta.get("val") for node in graph.returned())
+    return next((value for value in values if isinstance(value, torch.Tensor) and value.is_floating_point()), None)
+
+
+def smaller_probe_image(
+    model: nn.Module, example_input: Any, smallest_map: int | None = None, graph: ModelGraph | None = None
+) -> torch.Tensor | None:
     """A made-up batch of PROBE_IMAGE_SIDE² images for the probe, when `example_input` is a larger
     made-up image batch and the model is fully convolutional: it accepts the smaller images in
     evaluation and training mode (on meta, no compute) and its output keeps spatial dimensions
     that shrink with them (a segmentation or super-resolution network). A model that pools to a
     fixed size or flattens into a Linear keeps its input: its layers would see other shapes. So
     does one whose smallest feature map at the full size (`smallest_map`, from the graph) would
-    shrink below _SMALLEST_MAP_SIDE."""
+    shrink below _SMALLEST_MAP_SIDE. The output at the full size is the one `graph` (recorded on
+    `example_input`) holds, when it holds one (`graph_output`), else one more meta forward."""
     if not isinstance(example_input, torch.Tensor) or example_input.dim() != 4 or not example_input.is_floating_point():
         return None
     batch, channels, height, width = example_input.shape
@@ -646,7 +666,8 @@ def smaller_probe_image(model: nn.Module, example_input: Any, smallest_map: int 
     output = _meta_output(model, smaller, training=True)
     if output is None or output.dim() != 4:
         return None
-    full_size = _meta_output(model, example_input, training=True)
+    full_size = graph_output(graph) if graph is not None else None
+    full_size = full_size if full_size is not None else _meta_output(model, example_input, training=True)
     if full_size is None or not _spatial_dimensions_shrank(full_size, output):
         return None
     in_evaluation = _meta_output(model, smaller, training=False)
