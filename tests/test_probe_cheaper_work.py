@@ -5,6 +5,8 @@ as the full work (`--probe-budget none`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from expectations import FIXTURES, found_findings, lint
@@ -172,3 +174,62 @@ def test_a_deep_downsampling_path_keeps_the_full_size_so_its_smallest_map_keeps_
     assert "no example input given: inferred an input of shape 4x3x224x224 from the first layer" in notes
     assert not any("images, not" in note for note in notes), notes
     assert any("images, not 224x224" in note for note in lint_model(_Segmenter()).targets[0].notes)
+
+
+@dataclass
+class _NoiseConfig:
+    features: int = 10
+    hidden: int = 16
+    noise_std: float = 0.1
+    seed: int = 1234
+
+
+class _OwnGeneratorNoise(nn.Module):
+    """Gaussian noise injection seeded per module for reproducible runs, the `seed_or_generator`
+    argument public augmentation modules take and keep (`self.random_generator =
+    torch.Generator().manual_seed(seed)`), drawn from in forward while training: the process's
+    generators are untouched, yet every step draws other noise."""
+
+    def __init__(self, config: _NoiseConfig) -> None:
+        super().__init__()
+        self.std = config.noise_std
+        self.random_generator = torch.Generator().manual_seed(config.seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.std == 0:
+            return x
+        return x + self.std * torch.randn(x.shape, generator=self.random_generator, dtype=x.dtype)
+
+
+class _GeneratorsInAList(nn.Module):
+    """The same noise with the model's generators kept in a plain list, one per device it may run
+    on (a generator cannot be a registered buffer), and picked by the input's device."""
+
+    def __init__(self, config: _NoiseConfig) -> None:
+        super().__init__()
+        self.std = config.noise_std
+        self.generators = [torch.Generator().manual_seed(config.seed)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        generator = next(g for g in self.generators if g.device == x.device)
+        return x + self.std * torch.randn(x.shape, generator=generator, dtype=x.dtype) if self.training else x
+
+
+def _noisy_mlp(noise: nn.Module, config: _NoiseConfig) -> nn.Module:
+    return nn.Sequential(nn.Linear(config.features, config.hidden), noise, nn.ReLU(), nn.Linear(config.hidden, 2))
+
+
+def test_a_forward_that_draws_from_a_generator_the_model_holds_keeps_every_step():
+    config = _NoiseConfig()
+    for noise in (_OwnGeneratorNoise(config), _GeneratorsInAList(config)):
+        model = _noisy_mlp(noise, config)
+        before = [g.get_state() for g in (getattr(noise, "generators", None) or [noise.random_generator])]
+        report = lint_model(model, example_input=torch.randn(8, config.features))
+        assert _steps_note(report).startswith("probe: 3 training steps on cpu"), (type(noise).__name__, report.targets[0].notes)
+        assert not any("repeat" in note for note in report.targets[0].notes)
+        after = [g.get_state() for g in (getattr(noise, "generators", None) or [noise.random_generator])]
+        assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))  # the user's generator is put back
+    # With the noise switched off (`--noise_std 0`) the generator is held but never drawn from: a repeat.
+    silent = _NoiseConfig(noise_std=0.0)
+    model = _noisy_mlp(_OwnGeneratorNoise(silent), silent)
+    assert _steps_note(lint_model(model, example_input=torch.randn(8, silent.features))).startswith("probe: 1 training step on cpu")

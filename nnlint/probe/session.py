@@ -44,6 +44,7 @@ from nnlint.runtime.state import (
     model_device,
     preserved_process_state,
     preserved_user_state,
+    reachable_generators,
     reset_tensor_attributes,
     tensor_attributes,
     training_flags,
@@ -203,6 +204,7 @@ class Session:
         self.stopped: str | None = None
         self.kept_state: list[tuple[nn.Module, str, Any]] = []  # tensors the model keeps between calls
         self.repeats_left_out = 0  # steps not run because they would repeat the first (`_repeats_first_step`)
+        self.own_generators: list[torch.Generator] | None = None  # found when first needed (`_generator_states`)
 
     def running_module(self) -> str | None:
         return self.instrument.running_module() if self.instrument else None
@@ -510,7 +512,7 @@ class Session:
         measuring = Instrument(self.model, statistics=True, batchnorm_inputs=batchnorm_inputs)
         parameters = list(self.parameters.values())
         step, first_started = 0, _compute_clock()
-        generators, buffers = rng_states(), self._buffers_besides_batchnorm()
+        generators, buffers = self._generator_states(), self._buffers_besides_batchnorm()
         while step < max(self.settings.steps, 1):
             if step == 1:
                 self._plan_after_first_step(_compute_clock() - first_started, chunked=self.chunk < self.batch)
@@ -562,14 +564,24 @@ class Session:
         }
         return {name: self.tensors[name].clone() for name in self.buffer_names if name in owned}
 
+    def _generator_states(self) -> dict[str, Any]:
+        """The process's generators' states and, under --probe-budget, those of the generators the
+        model holds (`self.noise = torch.Generator()`, in a list or dict): a forward that draws
+        from its own generator draws random numbers too."""
+        if self.requested.budget is None:
+            return rng_states()
+        if self.own_generators is None:
+            self.own_generators = reachable_generators([self.model])
+        return {**rng_states(), "model": [generator.get_state() for generator in self.own_generators]}
+
     def _repeats_first_step(self, generators: dict[str, Any], buffers: dict[str, torch.Tensor], steps: _Steps) -> bool:
         """Under --probe-budget, whether the next steps would repeat the first one: they train on the
         same batch with the same weights (nothing updates them between steps), so when the first
-        step drew no random number (no dropout, no noise: every generator is as it was) and wrote
-        no buffer it reads (`_buffers_besides_batchnorm`), a second one computes the same losses
-        and gradients, and the steps stop here. The train-eval gap's second training-mode forward
+        step drew no random number (no dropout, no noise: every generator, the process's and the
+        model's own, is as it was) and wrote no buffer it reads (`_buffers_besides_batchnorm`), a
+        second one computes the same losses and gradients, and the steps stop here. The train-eval gap's second training-mode forward
         is then the first one again, as it would have been."""
-        if self.requested.budget is None or not checks.same_states(generators, rng_states()):
+        if self.requested.budget is None or not checks.same_states(generators, self._generator_states()):
             return False
         if not all(torch.equal(before, self.tensors[name]) for name, before in buffers.items()):
             return False

@@ -500,6 +500,12 @@ def _reachable(roots: list[Any], skip: set[int]) -> tuple[list[torch.Tensor], li
     return list(tensors.values()), list(generators.values())
 
 
+def reachable_generators(roots: list[Any]) -> list[torch.Generator]:
+    """The `torch.Generator`s reachable from `roots` as `preserved_reachable_state` finds them (a
+    module's attribute, one in a list or dict it holds, a closure's), each once."""
+    return _reachable(roots, set())[1]
+
+
 def _plain(tensor: torch.Tensor) -> bool:
     """A dense tensor nnlint can copy and compare (not a subclass with its own semantics)."""
     return (type(tensor) is torch.Tensor or isinstance(tensor, nn.Parameter)) and tensor.layout == torch.strided
