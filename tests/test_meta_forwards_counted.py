@@ -57,7 +57,7 @@ def test_the_full_size_output_of_a_fully_convolutional_model_comes_from_its_grap
     assert calls == [True, True, False]
 
 
-def test_the_segmentation_fixture_under_a_budget_runs_two_meta_forwards_in_all(monkeypatch):
+def test_the_segmentation_fixture_under_a_budget_runs_four_meta_forwards_in_all(monkeypatch):
     """The whole lint of a fully convolutional model given no input: its made-up 224×224 images are
     judged in both modes, and the 64×64 ones the probe trains on in both modes."""
     with _counted_meta_forwards(monkeypatch) as calls:
