@@ -431,6 +431,8 @@ def _with_budget(config: Config, value: str | None) -> Config:
 
 
 def _common_folder(paths: list[Path]) -> Path:
+    # `model.py::GPT(...)` is the file's folder: a long expression is no path to stat (ENAMETOOLONG).
+    paths = [Path(str(path).partition("::")[0]) if "::" in str(path) else path for path in paths]
     folders = [(path if path.is_dir() else path.parent).resolve() for path in paths]
     common = folders[0]
     for folder in folders[1:]:

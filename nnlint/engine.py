@@ -15,7 +15,15 @@ from nnlint.errors import LoadError, NoModelError
 from nnlint.file_result import FileResult
 from nnlint.findings import Finding, Location, Phase
 from nnlint.graph import GraphError, ModelGraph, build_graph, non_tensor_output, one_line
-from nnlint.inputs import ChosenInput, InputError, chosen_input, smaller_probe_image, smallest_feature_map, training_batch_size
+from nnlint.inputs import (
+    ChosenInput,
+    InputError,
+    chosen_input,
+    runs_on_made_up_input,
+    smaller_probe_image,
+    smallest_feature_map,
+    training_batch_size,
+)
 from nnlint.loader import LoadedTarget, collect_model_files, loaded_model_file, split_target_argument
 from nnlint.registry import Hit, Rule, all_rules, expand_codes, rules_by_code
 from nnlint.report import GradientFlow, GradientFlowLayer, Problem, Report, SkippedChecks, TargetReport
@@ -229,7 +237,7 @@ class Linter:
         except Exception as error:
             self._internal_error(loaded, "the probe", error)
             return findings, None
-        notes.append(_probe_summary(probe))
+        notes.append(_probe_summary(probe, chosen.batch_dim))
         notes.extend(f"probe: {self._probe_note(note)}" for note in probe.notes)
         measured = [_with_probe_evidence(rules[finding.code], finding, probe) for finding in findings]
         return measured + self._run_rules(Phase.PROBE, graph, dataclasses.replace(context, probe=probe), loaded, skipped), probe
@@ -413,9 +421,11 @@ def _input_source(target: Target) -> str:
     return "example_input" if target.example_input is not None else "random"
 
 
-def _probe_summary(probe: ProbeResult) -> str:
+def _probe_summary(probe: ProbeResult, batch_dim: int | None) -> str:
     steps = f"{probe.steps} training step{'s' if probe.steps != 1 else ''}"
-    return f"probe: {steps} on {probe.device}, batch {probe.batch}, loss: {probe.loss_source}"
+    # An input that holds no batch (one graph, one sequence): its first dimension counts nodes or steps.
+    batch = f"batch {probe.batch}" if batch_dim is not None else "one input, not a batch"
+    return f"probe: {steps} on {probe.device}, {batch}, loss: {probe.loss_source}"
 
 
 # What a graph recorded on real values was recorded on (ModelGraph.recorded_on), as the note says it.
@@ -467,7 +477,7 @@ def lint_file(
     if _lint_as_script(linter, path, script, explicit):
         return linter.file_result(path)
     try:
-        with loaded_model_file(path, chosen) as loaded_file:
+        with loaded_model_file(path, chosen, forward_check=runs_on_made_up_input) as loaded_file:
             notes = loaded_file.notes
             for loaded in loaded_file.targets:
                 if on_target is not None:

@@ -32,7 +32,15 @@ from nnlint import hf
 from nnlint.context import BatchSize
 from nnlint.graph import ModelGraph
 from nnlint.loader import LoadedTarget
-from nnlint.runtime.execution import call_arguments, made_up, meta_stand_ins, needs_real_values, one_sample, real_copies, run_with_tensors
+from nnlint.runtime.execution import (
+    call_arguments,
+    made_up,
+    meta_stand_ins,
+    needs_real_values,
+    one_sample,
+    real_copies,
+    run_with_tensors,
+)
 from nnlint.runtime.state import evaluation_run, is_on_meta, model_device, model_float_dtype, training_flags
 from nnlint.runtime.torch_compat import tree_flatten
 
@@ -100,8 +108,9 @@ def chosen_input(loaded: LoadedTarget, input_shape: tuple[int, ...] | None, trai
         # Given sources come first: the rest are made up, and made (random tensors) only when tried.
         made_up_ones = islice(chain([source], sources), _CANDIDATES_TRIED)
         verified = _verified_source(model, made_up_ones, trains)
+        why = no_batch_because(model, verified.value) if verified.batch_dim is None else None  # a made-up whole graph
         origin = verified.origin if verified.declared else "the first layer"
-        return ChosenInput(verified.value, True, verified.batch_dim, origin=origin)
+        return ChosenInput(verified.value, True, verified.batch_dim, why, origin=origin)
     return ChosenInput(verified_input(model, [], trains), True)
 
 
@@ -169,6 +178,16 @@ def input_sources(loaded: LoadedTarget, input_shape: tuple[int, ...] | None) -> 
 def infer_input(model: nn.Module, trains: bool = True, construction: Mapping[str, Any] | None = None) -> Any:
     """A made-up input the forward accepts (see `verified_input`)."""
     return verified_input(model, list(islice(made_up_sources(model, construction or {}), _CANDIDATES_TRIED)), trains)
+
+
+def runs_on_made_up_input(model: nn.Module, construction: Mapping[str, Any]) -> bool:
+    """Whether the forward accepts one of the inputs nnlint can make up for it (in evaluation and
+    training mode): how a model built from made-up arguments is checked before it is linted."""
+    try:
+        infer_input(model, trains=True, construction=construction)
+    except InputError:
+        return False
+    return True
 
 
 def verified_input(model: nn.Module, candidates: Iterable[InputSource], trains: bool = True) -> Any:
@@ -335,6 +354,8 @@ def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterat
     if hf.is_transformers_model(model):
         for value in hf.example_inputs(model, INFERRED_BATCH, dtype):
             yield InputSource(value, "the Hugging Face config", declared=True)
+    yield from _whole_graphs(model, construction, dtype)
+    yield from _channels_last_arrays(model, construction, dtype)
     declared_shapes, declared_sides = _declared_image_sizes(model, construction)
     sides = _with_patch_multiples(declared_sides, _declared_patch_size(model, construction))
     shapes: list[tuple[tuple[int, ...], int | None, str]] = [(shape, None, "the declared input size") for shape in declared_shapes]
@@ -369,6 +390,48 @@ def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterat
         seen.add((shape, integer_high))
         value = _as_forward_arguments(model, _make(shape, dtype, integer_high), required, batch_dim)
         yield InputSource(value, origin, batch_dim=batch_dim, declared=index < declared)
+
+
+# A made-up whole graph's node count: more than `_FEWEST_GRAPH_NODES`, so that it reads as a graph.
+_GRAPH_NODES = 16
+# Forward arguments that take a graph's adjacency (Diego999/pyGAT, tkipf/pygcn: `forward(x, adj)`).
+_ADJACENCY_PARAMETERS = ("adj", "adjacency", "adj_matrix", "adj_mat", "a_hat")
+# Constructor arguments that give a node's feature count (pyGAT's `GAT(nfeat, ...)`).
+_NODE_FEATURE_NAMES = ("nfeat", "n_feat", "in_feats", "num_node_features", "node_features", *("in_features", "input_dim", "n_features"))
+
+
+def _whole_graphs(model: nn.Module, construction: Mapping[str, Any], dtype: torch.dtype) -> Iterator[InputSource]:
+    """For a forward that takes an adjacency beside the nodes' features (`forward(x, adj)`), one
+    made-up whole graph: _GRAPH_NODES nodes' features and a dense N×N adjacency with self-loops.
+    Its nodes are not a batch of samples (`holds_one_graph`): batch_dim is None."""
+    required = _required_forward_parameters(model)
+    if len(required) != 2 or required[1].name.lower() not in _ADJACENCY_PARAMETERS:
+        return
+    declared = [attributes.get(name) for attributes in _declared_values(construction) for name in _NODE_FEATURE_NAMES]
+    first = _first_shaping_layer(model)
+    sizes = [v for v in declared if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+    sizes += [first.in_features] if isinstance(first, nn.Linear) else []
+    for features in dict.fromkeys(sizes):
+        links = made_up((_GRAPH_NODES, _GRAPH_NODES), dtype, integer_high=2).to(dtype)
+        adjacency = ((links + links.T + torch.eye(_GRAPH_NODES, dtype=dtype)) > 0).to(dtype)
+        origin = f"the forward's adjacency argument `{required[1].name}`"
+        yield InputSource((_make((_GRAPH_NODES, features), dtype, None), adjacency), origin, batch_dim=None, declared=True)
+
+
+# Sides of made-up channels-last arrays: kept small, every position is a token for attention.
+_CHANNELS_LAST_SIDES = (16, 32)
+
+
+def _channels_last_arrays(model: nn.Module, construction: Mapping[str, Any], dtype: torch.dtype) -> Iterator[InputSource]:
+    """Arrays laid out (batch, *axes, channels) for a model that declares how many axes its input
+    has (lucidrains/perceiver-pytorch's `Perceiver(input_axis=2, input_channels=3)`: images as
+    (batch, height, width, channels))."""
+    for attributes in [*_declared_values(construction), vars(model)]:
+        axes, channels = attributes.get("input_axis"), attributes.get("input_channels", _declared_channels(model, construction))
+        if isinstance(axes, int) and not isinstance(axes, bool) and isinstance(channels, int) and 1 <= axes <= 3 and channels > 0:
+            for side in _CHANNELS_LAST_SIDES:
+                yield InputSource(_make((INFERRED_BATCH, *(side,) * axes, channels), dtype, None), "the declared input axes", declared=True)
+            return
 
 
 def _has_time_after_batch(shape: tuple[int, ...], integer_high: int | None) -> bool:

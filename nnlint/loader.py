@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import functools
 import importlib.util
 import inspect
 import os
@@ -47,6 +48,7 @@ from nnlint.companions import CompanionError, fill_from_file
 from nnlint.context import DataLoaderFacts
 from nnlint.errors import LoadError, NoModelError
 from nnlint.findings import Location
+from nnlint.made_up import candidate_arguments
 from nnlint.runtime.escapes import UserExit, escapes_nnlint, user_code
 from nnlint.runtime.memory import built_within_memory
 from nnlint.runtime.nesting import submodules
@@ -170,7 +172,7 @@ def imports_outlive_files() -> None:
 
 
 @contextlib.contextmanager
-def loaded_model_file(path: Path, chosen: Sequence[str] = ()) -> Iterator[LoadedFile]:
+def loaded_model_file(path: Path, chosen: Sequence[str] = (), forward_check: ForwardCheck | None = None) -> Iterator[LoadedFile]:
     """Import `path` and discover its targets (or build the `chosen` expressions); on exit, forget
     the file and its sibling modules.
 
@@ -181,6 +183,7 @@ def loaded_model_file(path: Path, chosen: Sequence[str] = ()) -> Iterator[Loaded
     generators are seeded, so that its models start from the same weights — and the probe measures
     the same — in every run. Process-wide state the file sets (default dtype or device, working
     directory, cuDNN flags) holds while its targets are linted, and is put back when the block exits.
+    `forward_check` lets discovery build a class from made-up arguments (`nnlint.made_up`).
     """
     path = path.resolve()
     package_root = _package_root(path)
@@ -193,7 +196,7 @@ def loaded_model_file(path: Path, chosen: Sequence[str] = ()) -> Iterator[Loaded
         with recording_construction_sites(), contextlib.redirect_stdout(sys.stderr), seeded(0), preserved_process_state():
             with _argv_of(path):
                 module = _import_file(path, package_root)
-                loaded = discover_targets(vars(module), path, chosen=chosen, package_root=package_root)
+                loaded = discover_targets(vars(module), path, chosen=chosen, package_root=package_root, forward_check=forward_check)
             yield loaded
     finally:
         for folder in folders:
@@ -300,7 +303,12 @@ def _line_in(error: BaseException, path: Path) -> str:
 
 
 def discover_targets(
-    namespace: Mapping[str, Any], path: Path, *, chosen: Sequence[str] = (), package_root: Path | None = None
+    namespace: Mapping[str, Any],
+    path: Path,
+    *,
+    chosen: Sequence[str] = (),
+    package_root: Path | None = None,
+    forward_check: ForwardCheck | None = None,
 ) -> LoadedFile:
     """The targets in a module's namespace (an imported model file, or a script's definitions), each
     with the file's loss, optimizer and batch size; `chosen` expressions (`GPT`, `GPT(GPTConfig())`)
@@ -309,7 +317,7 @@ def discover_targets(
     if chosen:
         loaded = LoadedFile(path, [_picked(expression, namespace, path, package_root) for expression in chosen])
     else:
-        loaded = _discovered(namespace, path, package_root, source)
+        loaded = _discovered(namespace, path, package_root, source, forward_check)
     try:
         loaded.notes += fill_from_file([(t.name, t.target) for t in loaded.targets if t.problem is None], namespace, source)
     except CompanionError as error:
@@ -327,9 +335,11 @@ def _source_of(path: Path) -> str:
         return ""
 
 
-def _discovered(namespace: Mapping[str, Any], path: Path, package_root: Path | None, source: str) -> LoadedFile:
+def _discovered(
+    namespace: Mapping[str, Any], path: Path, package_root: Path | None, source: str, forward_check: ForwardCheck | None = None
+) -> LoadedFile:
     notes: list[str] = []
-    for discover in (_decorated_targets, _module_instances, _classes_and_factories):
+    for discover in (_decorated_targets, _module_instances, functools.partial(_classes_and_factories, forward_check=forward_check)):
         loaded = discover(namespace, path, package_root, source)
         if loaded.targets:
             loaded.notes = notes + loaded.notes
@@ -446,7 +456,9 @@ def _is_model_class(value: Any) -> bool:
     return inspect.isclass(value) and issubclass(value, nn.Module) and not issubclass(value, LossBase)
 
 
-def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_root: Path | None, source: str) -> LoadedFile:
+def _classes_and_factories(
+    namespace: Mapping[str, Any], path: Path, package_root: Path | None, source: str, forward_check: ForwardCheck | None = None
+) -> LoadedFile:
     factories = _factories(namespace, source)
     blocks = building_blocks(source, {cls.__name__ for cls in _model_classes(namespace)})
     used_by = {name: names_in_function(source, name) - {name} for name in factories}
@@ -458,6 +470,10 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
     notes: list[str] = []
     for name, factory in roots.items():
         recipe, needs = _factory_recipe(factory, name, path, package_root)
+        if recipe is None and (made_up := _built_from_made_up(factory, name, namespace, path, forward_check)) is not None:
+            built[name] = (made_up.model, definition_line(factory), made_up.notes)
+            construction[name] = made_up.construction
+            continue
         if recipe is None:  # a root factory is what the user would call: say how (lucidrains' MLPMixer(*, image_size, ...))
             notes.append(needs)
             continue
@@ -480,6 +496,10 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
         if cls.__name__ in blocks | built_by_factories:
             continue
         recipe, needs = _recipe(cls, namespace, path, package_root)
+        if recipe is None and (made_up := _built_from_made_up(cls, cls.__name__, namespace, path, forward_check)) is not None:
+            from_classes[cls.__name__] = (made_up.model, definition_line(cls), made_up.notes)
+            construction[cls.__name__] = made_up.construction
+            continue
         if recipe is None:
             notes.append(needs)
             continue
@@ -504,6 +524,67 @@ def _classes_and_factories(namespace: Mapping[str, Any], path: Path, package_roo
     ]
     targets += [_unbuildable(name, path, location, problem) for name, (problem, location) in failed.items()]
     return LoadedFile(path, targets, notes)
+
+
+# Whether a model built from made-up arguments runs a forward on an input nnlint can make up for
+# it (given by the engine, which owns input inference): (model, its arguments by name) -> bool.
+ForwardCheck = Callable[[nn.Module, dict[str, Any]], bool]
+
+
+@dataclass
+class _MadeUpBuild:
+    model: nn.Module
+    construction: dict[str, Any]
+    notes: list[str]
+
+
+def _built_from_made_up(
+    function: Callable[..., Any], name: str, namespace: Mapping[str, Any], path: Path, forward_check: ForwardCheck | None
+) -> _MadeUpBuild | None:
+    """`function` built from made-up arguments (`nnlint.made_up`): the first candidate assignment
+    whose constructor succeeds and whose model runs a forward on a made-up input; None when an
+    argument cannot be classified, no candidate works, or there is no forward check (script
+    mode's definitions: a model nnlint cannot run is not worth a finding)."""
+    required = required_arguments(function)
+    if forward_check is None or not required:
+        return None
+    try:
+        with user_code():  # a class's own `get_default_config()` runs here
+            candidates, _unknown = candidate_arguments(function, required, namespace)
+    except Exception:
+        return None
+    for made in candidates:
+        try:
+            with user_code():
+                model, on_meta = built_within_memory(functools.partial(function, *made.args, **made.kwargs), name, _shown_path(path))
+        except Exception:
+            continue
+        if not isinstance(model, nn.Module):
+            return None
+        construction = _arguments_with_defaults(function, made.args, made.kwargs)
+        try:
+            accepted = forward_check(model, construction)
+        except Exception:
+            accepted = False
+        if accepted:
+            shown = ", ".join(made.shown)
+            note = (
+                f"built {name} with made-up arguments {shown}: no call in the project gives them; "
+                f"give yours: {_name_them(function, name, required, path).removeprefix('name them: ')}"
+            )
+            return _MadeUpBuild(model, construction, [note, *([on_meta] if on_meta else [])])
+    return None
+
+
+def _arguments_with_defaults(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Every constructor argument by name, defaults included: a made-up build's input is inferred
+    from what it was built with (sooftware/conformer's default `input_dim=80`, perceiver's `input_axis=2`)."""
+    try:
+        bound = inspect.signature(function).bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    bound.apply_defaults()
+    return {key: value for key, value in bound.arguments.items() if key not in ("args", "kwargs")}
 
 
 def _own_constructors_hint(cls: type, path: Path) -> str:

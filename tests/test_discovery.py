@@ -694,13 +694,32 @@ EFFICIENTNET = """
 """
 
 
-def test_a_factory_that_needs_arguments_is_named_with_the_way_to_give_them(tmp_path):
+def test_a_factory_whose_arguments_nothing_gives_is_built_from_made_up_ones_and_says_so(tmp_path):
     path = write(tmp_path, "mixer.py", MIXER)
-    code, _, err = run("--static", str(path))
-    assert code == 2
-    assert f'skipped `MLPMixer()`: it needs arguments (image_size, dim, depth, num_classes); name them: nnlint "{path}::MLPMixer(' in err
+    code, out, _ = run("--static", "--format", "json", str(path))
+    assert code == 0
+    (target,) = json.loads(out)["targets"]
+    made_up = (
+        "built MLPMixer with made-up arguments image_size=32, dim=256, depth=2, num_classes=10: no call in the project "
+        f'gives them; give yours: nnlint "{path}::MLPMixer(image_size=..., dim=..., depth=..., num_classes=...)"'
+    )
+    assert target["name"] == "MLPMixer" and made_up in target["notes"]
     code, out, _ = run("--static", "--format", "json", f"{path}::MLPMixer(image_size=16, dim=8, depth=2, num_classes=3)")
     assert code in (0, 1) and json.loads(out)["targets"][0]["name"].startswith("MLPMixer(")
+
+
+def test_a_factory_with_an_argument_nnlint_cannot_classify_is_named_with_the_way_to_give_them(tmp_path):
+    # `block` could be anything (a class, a callable): nothing is made up for it, so nothing is built.
+    source = MIXER.replace(
+        "def MLPMixer(*, image_size, dim, depth, num_classes):", "def MLPMixer(*, image_size, dim, depth, num_classes, block):"
+    )
+    path = write(tmp_path, "mixer.py", source)
+    code, _, err = run("--static", str(path))
+    assert code == 2
+    assert (
+        f'skipped `MLPMixer()`: it needs arguments (image_size, dim, depth, num_classes, block); name them: nnlint "{path}::MLPMixer('
+        in err
+    )
 
 
 def test_a_class_whose_defaults_fail_names_its_own_constructors(tmp_path):
