@@ -28,7 +28,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -76,6 +76,19 @@ def run_in_child(work: Callable[[Send], None], *, timeout: float | None, output:
     `output`: where the child's stdout and stderr go when that is not this process's fd 2 (a
     caller that captures sys.stderr): relayed through a pipe. By default they share fd 2.
     """
+    child = start_child(work, timeout=timeout, output=output)
+    try:
+        while not child.ended:
+            wait_for_children([child])
+    finally:
+        child.stop()  # interrupted (Ctrl-C): leave nothing running
+    return child.run
+
+
+def start_child(work: Callable[[Send], None], *, timeout: float | None, output: TextIO | None = None) -> Child:
+    """Fork a child that calls `work(send)` and leaves; `run_in_child` without the waiting, so that
+    a caller can watch several at once (`wait_for_children`). The caller must see each to its end,
+    or `stop` it."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()  # or the child would inherit unwritten output and might write it again
@@ -95,21 +108,97 @@ def run_in_child(work: Callable[[Send], None], *, timeout: float | None, output:
             os.close(fd)
     with contextlib.suppress(OSError):
         os.setpgid(pid, pid)  # also from this side, so that the group exists before any kill
-    run = ChildRun()
-    reaped = False
     relay = _Relay(relay_read, output) if relay_read is not None and output is not None else None
-    try:
-        run.ending, run.garbled = _collect(pid, read_end, timeout, run.messages, relay)
-        reaped = True
-    finally:
-        os.close(read_end)
-        if relay is not None:
-            relay.close()
-        if not reaped:  # interrupted (Ctrl-C): leave nothing running
-            _kill_group(pid)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-    return run
+    return Child(pid, read_end, relay, timeout)
+
+
+class Child:
+    """A forked child, watched from the parent: what it sent so far (`run`), and whether it ended."""
+
+    def __init__(self, pid: int, read_end: int, relay: _Relay | None, timeout: float | None) -> None:
+        self.pid = pid
+        self.read_end = read_end
+        self.relay = relay
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.run = ChildRun()
+        self.ended = False
+        self.frames = _Frames(self.run.messages)
+        self.pidfd = _pidfd(pid)
+        self.open_fds = {read_end, *([relay.fd] if relay is not None else [])}  # until their end of file
+
+    def read(self, fd: int) -> None:
+        more = self.frames.read(fd) if fd == self.read_end else self.relay.read()  # type: ignore[union-attr]
+        if not more:
+            self.open_fds.discard(fd)  # end of file: wait for the child's end alone
+
+    def finish(self, *, timed_out: bool = False) -> None:
+        """Reap it (killed first at its deadline) and read what is left; `run` is then complete."""
+        if timed_out:
+            _kill_group(self.pid)
+            os.waitpid(self.pid, 0)
+            _drain(self.frames, self.read_end, self.relay)
+            self.run.ending = Ending(timed_out=self.timeout)
+        else:
+            _drain(self.frames, self.read_end, self.relay)
+            _kill_group(self.pid)  # what it started and left running (it is not reaped yet: its group stays valid)
+            self.run.ending = _ending(os.waitpid(self.pid, 0)[1])
+        self.run.garbled = self.frames.garbled
+        self._close()
+
+    def stop(self) -> None:
+        """Kill it and what it started, and reap it, if it has not ended (Ctrl-C); close its pipes."""
+        if self.ended:
+            return
+        _kill_group(self.pid)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        self._close()
+
+    def _close(self) -> None:
+        self.ended = True
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+        os.close(self.read_end)
+        if self.relay is not None:
+            self.relay.close()
+
+
+def wait_for_children(children: Sequence[Child]) -> list[Child]:
+    """Wait until at least one of `children` (none ended yet) ends or passes its deadline, reading
+    what they send meanwhile; finish those and return them."""
+    with selectors.DefaultSelector() as selector:
+        for child in children:
+            for fd in child.open_fds:
+                selector.register(fd, selectors.EVENT_READ, child)
+            if child.pidfd is not None:
+                selector.register(child.pidfd, selectors.EVENT_READ, child)
+        polling = any(child.pidfd is None for child in children)
+        while True:
+            now = time.monotonic()
+            late = [child for child in children if child.deadline is not None and child.deadline <= now]
+            for child in late:
+                child.finish(timed_out=True)
+            if late:
+                return late
+            deadlines = [child.deadline - now for child in children if child.deadline is not None]
+            wait = min(deadlines) if deadlines else None
+            if polling:
+                wait = _POLL_SECONDS if wait is None else min(wait, _POLL_SECONDS)
+            ended: list[Child] = []
+            for key, _ in selector.select(wait):
+                child = key.data
+                if key.fd == child.pidfd:
+                    ended.append(child)
+                else:
+                    child.read(key.fd)
+                    if key.fd not in child.open_fds:
+                        selector.unregister(key.fd)
+            ended += [child for child in children if child.pidfd is None and child not in ended and _has_ended(child.pid)]
+            for child in ended:
+                child.finish()
+            if ended:
+                return ended
 
 
 # -- the child -----------------------------------------------------------------------------------
@@ -168,42 +257,6 @@ def _send(write_end: int, message: Any) -> None:
 
 
 # -- the parent ----------------------------------------------------------------------------------
-
-
-def _collect(pid: int, read_end: int, timeout: float | None, messages: list[Any], relay: _Relay | None) -> tuple[Ending, str | None]:
-    """Read frames until the child ends or the deadline passes; reap the child; how it ended."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    frames = _Frames(messages)
-    pidfd = _pidfd(pid)
-    with selectors.DefaultSelector() as selector:
-        selector.register(read_end, selectors.EVENT_READ, "pipe")
-        if pidfd is not None:
-            selector.register(pidfd, selectors.EVENT_READ, "ended")
-        if relay is not None:
-            selector.register(relay.fd, selectors.EVENT_READ, "output")
-        try:
-            while True:
-                wait = None if deadline is None else deadline - time.monotonic()
-                if wait is not None and wait <= 0:
-                    _kill_group(pid)
-                    os.waitpid(pid, 0)
-                    _drain(frames, read_end, relay)
-                    return Ending(timed_out=timeout), frames.garbled
-                if pidfd is None:
-                    wait = _POLL_SECONDS if wait is None else min(wait, _POLL_SECONDS)
-                ended = False
-                for key, _ in selector.select(wait):
-                    if key.data == "ended":
-                        ended = True
-                    elif not (frames.read(read_end) if key.data == "pipe" else relay.read()):  # type: ignore[union-attr]
-                        selector.unregister(key.fd)  # end of file: wait for the child's end alone
-                if ended or (pidfd is None and _has_ended(pid)):
-                    _drain(frames, read_end, relay)
-                    _kill_group(pid)  # what it started and left running (it is not reaped yet: its group stays valid)
-                    return _ending(os.waitpid(pid, 0)[1]), frames.garbled
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
 
 
 def _drain(frames: _Frames, read_end: int, relay: _Relay | None) -> None:
