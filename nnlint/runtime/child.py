@@ -30,7 +30,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 _HEADER = 4  # bytes of big-endian frame length
 _MAX_BYTES = 256 * 1024 * 1024  # everything a child may send: a report of thousands of findings is a few MB
@@ -39,6 +39,14 @@ _CHILD_FAILED = 70  # the child's exit code when the function itself raised (EX_
 _PR_SET_PDEATHSIG = 1
 
 Send = Callable[[Any], None]
+
+
+class Output(Protocol):
+    """Where a child's output is relayed: a text stream, or anything that writes text."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and hasattr(os, "setpgid")
 
 
-def run_in_child(work: Callable[[Send], None], *, timeout: float | None, output: TextIO | None = None) -> ChildRun:
+def run_in_child(work: Callable[[Send], None], *, timeout: float | None, output: Output | None = None) -> ChildRun:
     """Fork; in the child, call `work(send)` and leave; in the parent, collect what it sent.
 
     `timeout` (seconds, None for none) is the hard deadline: the child's process group is killed
@@ -85,7 +93,7 @@ def run_in_child(work: Callable[[Send], None], *, timeout: float | None, output:
     return child.run
 
 
-def start_child(work: Callable[[Send], None], *, timeout: float | None, output: TextIO | None = None) -> Child:
+def start_child(work: Callable[[Send], None], *, timeout: float | None, output: Output | None = None) -> Child:
     """Fork a child that calls `work(send)` and leaves; `run_in_child` without the waiting, so that
     a caller can watch several at once (`wait_for_children`). The caller must see each to its end,
     or `stop` it."""
@@ -285,7 +293,7 @@ def _has_ended(pid: int) -> bool:
 class _Relay:
     """The child's output, passed on to `output` as it comes."""
 
-    def __init__(self, fd: int, output: TextIO) -> None:
+    def __init__(self, fd: int, output: Output) -> None:
         self.fd = fd
         self.output = output
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
