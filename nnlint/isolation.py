@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 _SLOW_IMPORTS = ("torch.fx.experimental.symbolic_shapes", "nnlint.probe.session", "numpy.random")
 _WARM_UP_MODEL = Path(__file__).resolve().parent / "runtime" / "warm_up_model.py"
 _warmed_up = False  # once per process: its caches last as long as it does
+# With --jobs, how long the first child runs alone after the warm-up (its slow imports are then
+# made once here, before the others are forked): about a small model file's whole lint.
+_FIRST_ALONE_SECONDS = 1.0
 
 _EXIT_FIX = (
     "keep exits out of the code nnlint runs (module level, constructors, forward, @nnlint.target functions): "
@@ -103,6 +106,7 @@ class IsolatedFileLinter:
         self.fresh_process = fresh_process
         self.jobs = jobs  # children at once in `lint_all`
         self._served = 0
+        self._warmed_up = False
         self._children_imported: set[str] = set()  # of _SLOW_IMPORTS, what children said they imported
 
     def __call__(
@@ -128,16 +132,19 @@ class IsolatedFileLinter:
     def _lint_in_parallel(self, files: Sequence[FileToLint], config: Config, script: ScriptOptions | None, jobs: int) -> list[FileResult]:
         """Up to `jobs` children at once, a new one forked as one ends; results in the order of
         `files`, and each child's output relayed in that order too (_OrderedOutput). The first
-        child starts before this process warms up, which it then does beside it."""
+        child runs alone beside this process's warm-up, and a little after (_FIRST_ALONE_SECONDS):
+        the slow imports it reports are then made here once for every later child (children
+        forked beside it would each make them again)."""
         threads = self._threads_per_child(jobs)
         paths = [file.path.resolve() for file in files]
         results: list[FileResult | None] = [None] * len(files)
         output = _OrderedOutput(len(files), _captured_stderr() or sys.stderr)
         waiting = deque(range(len(files)))
         running: dict[Child, int] = {}
+        alone = True  # the first child, until it ends or _FIRST_ALONE_SECONDS pass
         try:
             while waiting or running:
-                while waiting and len(running) < jobs:
+                while waiting and len(running) < (1 if alone else jobs):
                     index = waiting.popleft()
                     self._before_fork()
                     file = files[index]
@@ -146,7 +153,10 @@ class IsolatedFileLinter:
                     )
                     child = start_child(functools.partial(work, threads=threads), timeout=config.file_timeout, output=output.part(index))
                     running[child] = index
-                for child in wait_for_children(list(running)):
+                self._warm_up_when_due()  # beside the first child
+                ended = wait_for_children(list(running), at_most=_FIRST_ALONE_SECONDS if alone else None)
+                alone = False
+                for child in ended:
                     index = running.pop(child)
                     results[index] = self._result(child.run, paths[index], config)
                     output.finished(index)
@@ -163,10 +173,15 @@ class IsolatedFileLinter:
         return max(1, torch.get_num_threads() // jobs) if self.fresh_process else 1
 
     def _before_fork(self) -> None:
-        if self._served == (1 if self.fresh_process else 0):
-            _warm_up_for_children()
+        self._warm_up_when_due()
         _import_for_children(self._children_imported)
         self._served += 1
+
+    def _warm_up_when_due(self) -> None:
+        """Before the second child (the first, in a process that lives on), once."""
+        if self._served == (1 if self.fresh_process else 0) and not self._warmed_up:
+            self._warmed_up = True
+            _warm_up_for_children()
 
     def _result(self, run: ChildRun, path: Path, config: Config) -> FileResult:
         self._children_imported.update(_slow_imports_reported(run))

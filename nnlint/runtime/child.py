@@ -172,9 +172,11 @@ class Child:
             self.relay.close()
 
 
-def wait_for_children(children: Sequence[Child]) -> list[Child]:
+def wait_for_children(children: Sequence[Child], *, at_most: float | None = None) -> list[Child]:
     """Wait until at least one of `children` (none ended yet) ends or passes its deadline, reading
-    what they send meanwhile; finish those and return them."""
+    what they send meanwhile; finish those and return them. `at_most`: seconds, after which none
+    may have ended (an empty list)."""
+    given_up = None if at_most is None else time.monotonic() + at_most
     with selectors.DefaultSelector() as selector:
         for child in children:
             for fd in child.open_fds:
@@ -189,7 +191,10 @@ def wait_for_children(children: Sequence[Child]) -> list[Child]:
                 child.finish(timed_out=True)
             if late:
                 return late
+            if given_up is not None and given_up <= now:
+                return []
             deadlines = [child.deadline - now for child in children if child.deadline is not None]
+            deadlines += [given_up - now] if given_up is not None else []
             wait = min(deadlines) if deadlines else None
             if polling:
                 wait = _POLL_SECONDS if wait is None else min(wait, _POLL_SECONDS)
