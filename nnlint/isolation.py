@@ -138,7 +138,8 @@ class IsolatedFileLinter:
         threads = self._threads_per_child(jobs)
         paths = [file.path.resolve() for file in files]
         results: list[FileResult | None] = [None] * len(files)
-        output = _OrderedOutput(len(files), _captured_stderr() or sys.stderr)
+        stream = _captured_stderr() or sys.stderr  # None without a stderr (pythonw): children write to fd 2 as ever
+        output = _OrderedOutput(len(files), stream) if stream is not None else None
         waiting = deque(range(len(files)))
         running: dict[Child, int] = {}
         alone = True  # the first child, until it ends or _FIRST_ALONE_SECONDS pass
@@ -149,9 +150,15 @@ class IsolatedFileLinter:
                     self._before_fork()
                     file = files[index]
                     work = functools.partial(
-                        self._lint_in_child, path=paths[index], config=config, explicit=file.explicit, chosen=file.chosen, script=script
+                        self._lint_in_child,
+                        path=paths[index],
+                        config=config,
+                        explicit=file.explicit,
+                        chosen=file.chosen,
+                        script=script,
+                        threads=threads,
                     )
-                    child = start_child(functools.partial(work, threads=threads), timeout=config.file_timeout, output=output.part(index))
+                    child = start_child(work, timeout=config.file_timeout, output=output.part(index) if output is not None else None)
                     running[child] = index
                 self._warm_up_when_due()  # beside the first child
                 ended = wait_for_children(list(running), at_most=_FIRST_ALONE_SECONDS if alone else None)
@@ -159,7 +166,8 @@ class IsolatedFileLinter:
                 for child in ended:
                     index = running.pop(child)
                     results[index] = self._result(child.run, paths[index], config)
-                    output.finished(index)
+                    if output is not None:
+                        output.finished(index)
         finally:
             for child in running:  # Ctrl-C: leave nothing running
                 child.stop()
@@ -288,7 +296,8 @@ class _OrderedOutput:
         while self.head < len(self.done) and self.done[self.head]:
             self.head += 1
             if self.head < len(self.kept) and self.kept[self.head]:
-                self.destination.write("".join(self.kept[self.head]))
+                with contextlib.suppress(Exception):  # a closed or failing stream loses output, not the run
+                    self.destination.write("".join(self.kept[self.head]))
                 self.kept[self.head].clear()
         with contextlib.suppress(Exception):
             self.destination.flush()
