@@ -6,9 +6,14 @@ revision, alternating with this checkout's (medians; the load average before and
 torch is imported once per nnlint process, so N files should cost far less than N runs; the
 child processes are forked from that process, so isolation should add little per file.
 
+A checkout that has `--jobs` is measured isolated both with `--jobs 1` (one child after the
+other) and with its default (as many children at once as the CPUs nnlint may use); a base
+revision without it, isolated as it lints (one after the other).
+
     python bench/many_files.py [--files N] [--repeat N] [--probe] [--base REV ...]
     python bench/many_files.py --files 20 --repeat 5 --base 6f5b72f    # issue 13's figures
     python bench/many_files.py --files 20 --repeat 5 --base 6f5b72f --base be0c4ae  # and main before the fork server's 2026-12-07 changes
+    python bench/many_files.py --files 20 --repeat 5 --base be0c4ae --base 290874d  # --jobs (third 2026-12-07 session)
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "bench" / "models" / "small_cnn.py"
 MODES = {"isolated (default)": [], "--no-isolation": ["--no-isolation"]}
+# A checkout with --jobs: isolated one child after the other, and its default (children at once).
+JOBS_MODES = {"isolated --jobs 1": ["--jobs", "1"], f"isolated (default: --jobs {len(os.sched_getaffinity(0))})": [], **MODES}
+del JOBS_MODES["isolated (default)"]
 # `nnlint` from a given checkout (its path the first argument), whatever the venv installed: run in
 # the checkout, `python -c` finds its nnlint first, and its top-level rules/ as nnlint.rules (the
 # layout pyproject.toml's package-dir maps).
@@ -80,6 +88,11 @@ def torch_threads(folder: Path) -> None:
         print(f"{mode:>20}: 50 matmuls 512x512 at import: {float(elapsed):.2f} s on {threads} torch threads")
 
 
+def modes_of(checkout: Path) -> dict[str, list[str]]:
+    """The isolated modes a checkout has (--jobs or not), and --no-isolation."""
+    return JOBS_MODES if "--jobs" in (checkout / "nnlint" / "cli.py").read_text() else MODES
+
+
 def base_checkout(revision: str, folder: Path) -> Path:
     """The files of `revision` (no worktree, nothing changed in the repository)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -106,7 +119,8 @@ def main() -> None:
             path = Path(folder) / f"model_{index:03d}.py"
             shutil.copy(MODEL, path)
             paths.append(path)
-        runs = [(name, checkout, mode, flags) for name, checkout in checkouts.items() for mode, flags in MODES.items()]
+        modes = {name: modes_of(checkout) for name, checkout in checkouts.items()}
+        runs = [(name, checkout, mode, flags) for name, checkout in checkouts.items() for mode, flags in modes[name].items()]
         one: dict[tuple[str, str], list[tuple[float, float]]] = {(name, mode): [] for name, _, mode, _ in runs}
         many: dict[tuple[str, str], list[tuple[float, float]]] = {(name, mode): [] for name, _, mode, _ in runs}
         for _ in range(options.repeat):  # alternating, so that a change in the machine's load hits every variant
@@ -116,7 +130,7 @@ def main() -> None:
     for name in checkouts:
         print(name)
         marginals: dict[str, list[float]] = {}
-        for mode in MODES:
+        for mode in modes[name]:
             # [wall, cpu]: wall-clock time is what a user waits; CPU time is what the work costs, and is
             # what a loaded machine (other jobs taking turns on the cores) changes least.
             marginals[mode] = []
@@ -128,11 +142,13 @@ def main() -> None:
                 marginals[mode].append(marginal)
                 parts.append(f"{kind}: 1 file {one_s:.2f} s, {options.files} files {many_s:.2f} s, {marginal * 1000:.0f} ms per more file")
             print(f"{mode:>20}: " + "   ".join(parts))
-        (isolated_wall, isolated_cpu), (in_process_wall, in_process_cpu) = marginals.values()
-        print(
-            f"{'isolation costs':>20}: {(isolated_wall - in_process_wall) * 1000:+.0f} ms wall, "
-            f"{(isolated_cpu - in_process_cpu) * 1000:+.0f} ms CPU per file"
-        )
+        in_process_wall, in_process_cpu = marginals["--no-isolation"]
+        for mode, (isolated_wall, isolated_cpu) in marginals.items():
+            if mode != "--no-isolation":
+                print(
+                    f"{'isolation costs':>20}: {(isolated_wall - in_process_wall) * 1000:+.0f} ms wall, "
+                    f"{(isolated_cpu - in_process_cpu) * 1000:+.0f} ms CPU per file ({mode})"
+                )
     print(f"load average after: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as folder:
         torch_threads(Path(folder))

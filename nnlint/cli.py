@@ -201,6 +201,12 @@ def _exit_130_on_interrupt(command: Callable[..., None]) -> Callable[..., None]:
     help="Skip named files that do not import torch or define no model, as in a folder (for pre-commit, which names every file).",
 )
 @click.option("--no-isolation", is_flag=True, help="Lint every file in nnlint's own process instead of one child process each (debugging).")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    help="With --static, lint up to N files at once, each in its own child process (default: the CPUs nnlint may use; 1: in turn).",
+)
 @_exit_130_on_interrupt
 def check(
     paths: tuple[Path, ...],
@@ -271,11 +277,22 @@ def _lint(
         return lint_paths(paths, config, skip_non_model_files=skip_non_model_files, script=script)
     # This process is the fork server: it runs no user code, and no parallel torch operation when
     # it imported torch itself (its warm-up lint runs on one thread), so that children may use torch's threads.
-    lint_one = IsolatedFileLinter(fresh_process=fresh_process)
-    report = lint_paths(paths, config, skip_non_model_files=skip_non_model_files, script=script, lint_one=lint_one)
+    lint_one = IsolatedFileLinter(fresh_process=fresh_process, jobs=_jobs(config))
+    lint_all = lint_one.lint_all
+    report = lint_paths(paths, config, skip_non_model_files=skip_non_model_files, script=script, lint_one=lint_one, lint_all=lint_all)
     global _linted_in_children_only
     _linted_in_children_only = True
     return report
+
+
+def _jobs(config: Config) -> int:
+    """Files at once (nnlint.isolation.parallel_jobs); a note when --jobs asks for more while the probe runs."""
+    from nnlint.isolation import parallel_jobs
+
+    jobs = parallel_jobs(config)
+    if config.jobs is not None and config.jobs > jobs:
+        click.echo("nnlint: note: the probe times its work, so files are probed one at a time; --static lints them in parallel", err=True)
+    return jobs
 
 
 @main.command("rules")
@@ -418,6 +435,7 @@ def _config(paths: list[Path], config_file: Path | None, options: dict[str, Any]
         graph=options["graph_method"],
         probe_timeout=options["probe_timeout"],
         file_timeout=options["file_timeout"],
+        jobs=options["jobs"],
         probe_steps=options["probe_steps"],
         deep=options["deep"],
         fail_on=parse_severity(fail_on) if fail_on else None,

@@ -48,6 +48,9 @@ class Config:
     # child process is killed and the file is NN002. Generous: it must leave room for the limits
     # inside it (--probe-timeout per forward; a training script's own, 600 s by default).
     file_timeout: float = 900.0
+    # files linted at once, each in its own child process, with --static (nnlint.isolation.parallel_jobs);
+    # None: as many as the CPUs this process may use
+    jobs: int | None = None
     source: Path | None = None  # the file the settings were read from
 
     def __post_init__(self) -> None:
@@ -100,6 +103,7 @@ _KEYS = {
     "deep": "deep",
     "targets": "targets",
     "file-timeout": "file_timeout",
+    "jobs": "jobs",
 }
 
 
@@ -285,4 +289,5 @@ _PARSERS = {
     "deep": _parse_bool,
     "targets": parse_targets,
     "file-timeout": parse_timeout,
+    "jobs": _parse_positive_int,
 }

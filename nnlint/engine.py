@@ -453,6 +453,20 @@ class FileLinter(Protocol):
     ) -> FileResult: ...
 
 
+@dataclasses.dataclass(frozen=True)
+class FileToLint:
+    path: Path
+    explicit: bool  # named on the command line, not found in a folder
+    chosen: tuple[str, ...]  # the targets named with `file.py::expression`
+
+
+class FilesLinter(Protocol):
+    """Lints several files, each on its own, in any order or at once (nnlint/isolation.py's
+    parallel children); returns their results in the order of `files`."""
+
+    def __call__(self, files: Sequence[FileToLint], config: Config, *, script: ScriptOptions | None = None) -> list[FileResult]: ...
+
+
 def lint_file(
     path: Path,
     config: Config,
@@ -515,20 +529,22 @@ def lint_paths(
     skip_non_model_files: bool = False,
     script: ScriptOptions | None = None,
     lint_one: FileLinter = lint_file,
+    lint_all: FilesLinter | None = None,
 ) -> Report:
     """Lint every model file under `paths`, each on its own; a file that fails does not stop the rest.
 
     `skip_non_model_files`: named files without a model are skipped quietly, as in a folder.
     `script`: a named training script's arguments and time limit (script mode, nnlint.script).
-    `lint_one` lints one file: in this process by default, in a child process from the CLI.
+    `lint_one` lints one file: in this process by default, in a child process from the CLI;
+    `lint_all`, when given, lints them all instead (several child processes at once: --jobs).
     """
     linter = Linter(config)
     paths, chosen = _chosen_targets(paths, config)
     files, errors = collect_model_files(paths, named_as_found=skip_non_model_files)
     linter.problems += [Problem(error.path, error.message) for error in errors]
     linted_from: dict[Path, int] = defaultdict(int)
-    for path, explicit in files:
-        result = lint_one(path, config, explicit=explicit, chosen=chosen.get(path.resolve(), ()), script=script)
+    results = _lint_each(files, chosen, config, script, lint_one, lint_all)
+    for (path, _), result in zip(files, results, strict=True):
         linter.absorb(result)
         linted_from[path] += len(result.reports)
     for folder in (p for p in paths if p.is_dir()):
@@ -537,6 +553,21 @@ def lint_paths(
         ):
             linter.problems.append(Problem(str(folder), "no model found in any of its Python files"))
     return linter.report()
+
+
+def _lint_each(
+    files: list[tuple[Path, bool]],
+    chosen: dict[Path, list[str]],
+    config: Config,
+    script: ScriptOptions | None,
+    lint_one: FileLinter,
+    lint_all: FilesLinter | None,
+) -> Iterable[FileResult]:
+    """Each file's result, in the order of `files`: one file after the other, or all through `lint_all`."""
+    if lint_all is not None:
+        to_lint = [FileToLint(path, explicit, tuple(chosen.get(path.resolve(), ()))) for path, explicit in files]
+        return lint_all(to_lint, config, script=script)
+    return (lint_one(path, config, explicit=explicit, chosen=chosen.get(path.resolve(), ()), script=script) for path, explicit in files)
 
 
 def _chosen_targets(arguments: list[Path], config: Config) -> tuple[list[Path], dict[Path, list[str]]]:

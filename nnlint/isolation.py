@@ -13,25 +13,28 @@ it ended.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
+import os
 import shutil
 import signal
 import sys
 import tempfile
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from nnlint.config import Config
-from nnlint.engine import lint_file, unlintable_file
+from nnlint.engine import FileToLint, lint_file, unlintable_file
 from nnlint.file_result import FileResult
 from nnlint.findings import Location
 from nnlint.loader import LoadedTarget, imports_outlive_files
-from nnlint.runtime.child import ChildRun, Send, can_fork, run_in_child
+from nnlint.runtime.child import Child, ChildRun, Send, can_fork, run_in_child, start_child, wait_for_children
 from nnlint.runtime.lazy_dynamo import find_wrapped_functions
 from nnlint.wire import WireError, decode_file_result, encode_file_result
 
@@ -46,6 +49,9 @@ if TYPE_CHECKING:
 _SLOW_IMPORTS = ("torch.fx.experimental.symbolic_shapes", "nnlint.probe.session", "numpy.random")
 _WARM_UP_MODEL = Path(__file__).resolve().parent / "runtime" / "warm_up_model.py"
 _warmed_up = False  # once per process: its caches last as long as it does
+# With --jobs, how long the first child runs alone after the warm-up (its slow imports are then
+# made once here, before the others are forked): about a small model file's whole lint.
+_FIRST_ALONE_SECONDS = 1.0
 
 _EXIT_FIX = (
     "keep exits out of the code nnlint runs (module level, constructors, forward, @nnlint.target functions): "
@@ -66,6 +72,24 @@ def isolation_unavailable() -> str | None:
     return None
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a container's or `taskset`'s limit)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def parallel_jobs(config: Config) -> int:
+    """How many files are linted at once: `--jobs` (`jobs` in [tool.nnlint]), by default the CPUs
+    this process may use, with --static; one at a time when the probe runs, because the probe
+    plans its work by timing it (--probe-budget), and files sharing the CPUs would time slower
+    and could plan less work (fewer findings) than on their own."""
+    if not config.static:
+        return 1
+    return config.jobs if config.jobs is not None else available_cpus()
+
+
 class IsolatedFileLinter:
     """`lint_file` in a child process; an `engine.FileLinter`.
 
@@ -78,35 +102,114 @@ class IsolatedFileLinter:
     (_SLOW_IMPORTS) are made here before the next fork, in either kind of process.
     """
 
-    def __init__(self, *, fresh_process: bool = False) -> None:
+    def __init__(self, *, fresh_process: bool = False, jobs: int = 1) -> None:
         self.fresh_process = fresh_process
+        self.jobs = jobs  # children at once in `lint_all`
         self._served = 0
+        self._warmed_up = False
         self._children_imported: set[str] = set()  # of _SLOW_IMPORTS, what children said they imported
 
     def __call__(
         self, path: Path, config: Config, *, explicit: bool, chosen: Sequence[str] = (), script: ScriptOptions | None = None
     ) -> FileResult:
-        if self._served == (1 if self.fresh_process else 0):
-            _warm_up_for_children()
-        _import_for_children(self._children_imported)
-        self._served += 1
+        self._before_fork()
         path = path.resolve()
         run = run_in_child(
             lambda send: self._lint_in_child(send, path, config, explicit, chosen, script),
             timeout=config.file_timeout,
             output=_captured_stderr(),
         )
+        return self._result(run, path, config)
+
+    def lint_all(self, files: Sequence[FileToLint], config: Config, *, script: ScriptOptions | None = None) -> list[FileResult]:
+        """Every file, up to `jobs` children at once (an `engine.FilesLinter`); one after the other
+        (as `__call__` does) when `jobs` is 1 or there is one file."""
+        jobs = min(self.jobs, len(files))
+        if jobs <= 1:
+            return [self(file.path, config, explicit=file.explicit, chosen=file.chosen, script=script) for file in files]
+        return self._lint_in_parallel(files, config, script, jobs)
+
+    def _lint_in_parallel(self, files: Sequence[FileToLint], config: Config, script: ScriptOptions | None, jobs: int) -> list[FileResult]:
+        """Up to `jobs` children at once, a new one forked as one ends; results in the order of
+        `files`, and each child's output relayed in that order too (_OrderedOutput). The first
+        child runs alone beside this process's warm-up, and a little after (_FIRST_ALONE_SECONDS):
+        the slow imports it reports are then made here once for every later child (children
+        forked beside it would each make them again)."""
+        threads = self._threads_per_child(jobs)
+        paths = [file.path.resolve() for file in files]
+        results: list[FileResult | None] = [None] * len(files)
+        stream = _captured_stderr() or sys.stderr  # None without a stderr (pythonw): children write to fd 2 as ever
+        output = _OrderedOutput(len(files), stream) if stream is not None else None
+        waiting = deque(range(len(files)))
+        running: dict[Child, int] = {}
+        alone = True  # the first child, until it ends or _FIRST_ALONE_SECONDS pass
+        try:
+            while waiting or running:
+                while waiting and len(running) < (1 if alone else jobs):
+                    index = waiting.popleft()
+                    self._before_fork()
+                    file = files[index]
+                    work = functools.partial(
+                        self._lint_in_child,
+                        path=paths[index],
+                        config=config,
+                        explicit=file.explicit,
+                        chosen=file.chosen,
+                        script=script,
+                        threads=threads,
+                    )
+                    child = start_child(work, timeout=config.file_timeout, output=output.part(index) if output is not None else None)
+                    running[child] = index
+                self._warm_up_when_due()  # beside the first child
+                ended = wait_for_children(list(running), at_most=_FIRST_ALONE_SECONDS if alone else None)
+                alone = False
+                for child in ended:
+                    index = running.pop(child)
+                    results[index] = self._result(child.run, paths[index], config)
+                    if output is not None:
+                        output.finished(index)
+        finally:
+            for child in running:  # Ctrl-C: leave nothing running
+                child.stop()
+        return [result for result in results if result is not None]
+
+    def _threads_per_child(self, jobs: int) -> int:
+        """torch's intra-op threads for each of `jobs` children at once: this process's share of
+        them, so that the children together do not ask for more threads than the cores allow."""
+        import torch
+
+        return max(1, torch.get_num_threads() // jobs) if self.fresh_process else 1
+
+    def _before_fork(self) -> None:
+        self._warm_up_when_due()
+        _import_for_children(self._children_imported)
+        self._served += 1
+
+    def _warm_up_when_due(self) -> None:
+        """Before the second child (the first, in a process that lives on), once."""
+        if self._served == (1 if self.fresh_process else 0) and not self._warmed_up:
+            self._warmed_up = True
+            _warm_up_for_children()
+
+    def _result(self, run: ChildRun, path: Path, config: Config) -> FileResult:
         self._children_imported.update(_slow_imports_reported(run))
         return _with_finished_targets(run, _file_result(run, path, config))
 
     def _lint_in_child(
-        self, send: Send, path: Path, config: Config, explicit: bool, chosen: Sequence[str], script: ScriptOptions | None
+        self,
+        send: Send,
+        path: Path,
+        config: Config,
+        explicit: bool,
+        chosen: Sequence[str],
+        script: ScriptOptions | None,
+        threads: int | None = None,
     ) -> None:
         imports_outlive_files()  # this process ends with the file: nothing to take out of sys.modules
-        if not self.fresh_process:
+        if not self.fresh_process or threads is not None:
             import torch
 
-            torch.set_num_threads(1)
+            torch.set_num_threads(threads or 1)
 
         def started(loaded: LoadedTarget) -> None:
             send({"target": loaded.name, "location": [str(loaded.location.file), loaded.location.line] if loaded.location else None})
@@ -161,6 +264,58 @@ def _last_partial(run: ChildRun) -> FileResult | None:
             except WireError:
                 return None
     return None
+
+
+class _OrderedOutput:
+    """The output of children running at once, passed on in the order of their files, as when
+    linted one after the other: the first unfinished file's as it comes, a later file's kept
+    until every file before it has finished (then written at once), so that what each file
+    prints stays together."""
+
+    def __init__(self, count: int, destination: TextIO) -> None:
+        self.destination = destination
+        self.kept: list[list[str]] = [[] for _ in range(count)]
+        self.done = [False] * count
+        self.head = 0  # the first file not finished: its output goes straight through
+
+    def part(self, index: int) -> _OutputPart:
+        return _OutputPart(self, index)
+
+    def write(self, index: int, text: str) -> None:
+        if index == self.head:
+            self.destination.write(text)
+        else:
+            self.kept[index].append(text)
+
+    def flush(self, index: int) -> None:
+        if index == self.head:
+            self.destination.flush()
+
+    def finished(self, index: int) -> None:
+        self.done[index] = True
+        while self.head < len(self.done) and self.done[self.head]:
+            self.head += 1
+            if self.head < len(self.kept) and self.kept[self.head]:
+                with contextlib.suppress(Exception):  # a closed or failing stream loses output, not the run
+                    self.destination.write("".join(self.kept[self.head]))
+                self.kept[self.head].clear()
+        with contextlib.suppress(Exception):
+            self.destination.flush()
+
+
+class _OutputPart:
+    """One child's share of an `_OrderedOutput`, where its relay writes."""
+
+    def __init__(self, output: _OrderedOutput, index: int) -> None:
+        self.output = output
+        self.index = index
+
+    def write(self, text: str, /) -> int:
+        self.output.write(self.index, text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.output.flush(self.index)
 
 
 def _captured_stderr() -> TextIO | None:

@@ -414,7 +414,8 @@ def test_children_of_the_command_line_use_torch_threads_without_hanging(tmp_path
         record = f"open({str(tmp_path / name)!r} + '.threads', 'w').write(str(torch.get_num_threads()))"
         model_file(tmp_path, name, prelude=f"product = torch.randn(256, 256) @ torch.randn(256, 256)\n{record}")
     result = subprocess.run(
-        [sys.executable, "-m", "nnlint", str(tmp_path), "--static", "--format", "json", "--file-timeout", "100"],
+        # One child at a time, each with all the threads (at once, each gets its share: tests/test_isolation_jobs.py).
+        [sys.executable, "-m", "nnlint", str(tmp_path), "--static", "--format", "json", "--file-timeout", "100", "--jobs", "1"],
         capture_output=True,
         text=True,
         timeout=300,

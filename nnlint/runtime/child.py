@@ -28,9 +28,9 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 _HEADER = 4  # bytes of big-endian frame length
 _MAX_BYTES = 256 * 1024 * 1024  # everything a child may send: a report of thousands of findings is a few MB
@@ -39,6 +39,14 @@ _CHILD_FAILED = 70  # the child's exit code when the function itself raised (EX_
 _PR_SET_PDEATHSIG = 1
 
 Send = Callable[[Any], None]
+
+
+class Output(Protocol):
+    """Where a child's output is relayed: a text stream, or anything that writes text."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and hasattr(os, "setpgid")
 
 
-def run_in_child(work: Callable[[Send], None], *, timeout: float | None, output: TextIO | None = None) -> ChildRun:
+def run_in_child(work: Callable[[Send], None], *, timeout: float | None, output: Output | None = None) -> ChildRun:
     """Fork; in the child, call `work(send)` and leave; in the parent, collect what it sent.
 
     `timeout` (seconds, None for none) is the hard deadline: the child's process group is killed
@@ -76,6 +84,19 @@ def run_in_child(work: Callable[[Send], None], *, timeout: float | None, output:
     `output`: where the child's stdout and stderr go when that is not this process's fd 2 (a
     caller that captures sys.stderr): relayed through a pipe. By default they share fd 2.
     """
+    child = start_child(work, timeout=timeout, output=output)
+    try:
+        while not child.ended:
+            wait_for_children([child])
+    finally:
+        child.stop()  # interrupted (Ctrl-C): leave nothing running
+    return child.run
+
+
+def start_child(work: Callable[[Send], None], *, timeout: float | None, output: Output | None = None) -> Child:
+    """Fork a child that calls `work(send)` and leaves; `run_in_child` without the waiting, so that
+    a caller can watch several at once (`wait_for_children`). The caller must see each to its end,
+    or `stop` it."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()  # or the child would inherit unwritten output and might write it again
@@ -95,21 +116,102 @@ def run_in_child(work: Callable[[Send], None], *, timeout: float | None, output:
             os.close(fd)
     with contextlib.suppress(OSError):
         os.setpgid(pid, pid)  # also from this side, so that the group exists before any kill
-    run = ChildRun()
-    reaped = False
     relay = _Relay(relay_read, output) if relay_read is not None and output is not None else None
-    try:
-        run.ending, run.garbled = _collect(pid, read_end, timeout, run.messages, relay)
-        reaped = True
-    finally:
-        os.close(read_end)
-        if relay is not None:
-            relay.close()
-        if not reaped:  # interrupted (Ctrl-C): leave nothing running
-            _kill_group(pid)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-    return run
+    return Child(pid, read_end, relay, timeout)
+
+
+class Child:
+    """A forked child, watched from the parent: what it sent so far (`run`), and whether it ended."""
+
+    def __init__(self, pid: int, read_end: int, relay: _Relay | None, timeout: float | None) -> None:
+        self.pid = pid
+        self.read_end = read_end
+        self.relay = relay
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.run = ChildRun()
+        self.ended = False
+        self.frames = _Frames(self.run.messages)
+        self.pidfd = _pidfd(pid)
+        self.open_fds = {read_end, *([relay.fd] if relay is not None else [])}  # until their end of file
+
+    def read(self, fd: int) -> None:
+        more = self.frames.read(fd) if fd == self.read_end else self.relay.read()  # type: ignore[union-attr]
+        if not more:
+            self.open_fds.discard(fd)  # end of file: wait for the child's end alone
+
+    def finish(self, *, timed_out: bool = False) -> None:
+        """Reap it (killed first at its deadline) and read what is left; `run` is then complete."""
+        if timed_out:
+            _kill_group(self.pid)
+            os.waitpid(self.pid, 0)
+            _drain(self.frames, self.read_end, self.relay)
+            self.run.ending = Ending(timed_out=self.timeout)
+        else:
+            _drain(self.frames, self.read_end, self.relay)
+            _kill_group(self.pid)  # what it started and left running (it is not reaped yet: its group stays valid)
+            self.run.ending = _ending(os.waitpid(self.pid, 0)[1])
+        self.run.garbled = self.frames.garbled
+        self._close()
+
+    def stop(self) -> None:
+        """Kill it and what it started, and reap it, if it has not ended (Ctrl-C); close its pipes."""
+        if self.ended:
+            return
+        _kill_group(self.pid)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        self._close()
+
+    def _close(self) -> None:
+        self.ended = True
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+        os.close(self.read_end)
+        if self.relay is not None:
+            self.relay.close()
+
+
+def wait_for_children(children: Sequence[Child], *, at_most: float | None = None) -> list[Child]:
+    """Wait until at least one of `children` (none ended yet) ends or passes its deadline, reading
+    what they send meanwhile; finish those and return them. `at_most`: seconds, after which none
+    may have ended (an empty list)."""
+    given_up = None if at_most is None else time.monotonic() + at_most
+    with selectors.DefaultSelector() as selector:
+        for child in children:
+            for fd in child.open_fds:
+                selector.register(fd, selectors.EVENT_READ, child)
+            if child.pidfd is not None:
+                selector.register(child.pidfd, selectors.EVENT_READ, child)
+        polling = any(child.pidfd is None for child in children)
+        while True:
+            now = time.monotonic()
+            late = [child for child in children if child.deadline is not None and child.deadline <= now]
+            for child in late:
+                child.finish(timed_out=True)
+            if late:
+                return late
+            if given_up is not None and given_up <= now:
+                return []
+            deadlines = [child.deadline - now for child in children if child.deadline is not None]
+            deadlines += [given_up - now] if given_up is not None else []
+            wait = min(deadlines) if deadlines else None
+            if polling:
+                wait = _POLL_SECONDS if wait is None else min(wait, _POLL_SECONDS)
+            ended: list[Child] = []
+            for key, _ in selector.select(wait):
+                child = key.data
+                if key.fd == child.pidfd:
+                    ended.append(child)
+                else:
+                    child.read(key.fd)
+                    if key.fd not in child.open_fds:
+                        selector.unregister(key.fd)
+            ended += [child for child in children if child.pidfd is None and child not in ended and _has_ended(child.pid)]
+            for child in ended:
+                child.finish()
+            if ended:
+                return ended
 
 
 # -- the child -----------------------------------------------------------------------------------
@@ -170,42 +272,6 @@ def _send(write_end: int, message: Any) -> None:
 # -- the parent ----------------------------------------------------------------------------------
 
 
-def _collect(pid: int, read_end: int, timeout: float | None, messages: list[Any], relay: _Relay | None) -> tuple[Ending, str | None]:
-    """Read frames until the child ends or the deadline passes; reap the child; how it ended."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    frames = _Frames(messages)
-    pidfd = _pidfd(pid)
-    with selectors.DefaultSelector() as selector:
-        selector.register(read_end, selectors.EVENT_READ, "pipe")
-        if pidfd is not None:
-            selector.register(pidfd, selectors.EVENT_READ, "ended")
-        if relay is not None:
-            selector.register(relay.fd, selectors.EVENT_READ, "output")
-        try:
-            while True:
-                wait = None if deadline is None else deadline - time.monotonic()
-                if wait is not None and wait <= 0:
-                    _kill_group(pid)
-                    os.waitpid(pid, 0)
-                    _drain(frames, read_end, relay)
-                    return Ending(timed_out=timeout), frames.garbled
-                if pidfd is None:
-                    wait = _POLL_SECONDS if wait is None else min(wait, _POLL_SECONDS)
-                ended = False
-                for key, _ in selector.select(wait):
-                    if key.data == "ended":
-                        ended = True
-                    elif not (frames.read(read_end) if key.data == "pipe" else relay.read()):  # type: ignore[union-attr]
-                        selector.unregister(key.fd)  # end of file: wait for the child's end alone
-                if ended or (pidfd is None and _has_ended(pid)):
-                    _drain(frames, read_end, relay)
-                    _kill_group(pid)  # what it started and left running (it is not reaped yet: its group stays valid)
-                    return _ending(os.waitpid(pid, 0)[1]), frames.garbled
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
-
-
 def _drain(frames: _Frames, read_end: int, relay: _Relay | None) -> None:
     """Everything still in the pipes once the child has ended (a process it started may hold them
     open, so there may be no end of file)."""
@@ -232,7 +298,7 @@ def _has_ended(pid: int) -> bool:
 class _Relay:
     """The child's output, passed on to `output` as it comes."""
 
-    def __init__(self, fd: int, output: TextIO) -> None:
+    def __init__(self, fd: int, output: Output) -> None:
         self.fd = fd
         self.output = output
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
