@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
@@ -15,7 +16,7 @@ from nnlint.runtime.escapes import user_code
 from nnlint.runtime.lazy_dynamo import dynamo_import_deferred
 from nnlint.runtime.shape_formulas import ShapeFormulas
 from nnlint.runtime.state import preserved_process_state
-from nnlint.runtime.torch_compat import meta_nonzero_assumed, parse_to, tree_flatten, tree_map_only
+from nnlint.runtime.torch_compat import meta_nonzero_assumed, parse_to, tree_flatten, tree_map, tree_map_only
 
 
 def call_arguments(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -40,8 +41,20 @@ def input_problem(example_input: Any) -> str | None:
 
 
 def to_meta(value: Any) -> Any:
-    """The same structure with every tensor replaced by a meta tensor of its shape and dtype."""
-    return tree_map_only(torch.Tensor, lambda t: t if t.is_meta else torch.empty_like(t, device="meta"), value)
+    """The same structure with every tensor replaced by a meta tensor of its shape and dtype.
+
+    A PackedSequence keeps its batch sizes and orderings (bookkeeping its constructor requires on
+    the CPU): only its data goes to meta, and it is not built again through that constructor."""
+
+    def meta(t: torch.Tensor) -> torch.Tensor:
+        return t if t.is_meta else torch.empty_like(t, device="meta")
+
+    def convert(item: Any) -> Any:
+        if isinstance(item, PackedSequence):
+            return item._replace(data=meta(item.data))
+        return meta(item) if isinstance(item, torch.Tensor) else item
+
+    return tree_map(convert, value, is_leaf=lambda item: isinstance(item, PackedSequence))
 
 
 def one_sample(value: Any, device: torch.device, batch_dim: int | None = 0) -> Any:

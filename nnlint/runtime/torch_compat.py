@@ -19,7 +19,7 @@ import torch.fx
 from torch import nn
 from torch.nn.modules import module as _module_globals
 from torch.optim import optimizer as _optimizer_globals
-from torch.utils._pytree import tree_flatten, tree_map_only
+from torch.utils._pytree import tree_flatten, tree_map, tree_map_only
 
 __all__ = [
     "BatchNormBase",
@@ -54,6 +54,7 @@ __all__ = [
     "stored_tensors",
     "torch_function_mode_depth",
     "tree_flatten",
+    "tree_map",
     "tree_map_only",
 ]
 
