@@ -112,3 +112,59 @@ def test_a_scripts_definitions_keep_its_device_choice_and_its_rnn_gets_sequences
     assert target["graph"] is not None and target["findings"] == []
     # The constructor's input_size=28 is the LSTM's features, not an image side (4x3x28x28 before).
     assert "no example input given: inferred an input of shape 4x16x28 from the first layer" in target["notes"]
+
+
+# hunkim/PyTorchZeroToAll (13_2_rnn_classification.py): a name classifier whose forward pads its
+# token ids into (steps, batch), embeds them and packs them by length for a bidirectional GRU
+# (`pack_padded_sequence`), trained by a plain loop at module level.
+PACKED_GRU_SCRIPT = """\
+    import torch
+    from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+
+    class RNNClassifier(nn.Module):
+        def __init__(self, input_size, hidden_size, output_size, n_layers=1, bidirectional=True):
+            super().__init__()
+            self.hidden_size, self.n_layers = hidden_size, n_layers
+            self.n_directions = int(bidirectional) + 1
+            self.embedding = nn.Embedding(input_size, hidden_size)
+            self.gru = nn.GRU(hidden_size, hidden_size, n_layers, bidirectional=bidirectional)
+            self.fc = nn.Linear(hidden_size, output_size)
+
+        def forward(self, input, seq_lengths):
+            input = input.t()  # (batch, steps) -> (steps, batch)
+            hidden = torch.zeros(self.n_layers * self.n_directions, input.size(1), self.hidden_size)
+            embedded = self.embedding(input)
+            gru_input = pack_padded_sequence(embedded, seq_lengths.cpu().numpy())
+            output, hidden = self.gru(gru_input, hidden)
+            return self.fc(hidden[-1])
+
+
+    torch.manual_seed(0)
+    names = torch.randint(1, 128, (8, 10))
+    lengths = torch.tensor([10, 9, 9, 7, 6, 4, 3, 2])  # sorted longest first, as packing wants
+    countries = torch.randint(0, 18, (8,))
+    classifier = RNNClassifier(128, 32, 18, n_layers=2)
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=0.001)
+    criterion = nn.CrossEntropyLoss()
+    for epoch in range(2):
+        output = classifier(names, lengths)
+        loss = criterion(output, countries)
+        classifier.zero_grad()
+        loss.backward()
+        optimizer.step()
+"""
+
+
+def test_a_forward_that_packs_its_sequences_is_linted(tmp_path):
+    path = tmp_path / "rnn_classification.py"
+    path.write_text(textwrap.dedent(PACKED_GRU_SCRIPT))
+    code, out, err = run("--format", "json", str(path))
+    # Before: the graph's PackedSequence was moved to meta through its constructor, which requires
+    # its batch sizes on the CPU: "forward raised: ValueError: batch_sizes should always be on CPU", NN002.
+    assert code == 0, err
+    (target,) = json.loads(out)["targets"]
+    assert target["graph"] == "recorded"  # eagerly: fx cannot trace the packing (NN001 says so)
+    # The graph fallback at the model's construction; no dropout, norm or weight decay at the optimizer's.
+    assert [(f["code"], f["location"]["line"]) for f in target["findings"]] == [("NN001", 28), ("NN205", 29)]
