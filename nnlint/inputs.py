@@ -372,6 +372,7 @@ def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterat
     time_major = time_major_layer(model) is not None
     layouts: list[tuple[tuple[int, ...], int | None, str, int]] = [(shape, high, origin, 0) for shape, high, origin in shapes]
     declared = len(layouts)  # the layouts before this one are declared sizes; the rest are read off layers
+    folded = False
     for path, layer in _first_layers(model):
         origin = f"{type(layer).__name__} `{path}`"
         for shape, integer_high in _shapes_for(layer, INFERRED_BATCH, sides):
@@ -382,14 +383,31 @@ def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterat
             layouts.append((shape, integer_high, origin, 1 if sequence_first else 0))
             if sequence_first:  # and (batch, time, features), for a forward that transposes it first
                 layouts.append(((shape[1], shape[0], *shape[2:]), integer_high, origin, 0))
+        if isinstance(layer, nn.Conv2d) and not folded:
+            layouts.append(_folded_signal(layer, origin))  # after its images, before deeper layers' guesses
+            folded = True
     required = _required_forward_parameters(model)
     seen: set[tuple[tuple[int, ...], int | None]] = set()
     for index, (shape, integer_high, origin, batch_dim) in enumerate(layouts):
-        if (shape, integer_high) in seen:
+        if (shape, integer_high) in seen or math.prod(shape) > _MOST_MADE_UP_ELEMENTS:
             continue
         seen.add((shape, integer_high))
         value = _as_forward_arguments(model, _make(shape, dtype, integer_high), required, batch_dim)
         yield InputSource(value, origin, batch_dim=batch_dim, declared=index < declared)
+
+
+# The most elements a made-up candidate may hold: candidates are made as real tensors, and channel
+# counts read off deeper layers (1024) at the larger image sides would take gigabytes to judge.
+_MOST_MADE_UP_ELEMENTS = 2**24
+# A signal's length for a forward that folds it into 2-D before a Conv2d.
+_FOLDED_SIGNAL_LENGTH = 8192
+
+
+def _folded_signal(conv: nn.Conv2d, origin: str) -> tuple[tuple[int, ...], int | None, str, int]:
+    """A (batch, channels, time) signal for a first Conv2d, tried after its images: a forward may fold
+    a signal into 2-D first (jik876/hifi-gan's period discriminator views (batch, 1, time) as
+    (batch, 1, time / period, period))."""
+    return ((INFERRED_BATCH, conv.in_channels, _FOLDED_SIGNAL_LENGTH), None, origin, 0)
 
 
 # A made-up whole graph's node count: more than `_FEWEST_GRAPH_NODES`, so that it reads as a graph.

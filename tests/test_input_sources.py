@@ -149,3 +149,51 @@ def test_a_whole_graph_is_not_a_batch_of_samples():
     tokens, causal = torch.zeros(4, 16, dtype=torch.long), torch.ones(16, 16).tril()
     assert not holds_one_graph((tokens, causal)) and not holds_one_graph(torch.rand(32, 32))
     assert no_batch_because(nn.Linear(5, 2), (tokens, causal)) is None
+
+
+# jik876/hifi-gan (models.py): a multi-period discriminator for raw audio. Its forward takes real
+# and generated waveforms (batch, 1, time) and folds each into 2-D (time / period, period) for
+# Conv2d stacks; the deeper convolutions hold up to 1024 channels.
+class _PeriodDiscriminator(nn.Module):
+    def __init__(self, period: int) -> None:
+        super().__init__()
+        self.period = period
+        channels = [1, 32, 128, 512, 1024]
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, (5, 1), (3, 1), padding=(2, 0)) for a, b in zip(channels, channels[1:]))
+        self.conv_post = nn.Conv2d(1024, 1, (3, 1), 1, padding=(1, 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        if t % self.period:
+            pad = self.period - t % self.period
+            x = nn.functional.pad(x, (0, pad), "reflect")
+            t = t + pad
+        x = x.view(b, c, t // self.period, self.period)
+        for conv in self.convs:
+            x = nn.functional.leaky_relu(conv(x), 0.1)
+        return torch.flatten(self.conv_post(x), 1, -1)
+
+
+class _MultiPeriodDiscriminator(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.discriminators = nn.ModuleList(_PeriodDiscriminator(p) for p in (2, 3, 5))
+
+    def forward(self, y: torch.Tensor, y_hat: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return [d(y) for d in self.discriminators], [d(y_hat) for d in self.discriminators]
+
+
+def test_a_forward_that_folds_a_signal_into_2d_gets_a_signal():
+    # Before: every (batch, channels, height, width) image was rejected ("too many values to
+    # unpack"), and nothing else was tried: "cannot infer an input", NN002.
+    y, y_hat = infer_input(_MultiPeriodDiscriminator())
+    assert y.shape == y_hat.shape == (INFERRED_BATCH, 1, 8192)
+
+
+def test_no_made_up_candidate_holds_more_than_16m_elements():
+    # Channel counts read off the deeper convolutions (1024) at the larger image sides made
+    # candidates of 4x1024x299x299 (1.5 GB each): judging forty of them took a minute.
+    from nnlint.inputs import made_up_sources
+
+    sizes = [t.numel() for source in made_up_sources(_MultiPeriodDiscriminator(), {}) for t in source.value if isinstance(t, torch.Tensor)]
+    assert sizes and max(sizes) <= 2**24
