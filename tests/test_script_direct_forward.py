@@ -91,7 +91,7 @@ def test_a_model_called_normally_keeps_its_call(tmp_path, process_state):
     with script_run(script) as outcome:
         (model,) = script_models(outcome.record, outcome.namespace, script)
         assert model.loaded.target.example_input.shape == (8, 10)
-        assert not outcome.record.calls[-1].inner_outputs  # recorded by its own `__call__`
+        assert not outcome.record.calls[-1].called_directly  # recorded by its own `__call__`
 
 
 def test_the_arguments_of_a_running_forward_are_read_from_its_frame():
@@ -109,7 +109,7 @@ def test_the_arguments_of_a_running_forward_are_read_from_its_frame():
     block.forward(x, "m", 3, scale=2.0, flag=True)
     assert seen[0][0] == (x,) and seen[0][1:] == ({}, False)
     assert seen[1][0][1:] == ("m", 3) and seen[1][1] == {"scale": 2.0, "flag": True}
-    assert ModuleCall(block, (), {}, None).inner_outputs == []
+    assert not ModuleCall(block, (), {}, None).called_directly
 
 
 @pytest.fixture

@@ -98,8 +98,9 @@ class ModuleCall:
     kwargs: dict[str, Any]
     output: Any
     # A module whose `forward` the script called directly (`self.forward(x)`, `model.forward(x)`):
-    # its `__call__` never ran, so `output` is None; what its own outermost children returned, in order.
-    inner_outputs: list[Any] = field(default_factory=list)
+    # its `__call__` never ran, so `output` is None; what the last of its children it ran returned.
+    called_directly: bool = False
+    last_child_output: Any = None
     # Its arguments may have been reassigned in `forward` before its first child ran: `args` and
     # `kwargs` are then empty and nnlint infers an input.
     arguments_changed: bool = False
@@ -273,7 +274,7 @@ class Capture:
         if self._depth == 0:
             inside, self._inside = self._inside, None
             if inside is not None and not isinstance(module, LossBase):
-                inside.call.inner_outputs.append(output)
+                inside.call.last_child_output = output
                 self._remember(inside.call)  # the call of the module whose forward ran it
             else:
                 self._remember(ModuleCall(module, tuple(args), dict(kwargs), output))
@@ -293,7 +294,8 @@ class Capture:
         while frame is not None and not frame.f_code.co_filename.startswith(_NNLINT_FOLDER):
             if frame.f_code.co_name == "forward":
                 owner = frame.f_locals.get("self")
-                if isinstance(owner, nn.Module) and _forward_code(owner) is frame.f_code and any(m is module for m in owner.modules()):
+                inside = owner is not module and isinstance(owner, nn.Module) and _forward_code(owner) is frame.f_code
+                if inside and any(m is module for m in owner.modules()):
                     found = (frame, owner)
             frame = frame.f_back
         if found is None:
@@ -303,7 +305,7 @@ class Capture:
         if current is not None and current.frame is frame:
             return current
         args, kwargs, changed = _forward_arguments(frame)
-        self._direct[id(owner)] = _DirectForward(frame, ModuleCall(owner, args, kwargs, None, arguments_changed=changed))
+        self._direct[id(owner)] = _DirectForward(frame, ModuleCall(owner, args, kwargs, None, True, arguments_changed=changed))
         return self._direct[id(owner)]
 
     def _recording_backward(self, original: Callable[..., Any]) -> Callable[..., Any]:

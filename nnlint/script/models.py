@@ -224,9 +224,7 @@ def _judged_output(call: ModuleCall) -> Any:
     """What the call returned; for a `forward` the script called directly (its return is not
     seen), what its last outermost child returned: `return self.fc_layer(x)`. A loss on anything
     else reaching it is judged a transformation nnlint cannot replay."""
-    if call.output is None and call.inner_outputs:
-        return call.inner_outputs[-1]
-    return call.output
+    return call.last_child_output if call.called_directly else call.output
 
 
 def _loss_targets(loss_call: LossCall) -> Any:
