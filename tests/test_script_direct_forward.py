@@ -5,13 +5,16 @@ the arguments its `forward` really got."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
+from nnlint.cli import main
 from nnlint.script.capture import ModuleCall, _forward_arguments
 from nnlint.script.models import script_models
 from nnlint.script.runner import Ending, script_run
@@ -134,3 +137,12 @@ def test_a_lightning_training_step_calling_self_forward_lints_one_model(tmp_path
         assert target.loss_fn is outcome.namespace["model"].loss  # the loss judged the model's output
         assert target.example_batch[1].shape == (6,)
         assert "loss CrossEntropyLoss at train.py:47" in model.notes[0]
+
+
+def test_a_script_that_never_steps_lints_the_model_whose_forward_it_called(tmp_path):
+    """An evaluation script calling `model.forward(x)` under `no_grad` (no optimizer): the model, not its two layers."""
+    script = tmp_path / "evaluate.py"
+    evaluation = "model = Net()\nwith torch.no_grad():\n    print(model.forward(torch.randn(4, 10)).argmax(1))\n"
+    script.write_text(PLAIN_LOOP.format(body=DIRECT).split("\n\ndef train")[0] + "\n\n" + evaluation)
+    result = CliRunner().invoke(main, [str(script), "--format", "json"], catch_exceptions=False)
+    assert [t["name"] for t in json.loads(result.stdout)["targets"]] == ["model"]
