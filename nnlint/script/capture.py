@@ -461,4 +461,11 @@ def _stored_before(code: Any, offset: int, names: set[str]) -> bool:
     """Whether `code` assigns or deletes one of `names` before the instruction at `offset`. A store
     later in a loop around it is not counted: `for block in self.blocks: x = block(x)` reaches its
     first block before any store, and the arguments are taken at the first child's call."""
-    return any(ins.offset < offset and ins.opname in _STORES and ins.argval in names for ins in dis.get_instructions(code))
+    return any(at < offset and name in names for at, name in _stores(code))
+
+
+@functools.lru_cache(maxsize=256)
+def _stores(code: Any) -> tuple[tuple[int, str], ...]:
+    """(offset, name) of each instruction of `code` that rebinds a local name (read once per code:
+    a training loop calls the same `forward` at every step)."""
+    return tuple((ins.offset, ins.argval) for ins in dis.get_instructions(code) if ins.opname in _STORES)
