@@ -292,11 +292,9 @@ class Capture:
         outermost. Frames are walked up to nnlint's own (the script runner)."""
         found: tuple[FrameType, nn.Module] | None = None
         while frame is not None and not frame.f_code.co_filename.startswith(_NNLINT_FOLDER):
-            if frame.f_code.co_name == "forward":
-                owner = frame.f_locals.get("self")
-                inside = owner is not module and isinstance(owner, nn.Module) and _forward_code(owner) is frame.f_code
-                if inside and any(m is module for m in owner.modules()):
-                    found = (frame, owner)
+            owner = _forward_owner(frame, module) if frame.f_code.co_name == "forward" else None
+            if owner is not None:
+                found = (frame, owner)
             frame = frame.f_back
         if found is None:
             return None
@@ -420,6 +418,14 @@ class Capture:
     def so_far(self) -> StepRecord:
         """What the capture knew when the script was stopped before any step (`optimizer` None)."""
         return self._record(None)
+
+
+def _forward_owner(frame: FrameType, module: nn.Module) -> nn.Module | None:
+    """The module whose own `forward` `frame` runs, if it contains `module` (and is not it)."""
+    owner = frame.f_locals.get("self")
+    if isinstance(owner, nn.Module) and owner is not module and _forward_code(owner) is frame.f_code:
+        return owner if any(m is module for m in owner.modules()) else None
+    return None
 
 
 def _forward_code(module: nn.Module) -> Any:
