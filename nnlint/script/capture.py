@@ -422,8 +422,9 @@ class Capture:
 
 def _forward_owner(frame: FrameType, module: nn.Module) -> nn.Module | None:
     """The module whose own `forward` `frame` runs, if it contains `module` (and is not it)."""
-    owner = frame.f_locals.get("self")
-    if isinstance(owner, nn.Module) and owner is not module and _forward_code(owner) is frame.f_code:
+    code = frame.f_code
+    owner = frame.f_locals.get(code.co_varnames[0]) if code.co_argcount else None  # `self`, whatever its name
+    if isinstance(owner, nn.Module) and owner is not module and _forward_code(owner) is code:
         return owner if any(m is module for m in owner.modules()) else None
     return None
 
@@ -448,7 +449,7 @@ def _forward_arguments(frame: FrameType) -> tuple[tuple[Any, ...], dict[str, Any
     if _stored_before(code, frame.f_lasti, names):
         return (), {}, True
     local = frame.f_locals
-    function = inspect.unwrap(type(local["self"]).forward)
+    function = inspect.unwrap(type(local[code.co_varnames[0]]).forward)
     defaults = getattr(function, "__defaults__", None) or ()
     values = [local[name] for name in positional if name in local]
     first_default = len(positional) - len(defaults)
