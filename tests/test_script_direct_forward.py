@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner
 
 from nnlint.cli import main
-from nnlint.script.capture import ModuleCall, _forward_arguments
+from nnlint.script.capture import Capture, ModuleCall, _forward_arguments
 from nnlint.script.models import script_models
 from nnlint.script.runner import Ending, script_run
 
@@ -146,3 +146,38 @@ def test_a_script_that_never_steps_lints_the_model_whose_forward_it_called(tmp_p
     script.write_text(PLAIN_LOOP.format(body=DIRECT).split("\n\ndef train")[0] + "\n\n" + evaluation)
     result = CliRunner().invoke(main, [str(script), "--format", "json"], catch_exceptions=False)
     assert [t["name"] for t in json.loads(result.stdout)["targets"]] == ["model"]
+
+
+def test_a_forward_looping_over_its_blocks_keeps_its_argument_and_one_reassigning_first_does_not(tmp_path):
+    """`for block in self.blocks: x = block(x)` (the loop of most transformer and ResNet stages)
+    rebinds `x` only after its first block ran: the arguments read when that block starts are the
+    real ones. A `forward` that rebinds `x` before its first layer loses them."""
+
+    class Stack(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(3))
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+    class ScaledStack(Stack):
+        def forward(self, x):
+            x = x * 2
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+    x = torch.randn(2, 4)
+    for model in (Stack(), ScaledStack()):
+        capture = Capture(tmp_path, stop_at_first_step=False)
+        with capture.installed():
+            output = model.forward(x)
+        (call,) = capture.called_modules()
+        assert call.module is model and call.called_directly
+        assert call.last_child_output is output  # the last block's output is what forward returned
+        reassigned = isinstance(model, ScaledStack)
+        assert call.arguments_changed is reassigned
+        assert call.args == (() if reassigned else (x,))

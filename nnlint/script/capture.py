@@ -467,7 +467,8 @@ def _forward_arguments(frame: FrameType) -> tuple[tuple[Any, ...], dict[str, Any
 def _stored_before(code: Any, offset: int, names: set[str]) -> bool:
     """Whether `code` assigns or deletes one of `names` before the instruction at `offset`. A store
     later in a loop around it is not counted: `for block in self.blocks: x = block(x)` reaches its
-    first block before any store, and the arguments are taken at the first child's call."""
+    first block before any store, and the arguments are taken at the first child's call. A store in
+    a branch not taken counts: the input is then inferred, the side that cannot lint wrong data."""
     return any(at < offset and name in names for at, name in _stores(code))
 
 
