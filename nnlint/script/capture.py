@@ -6,7 +6,10 @@ of them afterwards:
   that calls `super().__init__`), and torch's global optimizer step pre-hook;
 - `Tensor.backward`: the tensor the script called it on (the loss, or a scaled loss);
 - torch's global module forward hooks: the latest calls of each outermost module (the model and
-  the loss module as the script calls them, with their real arguments);
+  the loss module as the script calls them, with their real arguments). A script that calls a
+  model's `forward` directly (`self.forward(x)` in a LightningModule's `training_step`) never runs
+  its `__call__`: its children are then the outermost calls, and are recorded as the call of the
+  module whose `forward` frame runs them, with that frame's arguments;
 - `torch.nn.functional`'s loss functions (`F.cross_entropy(...)`), wherever they are called from;
 - `torch.nn.utils.clip_grad_norm_`/`clip_grad_value_`;
 - `DataLoader`: where each was built, which one the script iterates, and the batch it yielded.
@@ -23,7 +26,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dis
 import functools
+import inspect
 import os
 import sys
 import weakref
@@ -72,6 +77,8 @@ LOSS_FUNCTIONS = (
 _NNLINT_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "")
 _CALLS_KEPT = 4  # per outermost module: a GAN calls its discriminator on real, then on fake images
 _LOSSES_KEPT = 16
+_STORES = frozenset({"STORE_FAST", "DELETE_FAST", "STORE_DEREF", "DELETE_DEREF"})  # what rebinds a local name
+_UNSET = object()
 
 
 class FirstStep(BaseException):  # noqa: N818 - raised through user code; must not look like an Exception
@@ -90,6 +97,21 @@ class ModuleCall:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     output: Any
+    # A module whose `forward` the script called directly (`self.forward(x)`, `model.forward(x)`):
+    # its `__call__` never ran, so `output` is None; what the last of its children it ran returned.
+    called_directly: bool = False
+    last_child_output: Any = None
+    # Its arguments may have been reassigned in `forward` before its first child ran: `args` and
+    # `kwargs` are then empty and nnlint infers an input.
+    arguments_changed: bool = False
+
+
+@dataclass
+class _DirectForward:
+    """A `forward` the script called directly, still running: the frame running it and its call."""
+
+    frame: FrameType
+    call: ModuleCall
 
 
 @dataclass
@@ -168,6 +190,10 @@ class Capture:
         # The arguments of each outermost module's first call, taken when it starts: a script
         # stopped by its time limit in the middle of a long evaluation still has its model's input.
         self._first_calls: dict[int, ModuleCall] = {}
+        # The latest directly called `forward` of each module (by id), and the one the current
+        # outermost call runs inside, if any.
+        self._direct: dict[int, _DirectForward] = {}
+        self._inside: _DirectForward | None = None
 
     # -- installing and removing ----------------------------------------------------------------
     @contextlib.contextmanager
@@ -198,6 +224,8 @@ class Capture:
                 handle.remove()
             for patch in reversed(patches):
                 setattr(patch.owner, patch.name, patch.original)
+            self._direct.clear()  # the frames they hold keep the script's locals alive
+            self._inside = None
 
     @staticmethod
     def _patch(patches: list[_Patch], owner: Any, name: str, wrapper: Callable[[Any], Any]) -> None:
@@ -231,8 +259,12 @@ class Capture:
         return Location(first.f_code.co_filename, first.f_lineno) if first is not None else None
 
     def _on_forward_start(self, module: nn.Module, args: Any) -> None:
-        if self._depth == 0 and id(module) not in self._first_calls and not isinstance(module, LossBase):
-            self._first_calls[id(module)] = ModuleCall(module, tuple(args), {}, None)
+        if self._depth == 0 and not isinstance(module, LossBase):
+            self._inside = self._direct_forward(module, sys._getframe(1))
+            if self._inside is not None:
+                self._first_calls.setdefault(id(self._inside.call.module), self._inside.call)
+            elif id(module) not in self._first_calls:
+                self._first_calls[id(module)] = ModuleCall(module, tuple(args), {}, None)
         self._depth += 1
 
     def _on_forward_end(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
@@ -240,9 +272,39 @@ class Capture:
         if isinstance(module, LossBase) and isinstance(output, torch.Tensor) and output.requires_grad:
             self._losses.append(LossCall(module, tuple(args), dict(kwargs), output, self._script_site()))
         if self._depth == 0:
-            calls = self._calls.pop(id(module), None) or collections.deque(maxlen=_CALLS_KEPT)
-            calls.append(ModuleCall(module, tuple(args), dict(kwargs), output))
-            self._calls[id(module)] = calls  # most recently called last
+            inside, self._inside = self._inside, None
+            if inside is not None and not isinstance(module, LossBase):
+                inside.call.last_child_output = output
+                self._remember(inside.call)  # the call of the module whose forward ran it
+            else:
+                self._remember(ModuleCall(module, tuple(args), dict(kwargs), output))
+
+    def _remember(self, call: ModuleCall) -> None:
+        calls = self._calls.pop(id(call.module), None) or collections.deque(maxlen=_CALLS_KEPT)
+        if not calls or calls[-1] is not call:
+            calls.append(call)
+        self._calls[id(call.module)] = calls  # most recently called last
+
+    def _direct_forward(self, module: nn.Module, frame: FrameType | None) -> _DirectForward | None:
+        """The outermost module whose `forward` is running around this outermost call of `module`
+        and contains it: the script called that `forward` directly (a LightningModule's
+        `training_step` doing `self.forward(x)`), so its `__call__` never ran and its children look
+        outermost. Frames are walked up to nnlint's own (the script runner)."""
+        found: tuple[FrameType, nn.Module] | None = None
+        while frame is not None and not frame.f_code.co_filename.startswith(_NNLINT_FOLDER):
+            owner = _forward_owner(frame, module) if frame.f_code.co_name == "forward" else None
+            if owner is not None:
+                found = (frame, owner)
+            frame = frame.f_back
+        if found is None:
+            return None
+        frame, owner = found
+        current = self._direct.get(id(owner))
+        if current is not None and current.frame is frame:
+            return current
+        args, kwargs, changed = _forward_arguments(frame)
+        self._direct[id(owner)] = _DirectForward(frame, ModuleCall(owner, args, kwargs, None, True, arguments_changed=changed))
+        return self._direct[id(owner)]
 
     def _recording_backward(self, original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
@@ -356,3 +418,62 @@ class Capture:
     def so_far(self) -> StepRecord:
         """What the capture knew when the script was stopped before any step (`optimizer` None)."""
         return self._record(None)
+
+
+def _forward_owner(frame: FrameType, module: nn.Module) -> nn.Module | None:
+    """The module whose own `forward` `frame` runs, if it contains `module` (and is not it)."""
+    code = frame.f_code
+    owner = frame.f_locals.get(code.co_varnames[0]) if code.co_argcount else None  # `self`, whatever its name
+    if isinstance(owner, nn.Module) and owner is not module and _forward_code(owner) is code:
+        return owner if any(m is module for m in owner.modules()) else None
+    return None
+
+
+def _forward_code(module: nn.Module) -> Any:
+    forward = inspect.unwrap(type(module).forward)
+    return getattr(forward, "__code__", None)
+
+
+def _forward_arguments(frame: FrameType) -> tuple[tuple[Any, ...], dict[str, Any], bool]:
+    """The arguments a running `forward` frame was called with, read from its locals by its
+    parameter names (trailing ones still at their defaults left out), and whether they may have
+    been reassigned already (then none are returned)."""
+    code = frame.f_code
+    positional = code.co_varnames[1 : code.co_argcount]  # without `self`
+    keyword = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+    index = code.co_argcount + code.co_kwonlyargcount
+    star = code.co_varnames[index] if code.co_flags & inspect.CO_VARARGS else None
+    index += 1 if star else 0
+    double_star = code.co_varnames[index] if code.co_flags & inspect.CO_VARKEYWORDS else None
+    names = {*positional, *keyword, *(n for n in (star, double_star) if n)}
+    if _stored_before(code, frame.f_lasti, names):
+        return (), {}, True
+    local = frame.f_locals
+    function = inspect.unwrap(type(local[code.co_varnames[0]]).forward)
+    defaults = getattr(function, "__defaults__", None) or ()
+    values = [local[name] for name in positional if name in local]
+    first_default = len(positional) - len(defaults)
+    while values and len(values) > first_default and values[-1] is defaults[len(values) - 1 - first_default]:
+        values.pop()  # `mask=None` left at its default: the call did not pass it
+    if star and isinstance(local.get(star), tuple):
+        values += local[star]
+    keyword_defaults = getattr(function, "__kwdefaults__", None) or {}
+    kwargs = {name: local[name] for name in keyword if name in local and local[name] is not keyword_defaults.get(name, _UNSET)}
+    if double_star and isinstance(local.get(double_star), dict):
+        kwargs.update(local[double_star])
+    return tuple(values), kwargs, False
+
+
+def _stored_before(code: Any, offset: int, names: set[str]) -> bool:
+    """Whether `code` assigns or deletes one of `names` before the instruction at `offset`. A store
+    later in a loop around it is not counted: `for block in self.blocks: x = block(x)` reaches its
+    first block before any store, and the arguments are taken at the first child's call. A store in
+    a branch not taken counts: the input is then inferred, the side that cannot lint wrong data."""
+    return any(at < offset and name in names for at, name in _stores(code))
+
+
+@functools.lru_cache(maxsize=256)
+def _stores(code: Any) -> tuple[tuple[int, str], ...]:
+    """(offset, name) of each instruction of `code` that rebinds a local name (read once per code:
+    a training loop calls the same `forward` at every step)."""
+    return tuple((ins.offset, ins.argval) for ins in dis.get_instructions(code) if ins.opname in _STORES)

@@ -82,7 +82,8 @@ def _lint_called_modules(linter: Linter, path: Path, outcome: ScriptOutcome, cal
     note = "the script ended without an optimizer step: linted the modules it called, with the inputs it gave them"
     for call in capture_calls:
         model = call.module
-        target = Target(model, example_input=_detached(_example_input(call)), name=_name(model, outcome.namespace))
+        inputs = None if call.arguments_changed else _detached(_example_input(call))  # None: nnlint infers one
+        target = Target(model, example_input=inputs, name=_name(model, outcome.namespace))
         linter.lint(LoadedTarget(target, target.name or type(model).__name__, path, recorded_site(model)), [note])
     if not capture_calls:
         linter.problems.append(Problem(str(path), "the script ended without an optimizer step, and called no model: nothing to lint"))

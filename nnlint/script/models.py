@@ -37,6 +37,12 @@ _RESHAPES = frozenset({"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBack
 _RESHAPES |= {"SqueezeBackward1", "SqueezeBackward2", "UnsqueezeBackward0"}
 
 
+_ARGUMENTS_CHANGED = (
+    "the script called {name}.forward directly and it reassigns its arguments before calling its layers: "
+    "its real input is not known, nnlint infers one"
+)
+
+
 @dataclass
 class ScriptModel:
     """One model the script trains, with what nnlint lints it with."""
@@ -128,7 +134,7 @@ def _script_model(
     own_loss = loss is not None and loss.call is not None and loss.call.module is model
     if own_loss and loss is not None and loss.call is not None:
         call = loss.call  # the inputs of the very call whose output the loss judged
-    inputs = _detached(_example_input(call))
+    inputs = None if call.arguments_changed else _detached(_example_input(call))
     target = Target(model, example_input=inputs, optimizer=optimizer, name=_name(model, namespace), grads_from_first_step=True)
     locations: dict[str, Location] = {}
     if optimizer_site is not None:
@@ -136,7 +142,7 @@ def _script_model(
     notes = []
     if own_loss and loss is not None:
         target.loss_fn = loss.loss_fn
-        if loss.targets is not None:
+        if loss.targets is not None and inputs is not None:
             target.example_batch = (inputs, _detached(loss.targets))
         if loss.site is not None:
             locations["loss_fn"] = loss.site
@@ -151,6 +157,8 @@ def _script_model(
         if loader.location is not None:
             locations["batch_size"] = loader.location
             locations["example_batch"] = loader.location
+    if call.arguments_changed:
+        notes.append(_ARGUMENTS_CHANGED.format(name=type(model).__name__))
     notes.insert(0, _summary(record, optimizer, loss if own_loss else None, loader))
     site = recorded_site(model)
     loaded = LoadedTarget(target, target.name or type(model).__name__, Path(path), site, context_locations=locations)
@@ -194,7 +202,7 @@ def _from_loss_call(loss_call: LossCall, record: StepRecord) -> _LossFound:
     kwargs = {k: v for k, v in loss_call.kwargs.items() if k not in ("input", "target")}
     targets = _loss_targets(loss_call)
     for call in reversed(record.calls):
-        output = _main_tensor(call.output)
+        output = _main_tensor(_judged_output(call))
         if not isinstance(judged, torch.Tensor) or output is None:
             continue
         if judged is output:
@@ -210,6 +218,13 @@ def _from_loss_call(loss_call: LossCall, record: StepRecord) -> _LossFound:
             )
             return _LossFound(call, None, targets, name, loss_call.site, note)
     return _LossFound(None, None, targets, name, loss_call.site)
+
+
+def _judged_output(call: ModuleCall) -> Any:
+    """What the call returned; for a `forward` the script called directly (its return is not
+    seen), what its last outermost child returned: `return self.fc_layer(x)`. A loss on anything
+    else reaching it is judged a transformation nnlint cannot replay."""
+    return call.last_child_output if call.called_directly else call.output
 
 
 def _loss_targets(loss_call: LossCall) -> Any:
@@ -408,7 +423,7 @@ def _model_so_far(
     call = first if first is not None and first.args else completed
     if not model.training:  # stopped inside an evaluation (`model.eval()`); the step it was heading for trains
         model.train()
-    inputs, cut = (None, None) if call is None else _first_samples(_detached(_example_input(call)))
+    inputs, cut = (None, None) if call is None or call.arguments_changed else _first_samples(_detached(_example_input(call)))
     target = Target(model, example_input=inputs, optimizer=optimizer, name=_name(model, namespace))
     own_loss = _own_loss_key(completed.output) if completed is not None else None
     if own_loss is not None:
@@ -431,6 +446,8 @@ def _model_so_far(
             locations["batch_size"] = loader.location
     if call is None:
         source = "its input inferred: it had not called it yet"
+    elif call.arguments_changed:
+        source = "its input inferred: its forward reassigns its arguments before calling its layers"
     else:
         source = "input from its first forward" + (f", its first {_SAMPLES_KEPT} of {cut} samples" if cut is not None else "")
     built = "the model and optimizer it had built" if optimizer is not None else "the model it had built"
