@@ -15,7 +15,7 @@ difference to read: the table in bench/RESULTS.md says why each is what it is.
     python bench/made_up_vs_real.py --root /work/realcode            # every case (a few minutes)
     python bench/made_up_vs_real.py --root /work/realcode --only pygat-GAT,unet --static
 
-`--root` is the folder that holds the corpora (public/, heldout2/, heldout3/ case folders).
+`--root` is the folder that holds the corpora (public/, heldout2/, heldout3/, heldout4/ case folders).
 """
 
 from __future__ import annotations
@@ -141,6 +141,25 @@ CASES = (
         "TransformerModel",
         "TransformerModel(33278, 200, 2, 200, 2, 0.2)",
         "pytorch/examples word_language_model main.py: Wikitext-2's 33,278 words and the argparse defaults",
+    ),
+    Case(
+        "transformer-package",
+        "heldout4/transformer-package",
+        "models/model/transformer.py",
+        "Transformer",
+        "Transformer(src_pad_idx=1, trg_pad_idx=1, trg_sos_idx=2, enc_voc_size=7853, dec_voc_size=5893, d_model=512, n_head=8,"
+        " max_len=256, ffn_hidden=2048, n_layers=6, drop_prob=0.1, device=torch.device('cpu'))",
+        "hyunwoongko/transformer conf.py's sizes; train.py's vocabularies and indices from data.py's torchtext Multi30k fields"
+        " (7,853 German and 5,893 English words at min_freq 2, <pad> at 1, <sos> at 2); the CPU",
+    ),
+    Case(
+        "dlinear",
+        "heldout4/dlinear-configs",
+        "models/DLinear.py",
+        "Model",
+        "Model(configs=__import__('argparse').Namespace(seq_len=336, pred_len=96, individual=False, enc_in=7))",
+        "cure-lab/LTSF-Linear scripts/EXP-LongForecasting/Linear/etth1.sh and run_longExp.py: seq_len 336, pred_len 96,"
+        " ETTh1's 7 variables, individual False (the default)",
     ),
 )
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from torch import nn
@@ -364,6 +364,7 @@ def made_up_sources(model: nn.Module, construction: Mapping[str, Any]) -> Iterat
     shapes += [((INFERRED_BATCH, channels, h, w), None, "the declared image size") for h, w in declared_sides]
     # Sequences of the declared feature size, for a forward that reshapes before its first layer
     # (sooftware/conformer: `Conformer(input_dim=80)` reads (batch, time, 80), unsqueezed for a Conv2d).
+    shapes += _declared_series(construction)
     for features, name in _declared_feature_sizes(construction).items():
         shapes += [((INFERRED_BATCH, _SEQUENCE_LENGTH, features), None, f"the declared feature size `{name}={features}`")]
     # Tokens for a model whose sequence layer reads (time, batch, …) are laid out that way first:
@@ -469,6 +470,20 @@ _LENGTH_PARAMETERS = ("lengths", "lens", "seq_len", "seq_lens")
 _FEATURE_SIZE_NAMES = ("input_dim", "feature_dim", "n_features", "num_features", "in_features", "input_features")
 
 
+def _declared_series(construction: Mapping[str, Any]) -> list[tuple[tuple[int, ...], int | None, str]]:
+    """(batch, seq_len, enc_in): a forecaster's input window, as its config declares it
+    (cure-lab/LTSF-Linear's `configs.seq_len` time steps of `configs.enc_in` variables)."""
+    for attributes in _declared_values(construction):
+        length, variables = attributes.get("seq_len"), attributes.get("enc_in")
+        if _is_size(length) and _is_size(variables):
+            return [((INFERRED_BATCH, length, variables), None, f"the declared series `seq_len={length}`, `enc_in={variables}`")]
+    return []
+
+
+def _is_size(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _declared_feature_sizes(construction: Mapping[str, Any]) -> dict[int, str]:
     """Each declared feature size, with the first name that declares it."""
     values = [(attributes.get(name), name) for attributes in _declared_values(construction) for name in _FEATURE_SIZE_NAMES]
@@ -523,7 +538,17 @@ def _companion_argument(model: nn.Module, tensor: torch.Tensor, name: str, batch
             return init_hidden(INFERRED_BATCH)
         except Exception:  # the user's helper: when it cannot run, a tensor like the input is the guess
             pass
-    return tensor.clone()
+    return _below_every_vocabulary(model, tensor.clone())
+
+
+def _below_every_vocabulary(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Token ids for a second token input, folded below the smallest vocabulary: an encoder's
+    tokens, drawn below its own vocabulary, may lie outside the decoder's (hyunwoongko/transformer's
+    `forward(src, trg)` with 7,853 German and 5,893 English words)."""
+    if tokens.is_floating_point() or tokens.dtype == torch.bool:
+        return tokens
+    vocabularies = [m.num_embeddings for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.num_embeddings > 0]
+    return torch.remainder(tokens, min(vocabularies)) if vocabularies else tokens
 
 
 # Where models say what image size they were built for: timm's `pretrained_cfg["input_size"]`

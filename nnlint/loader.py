@@ -25,6 +25,7 @@ import re
 import stat
 import sys
 import traceback
+import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -732,8 +733,16 @@ def _literal_keywords(node: ast.expr) -> dict[str, Any]:
     for keyword in node.keywords:
         with contextlib.suppress(ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             if keyword.arg is not None:
-                found[keyword.arg] = ast.literal_eval(keyword.value)
+                found[keyword.arg] = _literal_or_namespace(keyword.value)
     return found
+
+
+def _literal_or_namespace(node: ast.expr) -> Any:
+    """A literal, or a config written inline with literal keywords (`configs=Namespace(seq_len=336,
+    enc_in=7)`, cure-lab/LTSF-Linear's argparse configs) as a namespace of them, for input inference."""
+    if isinstance(node, ast.Call) and not node.args and node.keywords and all(k.arg for k in node.keywords):
+        return types.SimpleNamespace(**{str(k.arg): ast.literal_eval(k.value) for k in node.keywords})
+    return ast.literal_eval(node)
 
 
 def _root_name(node: ast.expr) -> str | None:

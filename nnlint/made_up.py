@@ -33,12 +33,14 @@ import inspect
 import re
 import sys
 import textwrap
+import types
 import typing
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 
@@ -64,6 +66,8 @@ class Kind(enum.Enum):
     EPSILON = "epsilon"
     FLAG = "flag"
     INTEGER = "integer"  # annotated `int`, nothing else known: a factor as likely as a size
+    CHANNELS = "channels"  # a time series' variables (LTSF-Linear's `enc_in`), not an image's
+    DEVICE = "device"  # the device the model is built on: the CPU, where nnlint builds every model
 
 
 # One value per kind and candidate assignment, tried in this order. Every width is divisible by
@@ -95,26 +99,34 @@ CANDIDATES: tuple[dict[Kind, Any], ...] = tuple(
         Kind.EPSILON: 1e-5,
         Kind.FLAG: False,
         Kind.INTEGER: 2,
+        Kind.CHANNELS: 8,
+        Kind.DEVICE: torch.device("cpu"),
     }
     for width, heads, image, patch, sequence in ((256, 4, 32, 4, 16), (512, 8, 64, 8, 32), (384, 6, 224, 16, 64), (128, 2, 32, 16, 128))
 )
 
 # Names, matched whole against the lower-cased argument name, most specific first.
 _NAMES: tuple[tuple[Kind, str], ...] = (
-    (Kind.PAD_INDEX, r".*pad(ding)?_?(idx|index|id|token_id)"),
-    (Kind.VOCABULARY, r"(n_?|num_?)?(src_|trg_|tgt_|source_|target_)?(vocab|vocabulary)(_size)?|n?tokens?|num_tokens|n_?vocab|vocab_?len"),
+    (Kind.DEVICE, r"device"),
+    # A special token's index (padding, start, end of sequence): 0 lies below any vocabulary.
+    (Kind.PAD_INDEX, r".*(pad(ding)?|sos|eos|bos)_?(idx|index|id|token_id)"),
+    (
+        Kind.VOCABULARY,
+        r"(n_?|num_?)?(src_|trg_|tgt_|source_|target_|enc_|dec_)?(vocab|vocabulary|voc)(_size)?|n?tokens?|num_tokens|n_?vocab|vocab_?len",
+    ),
     (Kind.CLASSES, r"(n_?|num_?)?class(es)?|n_?classes|num_labels|n_?labels|num_outputs"),
     (Kind.IMAGE_SIDE, r"(image|img|input_image)_?(size|side|res|resolution)"),
     (Kind.PATCH_SIDE, r"patch_?(size|side)"),
     (
         Kind.SEQUENCE_LENGTH,
         r"seq_?len(gth)?|block_size|max_?(seq_?)?len(gth)?|context_?(len|length|size)"
-        r"|n_positions?|max_position_embeddings|n_ctx|len_max_seq",
+        r"|n_positions?|max_position_embeddings|n_ctx|len_max_seq|pred_len|label_len",
     ),
     (Kind.FREQUENCY_BANDS, r"num_freq_bands|n_?freq(_bands)?"),
     (Kind.MAX_FREQUENCY, r"max_freq"),
     (Kind.HEADS, r"(n_?|num_?)heads?|heads|nhead|num_attention_heads|(cross|latent)_heads"),
     (Kind.COUNT, r"depth|(n_?|num_?)(layers?|blocks?|stages)|nlayers"),
+    (Kind.CHANNELS, r"enc_in|dec_in|c_out"),  # cure-lab/LTSF-Linear's and Informer's series variables
     (Kind.IMAGE_CHANNELS, r"(in_?|input_?|image_?|img_?|n_?|num_?)?(channels|chans)|in_ch|nc|n_channels"),
     (Kind.KERNEL, r"kernel(_size)?|ksize"),
     (Kind.STRIDE, r"stride"),
@@ -123,7 +135,7 @@ _NAMES: tuple[tuple[Kind, str], ...] = (
     (Kind.EPSILON, r"eps|epsilon|.*_eps|norm_eps"),
     (
         Kind.WIDTH,
-        r".*dim.*|d_model|d_?ff|d_?inner|d_?hid|d_?k|d_?v|d_?word_vec|.*hidden.*|nhid|nfeat|n_?feat(ure)?s?|n_?embd|.*embed.*|emb_?size"
+        r".*dim.*|d_model|d_?ff|ffn_hidden|dim_feedforward|d_?inner|d_?hid|d_?k|d_?v|d_?word_vec|.*hidden.*|nhid|nfeat|n_?feat(ure)?s?|n_?embd|.*embed.*|emb_?size"
         r"|(in|out|input|output)_(features|channels|size)|num_features|.*width.*|nz|ngf|ndf|nf|latent(_size)?|z_?size|.*_size|.*_units|units",
     ),
 )
@@ -167,14 +179,14 @@ def candidate_arguments(
 ) -> tuple[list[MadeUpArguments], list[str]]:
     """The candidate assignments for `function`'s required arguments, and the arguments that could
     not be classified (when there are any, no candidates)."""
-    kinds: dict[str, Kind | type | _DefaultConfig] = {}
+    kinds: dict[str, Kind | type | _DefaultConfig | _AttributeConfig] = {}
     pairs: set[str] = set()  # annotated as a tuple of ints: (value, value)
     unknown: list[str] = []
     for name in required:
         kind = classify(function, name, namespace)
-        config: type | _DefaultConfig | None = None
+        config: type | _DefaultConfig | _AttributeConfig | None = None
         if kind is None:
-            config = _config_class(function, name, namespace) or _default_config(function, name)
+            config = _config_class(function, name, namespace) or _default_config(function, name) or _attribute_config(function, name)
         if kind is None and _is_tuple_of_ints(_annotation(function, name, namespace)):
             kind = kind_of_name(name) or Kind.WIDTH
             pairs.add(name)
@@ -198,8 +210,8 @@ def candidate_arguments(
             made_as = kinds[name]
             if isinstance(made_as, Kind):
                 value: Any = (values[made_as], values[made_as]) if name in pairs else values[made_as]
-                text = repr(value)
-            elif isinstance(made_as, _DefaultConfig):
+                text = _source(value)
+            elif isinstance(made_as, (_DefaultConfig, _AttributeConfig)):
                 value, text = made_as.made(values, clear)
             else:
                 value, text = _made_up_config(made_as, values, namespace)
@@ -283,6 +295,78 @@ def _default_config(function: Callable[..., Any], name: str) -> _DefaultConfig |
     return _DefaultConfig(getattr(function, "__name__", "config"), factory)
 
 
+# -- a namespace whose attributes the constructor reads (`configs.seq_len`) -----------------------
+_NAMESPACE_NAMES = ("config", "configs", "cfg", "conf", "args", "opt", "opts", "hparams")
+
+
+@dataclass(frozen=True)
+class _AttributeConfig:
+    """cure-lab/LTSF-Linear's `Model(configs)`, whose configs is the argparse Namespace its
+    run_longExp.py builds and whose constructor reads `configs.seq_len`, `configs.enc_in`, ...:
+    a `types.SimpleNamespace` with each attribute the constructor reads, made up by its kind."""
+
+    attributes: tuple[tuple[str, Kind], ...]
+
+    def made(self, values: dict[Kind, Any], clear: bool) -> tuple[Any, str]:
+        fields = {name: values[kind] for name, kind in self.attributes}
+        shown = ", ".join(f"{name}={_source(value)}" for name, value in fields.items())
+        return types.SimpleNamespace(**fields), f"SimpleNamespace({shown})"
+
+
+def _attribute_config(function: Callable[..., Any], name: str) -> _AttributeConfig | None:
+    """An unannotated `configs` argument that the constructor only reads attributes of, each of
+    which classifies by its name or as a flag the constructor tests (`if self.individual:`)."""
+    tree = _constructor_tree(function)
+    if name not in _NAMESPACE_NAMES or tree is None or _annotation(function, name, None) is not None:
+        return None
+    read: dict[str, None] = {}
+    attribute_values: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == name:
+            attribute_values.add(id(node.value))
+            if isinstance(node.ctx, ast.Load):
+                read.setdefault(node.attr)
+    # Passed on whole (`Encoder(configs)`), indexed or tested itself: what it must hold is not known here.
+    passed_on = any(isinstance(n, ast.Name) and n.id == name and id(n) not in attribute_values for n in ast.walk(tree))
+    if passed_on or not read:
+        return None
+    tested = _tested_attributes(tree, name)
+    attributes = [(attribute, kind_of_name(attribute) or (Kind.FLAG if attribute in tested else None)) for attribute in read]
+    known = [(attribute, kind) for attribute, kind in attributes if kind is not None]
+    return _AttributeConfig(tuple(known)) if len(known) == len(attributes) else None
+
+
+def _tested_attributes(tree: ast.AST, name: str) -> set[str]:
+    """Attributes of `name` that decide an `if`: `if configs.individual:`, or kept as
+    `self.individual = configs.individual` and tested as `if self.individual:` (or `not ...`)."""
+    kept = {
+        target.attr: node.value.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) and _is_name(node.value.value, name)
+        for target in node.targets
+        if isinstance(target, ast.Attribute) and _is_name(target.value, "self")
+    }
+    tested: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.If, ast.IfExp, ast.While)):
+            continue
+        test = node.test.operand if isinstance(node.test, ast.UnaryOp) and isinstance(node.test.op, ast.Not) else node.test
+        if isinstance(test, ast.Attribute) and _is_name(test.value, name):
+            tested.add(test.attr)
+        elif isinstance(test, ast.Attribute) and _is_name(test.value, "self") and test.attr in kept:
+            tested.add(kept[test.attr])
+    return tested
+
+
+def _is_name(node: ast.expr, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _source(value: Any) -> str:
+    """A made-up value as the user would write it in a `::` call."""
+    return f"torch.device({str(value)!r})" if isinstance(value, torch.device) else repr(value)
+
+
 # -- annotations -------------------------------------------------------------------------------
 def _annotation(function: Callable[..., Any], name: str, namespace: Mapping[str, Any] | None) -> Any:
     """The parameter's annotation, a string one (`from __future__ import annotations`) resolved
@@ -310,6 +394,8 @@ def _kind_of_annotation(annotation: Any) -> Kind | None:
         return Kind.INTEGER
     if annotation is float:
         return Kind.RATE
+    if annotation is torch.device:
+        return Kind.DEVICE
     return None
 
 

@@ -9,12 +9,14 @@ The fixtures are rewritten (not copied) from the patterns of public projects, na
 
 from __future__ import annotations
 
+import inspect
 import json
 import textwrap
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 from torch import nn
 
@@ -241,6 +243,120 @@ MINGPT = """\
 # minGPT's projects/chargpt: the 'gpt-mini' preset, a character vocabulary (65 for tiny Shakespeare), block_size 128.
 MINGPT_REAL = "GPT(CfgNode(model_type='gpt-mini', n_layer=None, n_head=None, n_embd=None, vocab_size=65, block_size=128, embd_pdrop=0.1))"
 
+# hyunwoongko/transformer (models/model/transformer.py, models/embedding/positional_encoding.py):
+# twelve required arguments, none with a default, among them the `device` the positional table is
+# made on (a plain tensor attribute, not a buffer), a start-of-sequence index beside the padding
+# indices, separate encoder and decoder vocabularies (`enc_voc_size`, `dec_voc_size`), the
+# feed-forward width `ffn_hidden` and the rate `drop_prob`; `forward(src, trg)` takes two token inputs.
+PACKAGE_TRANSFORMER = """\
+    import torch
+    from torch import nn
+
+
+    class PositionalEncoding(nn.Module):
+        def __init__(self, d_model, max_len, device):
+            super().__init__()
+            self.encoding = torch.zeros(max_len, d_model, device=device)
+            self.encoding.requires_grad = False
+            pos = torch.arange(0, max_len, device=device).float().unsqueeze(1)
+            _2i = torch.arange(0, d_model, step=2, device=device).float()
+            self.encoding[:, 0::2] = torch.sin(pos / (10000 ** (_2i / d_model)))
+            self.encoding[:, 1::2] = torch.cos(pos / (10000 ** (_2i / d_model)))
+
+        def forward(self, x):
+            return self.encoding[: x.shape[1], :]
+
+
+    class TransformerEmbedding(nn.Module):
+        def __init__(self, vocab_size, d_model, max_len, drop_prob, device):
+            super().__init__()
+            self.tok_emb = nn.Embedding(vocab_size, d_model, padding_idx=1)
+            self.pos_emb = PositionalEncoding(d_model, max_len, device)
+            self.drop_out = nn.Dropout(p=drop_prob)
+
+        def forward(self, x):
+            return self.drop_out(self.tok_emb(x) + self.pos_emb(x))
+
+
+    class Transformer(nn.Module):
+        def __init__(self, src_pad_idx, trg_pad_idx, trg_sos_idx, enc_voc_size, dec_voc_size, d_model, n_head, max_len,
+                     ffn_hidden, n_layers, drop_prob, device):
+            super().__init__()
+            self.src_pad_idx, self.trg_pad_idx, self.trg_sos_idx = src_pad_idx, trg_pad_idx, trg_sos_idx
+            self.device = device
+            self.enc_emb = TransformerEmbedding(enc_voc_size, d_model, max_len, drop_prob, device)
+            self.dec_emb = TransformerEmbedding(dec_voc_size, d_model, max_len, drop_prob, device)
+            layer = dict(d_model=d_model, nhead=n_head, dim_feedforward=ffn_hidden, dropout=drop_prob, batch_first=True)
+            self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), n_layers)
+            self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), n_layers)
+            self.linear = nn.Linear(d_model, dec_voc_size)
+
+        def forward(self, src, trg):
+            src_pad = src == self.src_pad_idx
+            trg_len = trg.shape[1]
+            causal = torch.triu(torch.ones(trg_len, trg_len, device=self.device), diagonal=1).bool()
+            memory = self.encoder(self.enc_emb(src), src_key_padding_mask=src_pad)
+            out = self.decoder(self.dec_emb(trg), memory, tgt_mask=causal, memory_key_padding_mask=src_pad)
+            return self.linear(out)
+    """
+# conf.py's sizes (d_model 512, 8 heads, 2048 feed-forward, 6 layers, max_len 256, drop_prob 0.1);
+# train.py takes the vocabularies and special indices from torchtext's Multi30k fields (data.py):
+# 7,853 German and 5,893 English words, `<pad>` at 1, `<sos>` at 2.
+PACKAGE_TRANSFORMER_REAL = (
+    "Transformer(src_pad_idx=1, trg_pad_idx=1, trg_sos_idx=2, enc_voc_size=7853, dec_voc_size=5893, d_model=512,"
+    " n_head=8, max_len=256, ffn_hidden=2048, n_layers=6, drop_prob=0.1, device=torch.device('cpu'))"
+)
+
+# cure-lab/LTSF-Linear (models/DLinear.py): `Model(configs)` with configs the argparse Namespace
+# run_longExp.py builds; the constructor reads configs.seq_len, pred_len, individual (tested in an
+# `if`) and enc_in; forward(x) takes (batch, seq_len, enc_in) and splits it into trend and season.
+DLINEAR = """\
+    import torch
+    from torch import nn
+
+
+    class MovingAverage(nn.Module):
+        def __init__(self, kernel_size):
+            super().__init__()
+            self.kernel_size = kernel_size
+            self.avg = nn.AvgPool1d(kernel_size=kernel_size, stride=1, padding=0)
+
+        def forward(self, x):
+            front = x[:, 0:1, :].repeat(1, (self.kernel_size - 1) // 2, 1)
+            end = x[:, -1:, :].repeat(1, (self.kernel_size - 1) // 2, 1)
+            x = torch.cat([front, x, end], dim=1)
+            return self.avg(x.permute(0, 2, 1)).permute(0, 2, 1)
+
+
+    class Model(nn.Module):
+        def __init__(self, configs):
+            super().__init__()
+            self.seq_len = configs.seq_len
+            self.pred_len = configs.pred_len
+            self.moving_avg = MovingAverage(25)
+            self.individual = configs.individual
+            self.channels = configs.enc_in
+            if self.individual:
+                self.seasonal = nn.ModuleList([nn.Linear(self.seq_len, self.pred_len) for _ in range(self.channels)])
+                self.trend = nn.ModuleList([nn.Linear(self.seq_len, self.pred_len) for _ in range(self.channels)])
+            else:
+                self.seasonal = nn.Linear(self.seq_len, self.pred_len)
+                self.trend = nn.Linear(self.seq_len, self.pred_len)
+
+        def forward(self, x):
+            trend = self.moving_avg(x)
+            season = (x - trend).permute(0, 2, 1)
+            trend = trend.permute(0, 2, 1)
+            if self.individual:
+                out = torch.stack([self.seasonal[i](season[:, i]) + self.trend[i](trend[:, i]) for i in range(self.channels)], 1)
+            else:
+                out = self.seasonal(season) + self.trend(trend)
+            return out.permute(0, 2, 1)
+    """
+# The repository's scripts (scripts/EXP-LongForecasting/Linear/etth1.sh and run_longExp.py's
+# defaults): a 336-step window, 96 steps ahead, ETTh1's 7 variables, one shared Linear pair.
+DLINEAR_REAL = "Model(configs=__import__('argparse').Namespace(seq_len=336, pred_len=96, individual=False, enc_in=7))"
+
 
 def _lint(path: Path | str, *options: str) -> tuple[int, dict]:
     result = CliRunner().invoke(main, [str(path), "--format", "json", "--no-isolation", *options], catch_exceptions=False)
@@ -270,8 +386,16 @@ def _write(tmp_path: Path, source: str) -> Path:
             MINGPT_REAL,
             "config=GPT.get_default_config() with model_type=None, n_layer=2, n_head=4, n_embd=256, vocab_size=100, block_size=16",
         ),
+        (
+            PACKAGE_TRANSFORMER,
+            "Transformer",
+            PACKAGE_TRANSFORMER_REAL,
+            "src_pad_idx=0, trg_pad_idx=0, trg_sos_idx=0, enc_voc_size=100, dec_voc_size=100, d_model=256, n_head=4,"
+            " max_len=16, ffn_hidden=256, n_layers=2, drop_prob=0.1, device=torch.device('cpu')",
+        ),
+        (DLINEAR, "Model", DLINEAR_REAL, "configs=SimpleNamespace(seq_len=16, pred_len=16, individual=False, enc_in=8)"),
     ],
-    ids=["pygat", "mamba-minimal", "attention-is-all-you-need", "perceiver", "mingpt"],
+    ids=["pygat", "mamba-minimal", "attention-is-all-you-need", "perceiver", "mingpt", "transformer-package", "dlinear"],
 )
 def test_made_up_arguments_find_what_the_real_ones_find(tmp_path, source, name, real, made_up):
     path = _write(tmp_path, source)
@@ -295,14 +419,18 @@ def test_made_up_arguments_find_what_the_real_ones_find(tmp_path, source, name, 
         # finding that depends on a size; it never adds one.
         (GAT, GAT_REAL, {"NN802"}),
         (SEQ2SEQ, SEQ2SEQ_REAL, set()),
+        (PACKAGE_TRANSFORMER, PACKAGE_TRANSFORMER_REAL, set()),
+        (DLINEAR, DLINEAR_REAL, set()),
     ],
-    ids=["pygat", "attention-is-all-you-need"],
+    ids=["pygat", "attention-is-all-you-need", "transformer-package", "dlinear"],
 )
 def test_with_the_probe_too_made_up_arguments_add_no_finding(tmp_path, source, real, missed):
     path = _write(tmp_path, source)
     made_up_code, made_up_report = _lint(path)
     real_code, real_report = _lint(f"{path}::{real}")
     made_up_codes, real_codes = set(_codes(made_up_report["targets"][0])), set(_codes(real_report["targets"][0]))
+    for report in (made_up_report, real_report):  # both probed: a code the probe finds is compared, not missing from one
+        assert not [note for note in report["targets"][0]["notes"] if "the probe did not run" in note]
     assert made_up_codes == real_codes - missed and missed <= real_codes
     assert made_up_code <= real_code
 
@@ -388,6 +516,82 @@ def test_arguments_are_classified_by_name_annotation_and_use():
     assert classify(Net, "norm") is None and classify(Net, "activation") is None
     candidates, unknown = candidate_arguments(Net, ["ninp", "activation"])
     assert candidates == [] and unknown == ["activation"]
+
+
+def test_device_special_indices_vocabularies_and_widths_of_a_from_scratch_transformer_classify():
+    def factory(
+        device, trg_sos_idx, eos_idx, enc_voc_size, dec_voc_size, voc_size, ffn_hidden, dim_feedforward, drop_prob, where: torch.device
+    ):
+        raise NotImplementedError
+
+    kinds = {name: classify(factory, name) for name in inspect.signature(factory).parameters}
+    assert kinds == {
+        "device": Kind.DEVICE,
+        "trg_sos_idx": Kind.PAD_INDEX,  # a special token's index, below the vocabulary as padding's is
+        "eos_idx": Kind.PAD_INDEX,
+        "enc_voc_size": Kind.VOCABULARY,
+        "dec_voc_size": Kind.VOCABULARY,
+        "voc_size": Kind.VOCABULARY,
+        "ffn_hidden": Kind.WIDTH,
+        "dim_feedforward": Kind.WIDTH,
+        "drop_prob": Kind.RATE,
+        "where": Kind.DEVICE,  # annotated torch.device
+    }
+    (first, *_), unknown = candidate_arguments(factory, ["device"])
+    assert unknown == [] and first.args == (torch.device("cpu"),) and first.shown == ("device=torch.device('cpu')",)
+
+
+def test_a_namespace_config_is_made_up_from_the_attributes_its_constructor_reads():
+    class Forecaster(nn.Module):
+        def __init__(self, configs):
+            super().__init__()
+            self.individual = configs.individual
+            self.head = nn.Linear(configs.seq_len, configs.pred_len)
+            self.mix = nn.Linear(configs.enc_in, configs.c_out)
+            if not self.individual:
+                self.shared = nn.Identity()
+
+    (first, *_), unknown = candidate_arguments(Forecaster, ["configs"])
+    assert unknown == []
+    assert first.shown == ("configs=SimpleNamespace(individual=False, seq_len=16, pred_len=16, enc_in=8, c_out=8)",)
+    (configs,) = first.args
+    assert vars(configs) == {"individual": False, "seq_len": 16, "pred_len": 16, "enc_in": 8, "c_out": 8}
+
+
+def test_a_namespace_config_with_an_attribute_nnlint_cannot_classify_is_not_made_up(tmp_path):
+    # An attribute that classifies by nothing (`configs.freq`, Informer's "h" for hourly), or the config
+    # passed on whole to a part (`Encoder(configs)`): what the config must hold is not known here.
+    class Informer(nn.Module):
+        def __init__(self, configs):
+            super().__init__()
+            self.freq = configs.freq
+            self.head = nn.Linear(configs.seq_len, configs.pred_len)
+
+    class Stacked(nn.Module):
+        def __init__(self, configs):
+            super().__init__()
+            self.head = nn.Linear(configs.seq_len, configs.pred_len)
+            self.encoder = Informer(configs)
+
+    assert candidate_arguments(Informer, ["configs"]) == ([], ["configs"])
+    assert candidate_arguments(Stacked, ["configs"]) == ([], ["configs"])
+    source = """\
+        from torch import nn
+
+
+        class Model(nn.Module):
+            def __init__(self, configs):
+                super().__init__()
+                self.freq = configs.freq
+                self.head = nn.Linear(configs.seq_len, configs.pred_len)
+
+            def forward(self, x):
+                return self.head(x)
+        """
+    path = _write(tmp_path, source)
+    result = CliRunner().invoke(main, [str(path), "--static", "--no-isolation"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert f'skipped `Model`: its constructor needs arguments (configs); name them: nnlint "{path}::Model(configs=...)"' in result.stderr
 
 
 def test_a_real_call_longer_than_a_file_name_is_linted_not_a_traceback(tmp_path):
