@@ -3,6 +3,7 @@ and the message when nothing fits. Each model follows a public project's pattern
 
 from __future__ import annotations
 
+import itertools
 import json
 import textwrap
 
@@ -159,7 +160,7 @@ class _PeriodDiscriminator(nn.Module):
         super().__init__()
         self.period = period
         channels = [1, 32, 128, 512, 1024]
-        self.convs = nn.ModuleList(nn.Conv2d(a, b, (5, 1), (3, 1), padding=(2, 0)) for a, b in zip(channels, channels[1:]))
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, (5, 1), (3, 1), padding=(2, 0)) for a, b in itertools.pairwise(channels))
         self.conv_post = nn.Conv2d(1024, 1, (3, 1), 1, padding=(1, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
