@@ -80,7 +80,8 @@ def test_a_big_batch_is_probed_on_fewer_samples_and_the_note_says_so():
     before = {name: value.clone() for name, value in model.state_dict().items()}
     report = lint_model(model, Config(probe_budget=0.05), example_input=torch.randn(512, 16))
     notes = report.targets[0].notes
-    fitted = [note for note in notes if "fitted to --probe-budget 0.05 s" in note or "probe stopped" in note]
+    # On a slow moment the probe also runs past its budget: the note then says where it stopped.
+    fitted = [note for note in notes if "fitted to --probe-budget 0.05 s" in note or note.startswith("probe: stopped after")]
     assert fitted and " of 512 samples" in fitted[0], notes
     assert "NN002" not in {f.code for f in report.findings}
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())

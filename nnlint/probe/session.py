@@ -273,7 +273,8 @@ class Session:
         notes = list(self.notes) + (["loss_fn returned a non-scalar tensor; the probe averaged it"] if steps.loss.non_scalar else [])
         left_out = sorted(self.requested.measures - self.settings.measures - ({Measure.OVERFIT} if not self.requested.deep else set()))
         if self.stopped is not None:
-            notes.append(f"stopped after {self.elapsed():.1f} s: measured what fit ({self.stopped})")
+            cut = f" on {self.batch} of {self.full_batch} samples" if self.batch < self.full_batch else ""
+            notes.append(f"stopped after {self.elapsed():.1f} s{cut}: measured what fit ({self.stopped})")
         elif result.steps + self.repeats_left_out < self.requested.steps or self.batch < self.full_batch or left_out:
             notes.append(f"{self._what_fit(result.steps + self.repeats_left_out)}, {self.elapsed():.1f} s: fitted to {self._budget_text()}")
         if self.repeats_left_out:
